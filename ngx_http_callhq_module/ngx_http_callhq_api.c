@@ -1,0 +1,628 @@
+
+/*
+ * ngx_http_callhq_module: the REST resources (assistants, sessions, the
+ * read side of chats).  Each call is routed here, checked, and answered
+ * by one SQL function in one round trip; sql/ holds the functions.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/evp.h>
+
+#include "ngx_http_callhq_module.h"
+#include "ngx_http_callhq_json.h"
+
+
+#define NGX_HTTP_CALLHQ_SQL(fn)                                               \
+    "select status, body from callhq." fn                                     \
+    "($1::bytea, $2::text, $3::jsonb, $4::jsonb, $5::jsonb)"
+
+
+typedef struct {
+    ngx_str_t                      resource;
+    ngx_uint_t                     item;       /* path has an {id} */
+    ngx_uint_t                     method;
+    ngx_http_callhq_pg_stmt_t      stmt;
+} ngx_http_callhq_route_t;
+
+
+static ngx_http_callhq_route_t *ngx_http_callhq_route(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx);
+static ngx_int_t ngx_http_callhq_parse_path(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx);
+static ngx_int_t ngx_http_callhq_not_allowed(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx);
+static ngx_int_t ngx_http_callhq_authorize(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx);
+static void ngx_http_callhq_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_callhq_check_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_callhq_query(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx, ngx_http_callhq_route_t *route,
+    ngx_str_t *body);
+static void ngx_http_callhq_query_done(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+static ngx_int_t ngx_http_callhq_send_result(ngx_http_request_t *r,
+    PGresult *res);
+static void ngx_http_callhq_cleanup(void *data);
+
+
+#define ngx_http_callhq_route_entry(res, item, method, idx, fn)               \
+    { ngx_string(res), item, method,                                          \
+      { idx, "callhq_" fn, NGX_HTTP_CALLHQ_SQL(fn), 5 } }
+
+static ngx_http_callhq_route_t  ngx_http_callhq_routes[] = {
+
+    ngx_http_callhq_route_entry("assistant", 0, NGX_HTTP_POST, 0,
+                                "api_assistant_create"),
+    ngx_http_callhq_route_entry("assistant", 0, NGX_HTTP_GET, 1,
+                                "api_assistant_list"),
+    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_GET, 2,
+                                "api_assistant_get"),
+    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_PATCH, 3,
+                                "api_assistant_update"),
+    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_DELETE, 4,
+                                "api_assistant_delete"),
+
+    ngx_http_callhq_route_entry("session", 0, NGX_HTTP_POST, 5,
+                                "api_session_create"),
+    ngx_http_callhq_route_entry("session", 0, NGX_HTTP_GET, 6,
+                                "api_session_list"),
+    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_GET, 7,
+                                "api_session_get"),
+    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_PATCH, 8,
+                                "api_session_update"),
+    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_DELETE, 9,
+                                "api_session_delete"),
+
+    ngx_http_callhq_route_entry("chat", 0, NGX_HTTP_GET, 10,
+                                "api_chat_list"),
+    ngx_http_callhq_route_entry("chat", 1, NGX_HTTP_GET, 11,
+                                "api_chat_get"),
+    ngx_http_callhq_route_entry("chat", 1, NGX_HTTP_DELETE, 12,
+                                "api_chat_delete"),
+
+    { ngx_null_string, 0, 0, { 0, NULL, NULL, 0 } }
+};
+
+
+static ngx_str_t  ngx_http_callhq_methods[] = {
+    ngx_string("GET"), ngx_string("POST"), ngx_string("PATCH"),
+    ngx_string("DELETE")
+};
+
+static ngx_uint_t  ngx_http_callhq_method_bits[] = {
+    NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PATCH, NGX_HTTP_DELETE
+};
+
+
+ngx_int_t
+ngx_http_callhq_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    body;
+    ngx_http_callhq_ctx_t       *ctx;
+    ngx_http_callhq_route_t     *route;
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_callhq_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_callhq_module);
+
+    if (ngx_http_callhq_parse_path(r, ctx) != NGX_OK) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_NOT_FOUND,
+                                          "Cannot %V %V", &r->method_name,
+                                          &r->uri);
+    }
+
+    route = ngx_http_callhq_route(r, ctx);
+    if (route == NULL) {
+        return ngx_http_callhq_not_allowed(r, ctx);
+    }
+
+    rc = ngx_http_callhq_authorize(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH))) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ngx_str_null(&body);
+
+        /* held until the query's handler finalizes the request */
+        r->main->count++;
+
+        ngx_http_callhq_query(r, ctx, route, &body);
+
+        return NGX_DONE;
+    }
+
+    if (r->headers_in.content_type) {
+        if (ngx_strlcasestrn(r->headers_in.content_type->value.data,
+                             r->headers_in.content_type->value.data
+                             + r->headers_in.content_type->value.len,
+                             (u_char *) "json", 4 - 1)
+            == NULL)
+        {
+            return ngx_http_callhq_send_error(r,
+                       NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                       "Content-Type must be application/json, not \"%V\"",
+                       &r->headers_in.content_type->value);
+        }
+    }
+
+    if (r->headers_in.content_length_n > (off_t) lcf->max_body_size) {
+        return ngx_http_callhq_send_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   "request body is %O bytes, the limit is %uz",
+                   r->headers_in.content_length_n, lcf->max_body_size);
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_callhq_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_callhq_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    body;
+    ngx_http_callhq_ctx_t       *ctx;
+    ngx_http_callhq_route_t     *route;
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    if (ngx_http_callhq_request_body(r, &body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* a chunked body has no Content-Length to check up front */
+    if (body.len > lcf->max_body_size) {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "request body is %uz bytes, "
+                                        "the limit is %uz",
+                                        body.len, lcf->max_body_size);
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    rc = ngx_http_callhq_check_body(r, &body);
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    route = ngx_http_callhq_route(r, ctx);
+
+    (void) ngx_http_callhq_query(r, ctx, route, &body);
+}
+
+
+/* the body must be one JSON object; the SQL function checks its fields */
+
+static ngx_int_t
+ngx_http_callhq_check_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    json_t        *json;
+    json_error_t   err;
+
+    if (body->len == 0) {
+        ngx_str_set(body, "{}");
+        return NGX_OK;
+    }
+
+    json = json_loadb((char *) body->data, body->len, 0, &err);
+    if (json == NULL) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "body is not valid JSON: %s "
+                                          "(line %d, column %d)",
+                                          err.text, err.line, err.column);
+    }
+
+    if (!json_is_object(json)) {
+        json_decref(json);
+        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "body must be a JSON object");
+    }
+
+    json_decref(json);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
+    ngx_http_callhq_route_t *route, ngx_str_t *body)
+{
+    u_char                       *id;
+    ngx_int_t                     rc;
+    ngx_str_t                     args;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_callhq_pg_query_t   *q;
+    ngx_http_callhq_loc_conf_t   *lcf;
+    ngx_http_callhq_main_conf_t  *mcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_callhq_module);
+
+    rc = ngx_http_callhq_args_json(r, &args);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "query string is not valid UTF-8");
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_DONE;
+    }
+
+    q = &ctx->query;
+    q->stmt = &route->stmt;
+    q->values[0] = (char *) ctx->key_hash;
+    q->values[1] = NULL;
+    q->values[2] = (char *) args.data;
+    q->values[3] = (char *) body->data;
+    q->values[4] = (char *) lcf->opts.data;
+    q->handler = ngx_http_callhq_query_done;
+    q->data = r;
+    q->log = r->connection->log;
+
+    /* libpq wants NUL-terminated text; the rest is terminated already */
+    if (ctx->id.len) {
+        id = ngx_pnalloc(r->pool, ctx->id.len + 1);
+        if (id == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return NGX_DONE;
+        }
+
+        *ngx_cpymem(id, ctx->id.data, ctx->id.len) = '\0';
+        q->values[1] = (char *) id;
+    }
+
+    if (!ctx->cleanup_added) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return NGX_DONE;
+        }
+
+        cln->handler = ngx_http_callhq_cleanup;
+        cln->data = q;
+        ctx->cleanup_added = 1;
+    }
+
+    /* notice a client that leaves while the database works */
+    r->read_event_handler = ngx_http_test_reading;
+
+    ngx_http_callhq_pg_run(mcf->pool, q);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_callhq_query_done(ngx_http_callhq_pg_query_t *q, PGresult *res)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = q->data;
+    c = r->connection;
+
+    if (res == NULL) {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "%s", q->error);
+
+    } else {
+        rc = ngx_http_callhq_send_result(r, res);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_callhq_send_result(ngx_http_request_t *r, PGresult *res)
+{
+    char                   *state, *msg;
+    ngx_int_t               status;
+    ngx_str_t               body;
+    ngx_http_callhq_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK
+        && PQntuples(res) == 1 && PQnfields(res) == 2)
+    {
+        status = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                          PQgetlength(res, 0, 0));
+
+        body.len = PQgetlength(res, 0, 1);
+        body.data = ngx_pnalloc(r->pool, body.len);
+        if (status == NGX_ERROR || body.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(body.data, PQgetvalue(res, 0, 1), body.len);
+        ctx->status = status;
+
+        return ngx_http_callhq_send_json(r, status, &body);
+    }
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    if (state == NULL || msg == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: unexpected postgres result: %s %s",
+                      PQresStatus(PQresultStatus(res)),
+                      PQresultErrorMessage(res));
+        return ngx_http_callhq_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "internal error");
+    }
+
+    /* CQnnn: the SQL function's own answer, nnn is the HTTP status */
+    if (state[0] == 'C' && state[1] == 'Q') {
+        status = ngx_atoi((u_char *) state + 2, 3);
+        if (status >= 400 && status < 600) {
+            ctx->status = status;
+            return ngx_http_callhq_send_error(r, status, "%s", msg);
+        }
+    }
+
+    /* data exceptions: input the SQL checks did not catch */
+    if (state[0] == '2' && state[1] == '2') {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "callhq: rejected input: %s %s", state, msg);
+        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
+    }
+
+    /* connection exceptions, server shutting down */
+    if ((state[0] == '0' && state[1] == '8')
+        || (state[0] == '5' && state[1] == '7'))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: postgres unavailable: %s %s", state, msg);
+        return ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          "database unavailable");
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "callhq: postgres error %s: %s", state, msg);
+
+    return ngx_http_callhq_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "internal error");
+}
+
+
+static void
+ngx_http_callhq_cleanup(void *data)
+{
+    ngx_http_callhq_pg_query_t  *q = data;
+
+    ngx_http_callhq_pg_cancel(q);
+}
+
+
+/*
+ * "/<resource>" or "/<resource>/<id>", relative to a prefix location;
+ * regular expression locations see the whole URI.
+ */
+
+static ngx_int_t
+ngx_http_callhq_parse_path(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
+{
+    u_char                    *p, *last, *slash;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    p = r->uri.data;
+    last = p + r->uri.len;
+
+#if (NGX_PCRE)
+    if (clcf->regex == NULL)
+#endif
+    {
+        if (clcf->name.len <= r->uri.len
+            && ngx_strncmp(p, clcf->name.data, clcf->name.len) == 0)
+        {
+            p += clcf->name.len;
+        }
+    }
+
+    while (p < last && *p == '/') {
+        p++;
+    }
+
+    while (last > p && last[-1] == '/') {
+        last--;
+    }
+
+    if (p == last) {
+        return NGX_DECLINED;
+    }
+
+    slash = ngx_strlchr(p, last, '/');
+
+    ctx->resource.data = p;
+    ctx->resource.len = (slash ? slash : last) - p;
+
+    if (slash) {
+        ctx->id.data = slash + 1;
+        ctx->id.len = last - slash - 1;
+
+        if (ngx_strlchr(ctx->id.data, last, '/') != NULL) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_callhq_route_t *
+ngx_http_callhq_route(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
+{
+    ngx_uint_t                item;
+    ngx_http_callhq_route_t  *rt;
+
+    item = ctx->id.len ? 1 : 0;
+
+    for (rt = ngx_http_callhq_routes; rt->resource.len; rt++) {
+        if (rt->item == item && rt->method == r->method
+            && rt->resource.len == ctx->resource.len
+            && ngx_strncmp(rt->resource.data, ctx->resource.data,
+                           ctx->resource.len) == 0)
+        {
+            return rt;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_not_allowed(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
+{
+    u_char                   *p;
+    ngx_uint_t                item, i, allowed;
+    ngx_table_elt_t          *h;
+    ngx_http_callhq_route_t  *rt;
+
+    item = ctx->id.len ? 1 : 0;
+    allowed = 0;
+
+    for (rt = ngx_http_callhq_routes; rt->resource.len; rt++) {
+        if (rt->item == item && rt->resource.len == ctx->resource.len
+            && ngx_strncmp(rt->resource.data, ctx->resource.data,
+                           ctx->resource.len) == 0)
+        {
+            allowed |= rt->method;
+        }
+    }
+
+    if (allowed == 0) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_NOT_FOUND,
+                                          "Cannot %V %V", &r->method_name,
+                                          &r->uri);
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("GET, POST, PATCH, DELETE") - 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = p;
+
+    for (i = 0; i < sizeof(ngx_http_callhq_method_bits)
+                    / sizeof(ngx_uint_t); i++)
+    {
+        if (allowed & ngx_http_callhq_method_bits[i]) {
+            if (p != h->value.data) {
+                *p++ = ',';
+                *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, ngx_http_callhq_methods[i].data,
+                           ngx_http_callhq_methods[i].len);
+        }
+    }
+
+    h->value.len = p - h->value.data;
+
+    return ngx_http_callhq_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                      "%V is not allowed on %V (allowed: %V)",
+                                      &r->method_name, &r->uri, &h->value);
+}
+
+
+/* Authorization: Bearer <key>; the SQL function looks up its SHA-256 */
+
+static ngx_int_t
+ngx_http_callhq_authorize(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
+{
+    u_char           *p, *last;
+    unsigned int      len;
+    ngx_table_elt_t  *h;
+    u_char            md[EVP_MAX_MD_SIZE];
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                          "Authorization header with "
+                                          "\"Bearer <api key>\" is required");
+    }
+
+    p = h->value.data;
+    last = p + h->value.len;
+
+    if (h->value.len < sizeof("Bearer ") - 1
+        || ngx_strncasecmp(p, (u_char *) "Bearer ", sizeof("Bearer ") - 1)
+           != 0)
+    {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                          "Authorization must be "
+                                          "\"Bearer <api key>\"");
+    }
+
+    p += sizeof("Bearer ") - 1;
+
+    while (p < last && *p == ' ') {
+        p++;
+    }
+
+    while (last > p && last[-1] == ' ') {
+        last--;
+    }
+
+    if (p == last) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                          "API key is empty");
+    }
+
+    if (EVP_Digest(p, last - p, md, &len, EVP_sha256(), NULL) != 1) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->key_hash[0] = '\\';
+    ctx->key_hash[1] = 'x';
+    *ngx_hex_dump(ctx->key_hash + 2, md, len) = '\0';
+
+    return NGX_OK;
+}

@@ -1,0 +1,310 @@
+
+/*
+ * ngx_http_callhq_module: JSON helpers and JSON responses.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_callhq_json.h"
+
+
+typedef struct {
+    ngx_uint_t                     status;
+    const char                    *reason;
+} ngx_http_callhq_reason_t;
+
+
+static const char *ngx_http_callhq_reason(ngx_uint_t status);
+
+
+static ngx_http_callhq_reason_t  ngx_http_callhq_reasons[] = {
+    { 400, "Bad Request" },
+    { 401, "Unauthorized" },
+    { 403, "Forbidden" },
+    { 404, "Not Found" },
+    { 405, "Method Not Allowed" },
+    { 408, "Request Timeout" },
+    { 409, "Conflict" },
+    { 410, "Gone" },
+    { 413, "Payload Too Large" },
+    { 415, "Unsupported Media Type" },
+    { 422, "Unprocessable Entity" },
+    { 429, "Too Many Requests" },
+    { 500, "Internal Server Error" },
+    { 501, "Not Implemented" },
+    { 502, "Bad Gateway" },
+    { 503, "Service Unavailable" },
+    { 504, "Gateway Timeout" },
+    { 0, NULL }
+};
+
+
+static ngx_str_t  ngx_http_callhq_json_type = ngx_string("application/json");
+
+
+ngx_int_t
+ngx_http_callhq_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = ngx_http_callhq_json_type;
+    r->headers_out.content_type_len = ngx_http_callhq_json_type.len;
+    r->headers_out.content_length_n = body->len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = body->len ? 1 : 0;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_callhq_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *fmt, ...)
+{
+    u_char     *p;
+    va_list     args;
+    json_t     *json;
+    ngx_str_t   body;
+    u_char      msg[NGX_MAX_ERROR_STR];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg) - 1, fmt, args);
+    va_end(args);
+    *p = '\0';
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "callhq: error %ui \"%s\"", status, msg);
+
+    /* a message from outside may be invalid UTF-8: jansson rejects it */
+    json = json_pack("{s:i,s:s,s:s%}", "statusCode", (int) status,
+                     "error", ngx_http_callhq_reason(status),
+                     "message", msg, (size_t) (p - msg));
+    if (json == NULL) {
+        json = json_pack("{s:i,s:s,s:s}", "statusCode", (int) status,
+                         "error", ngx_http_callhq_reason(status),
+                         "message", ngx_http_callhq_reason(status));
+        if (json == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_callhq_json_dump(r, json, &body) != NGX_OK) {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    json_decref(json);
+
+    ngx_http_discard_request_body(r);
+
+    return ngx_http_callhq_send_json(r, status, &body);
+}
+
+
+ngx_int_t
+ngx_http_callhq_json_dump(ngx_http_request_t *r, json_t *json, ngx_str_t *out)
+{
+    char    *s;
+    size_t   len;
+
+    s = json_dumps(json, JSON_COMPACT);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(s);
+
+    out->data = ngx_pnalloc(r->pool, len + 1);
+    if (out->data == NULL) {
+        free(s);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, s, len + 1);
+    out->len = len;
+    free(s);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_callhq_args_json(ngx_http_request_t *r, ngx_str_t *out)
+{
+    u_char     *p, *last, *amp, *eq, *k, *v, *dk, *dv, *src;
+    json_t     *json, *value;
+    ngx_int_t   rc;
+
+    json = json_object();
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = r->args.data;
+    last = p + r->args.len;
+
+    for ( /* void */ ; p < last; p = amp + 1) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if (amp == p) {
+            continue;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+        if (eq == NULL) {
+            eq = amp;
+        }
+
+        /* decoded text is never longer than the encoded one */
+        k = ngx_pnalloc(r->pool, amp - p + 2);
+        if (k == NULL) {
+            goto failed;
+        }
+
+        v = k + (eq - p) + 1;
+
+        ngx_memcpy(k, p, eq - p);
+        k[eq - p] = '\0';
+
+        if (eq < amp) {
+            ngx_memcpy(v, eq + 1, amp - eq - 1);
+            v[amp - eq - 1] = '\0';
+
+        } else {
+            *v = '\0';
+        }
+
+        for (dk = k; *dk; dk++) {
+            if (*dk == '+') {
+                *dk = ' ';
+            }
+        }
+
+        for (dv = v; *dv; dv++) {
+            if (*dv == '+') {
+                *dv = ' ';
+            }
+        }
+
+        dk = k;
+        src = k;
+        ngx_unescape_uri(&dk, &src, ngx_strlen(k), 0);
+        *dk = '\0';
+
+        dv = v;
+        src = v;
+        ngx_unescape_uri(&dv, &src, ngx_strlen(v), 0);
+
+        value = json_stringn((char *) v, dv - v);
+        if (value == NULL || json_object_set_new(json, (char *) k, value)) {
+            json_decref(json);
+            return NGX_DECLINED;
+        }
+    }
+
+    rc = ngx_http_callhq_json_dump(r, json, out);
+    json_decref(json);
+
+    return rc;
+
+failed:
+
+    json_decref(json);
+    return NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_callhq_request_body(ngx_http_request_t *r, ngx_str_t *out)
+{
+    off_t         size;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    out->len = 0;
+    out->data = NULL;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    size = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    p = ngx_pnalloc(r->pool, size + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            /* a large body was spooled to disk: a short, local read */
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    *p = '\0';
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+static const char *
+ngx_http_callhq_reason(ngx_uint_t status)
+{
+    ngx_http_callhq_reason_t  *rs;
+
+    for (rs = ngx_http_callhq_reasons; rs->status; rs++) {
+        if (rs->status == status) {
+            return rs->reason;
+        }
+    }
+
+    return status >= 500 ? "Internal Server Error" : "Bad Request";
+}

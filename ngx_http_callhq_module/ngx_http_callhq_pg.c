@@ -1,0 +1,820 @@
+
+/*
+ * ngx_http_callhq_module: PostgreSQL connection pool.
+ *
+ * libpq is used in non-blocking mode only.  Each connection's socket is
+ * wrapped in an ngx_connection_t so that nginx's event loop drives the
+ * connect, prepare, query and drain steps; a worker never waits on the
+ * database.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_http_callhq_pg.h"
+
+
+typedef enum {
+    ngx_http_callhq_pg_connecting = 0,
+    ngx_http_callhq_pg_idle,
+    ngx_http_callhq_pg_preparing,
+    ngx_http_callhq_pg_querying,
+    ngx_http_callhq_pg_draining
+} ngx_http_callhq_pg_state_e;
+
+
+struct ngx_http_callhq_pg_conn_s {
+    ngx_queue_t                    queue;      /* in pool->idle or ->busy */
+    PGconn                        *pgconn;
+    ngx_connection_t              *c;
+    ngx_http_callhq_pg_pool_t     *pool;
+    ngx_http_callhq_pg_query_t    *query;
+    PGresult                      *result;
+    ngx_http_callhq_pg_stmt_t     *stmt;       /* being prepared or run */
+    uint64_t                       prepared;   /* bit per statement index */
+    ngx_http_callhq_pg_state_e     state;
+};
+
+
+struct ngx_http_callhq_pg_pool_s {
+    ngx_http_callhq_pg_conf_t     *conf;
+    ngx_log_t                     *log;
+    ngx_queue_t                    idle;
+    ngx_queue_t                    busy;       /* connecting or in use */
+    ngx_queue_t                    waiting;    /* queries */
+    ngx_uint_t                     nconns;
+    ngx_uint_t                     nbusy;
+    ngx_uint_t                     nconnecting;
+    ngx_uint_t                     nwaiting;
+};
+
+
+static ngx_int_t ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool);
+static void ngx_http_callhq_pg_connect_poll(ngx_http_callhq_pg_conn_t *pc);
+static void ngx_http_callhq_pg_event_handler(ngx_event_t *ev);
+static void ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc);
+static void ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc);
+static void ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc);
+static void ngx_http_callhq_pg_set_idle(ngx_http_callhq_pg_conn_t *pc);
+static void ngx_http_callhq_pg_assign(ngx_http_callhq_pg_conn_t *pc,
+    ngx_http_callhq_pg_query_t *q);
+static void ngx_http_callhq_pg_dispatch(ngx_http_callhq_pg_pool_t *pool);
+static void ngx_http_callhq_pg_grow(ngx_http_callhq_pg_pool_t *pool);
+static void ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc,
+    const char *reason);
+static void ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc);
+static void ngx_http_callhq_pg_fail_query(ngx_http_callhq_pg_query_t *q,
+    const char *reason);
+static void ngx_http_callhq_pg_wait_handler(ngx_event_t *ev);
+static void ngx_http_callhq_pg_notice(void *arg, const char *message);
+
+
+ngx_http_callhq_pg_pool_t *
+ngx_http_callhq_pg_pool_create(ngx_http_callhq_pg_conf_t *conf,
+    ngx_log_t *log)
+{
+    ngx_http_callhq_pg_pool_t  *pool;
+
+    pool = ngx_calloc(sizeof(ngx_http_callhq_pg_pool_t), log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    pool->conf = conf;
+    pool->log = log;
+    ngx_queue_init(&pool->idle);
+    ngx_queue_init(&pool->busy);
+    ngx_queue_init(&pool->waiting);
+
+    return pool;
+}
+
+
+void
+ngx_http_callhq_pg_pool_destroy(ngx_http_callhq_pg_pool_t *pool)
+{
+    ngx_queue_t                 *qu;
+    ngx_http_callhq_pg_conn_t   *pc;
+    ngx_http_callhq_pg_query_t  *q;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        qu = ngx_queue_head(&pool->waiting);
+        q = ngx_queue_data(qu, ngx_http_callhq_pg_query_t, queue);
+        ngx_http_callhq_pg_fail_query(q, "worker is exiting");
+    }
+
+    while (!ngx_queue_empty(&pool->busy)) {
+        qu = ngx_queue_head(&pool->busy);
+        pc = ngx_queue_data(qu, ngx_http_callhq_pg_conn_t, queue);
+        ngx_http_callhq_pg_fail(pc, "worker is exiting");
+    }
+
+    while (!ngx_queue_empty(&pool->idle)) {
+        qu = ngx_queue_head(&pool->idle);
+        pc = ngx_queue_data(qu, ngx_http_callhq_pg_conn_t, queue);
+        ngx_http_callhq_pg_close(pc);
+    }
+
+    ngx_free(pool);
+}
+
+
+void
+ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
+    ngx_http_callhq_pg_query_t *q)
+{
+    ngx_queue_t  *qu;
+
+    q->pool = pool;
+    q->conn = NULL;
+    q->error = NULL;
+
+    if (!ngx_queue_empty(&pool->idle)) {
+        qu = ngx_queue_head(&pool->idle);
+        ngx_http_callhq_pg_assign(
+            ngx_queue_data(qu, ngx_http_callhq_pg_conn_t, queue), q);
+        return;
+    }
+
+    if (pool->nwaiting >= pool->conf->queue) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "callhq: postgres wait queue is full (%ui queries)",
+                      pool->nwaiting);
+        q->error = "database pool exhausted";
+        q->handler(q, NULL);
+        return;
+    }
+
+    ngx_queue_insert_tail(&pool->waiting, &q->queue);
+    pool->nwaiting++;
+    q->queued = 1;
+
+    ngx_memzero(&q->wait, sizeof(ngx_event_t));
+    q->wait.handler = ngx_http_callhq_pg_wait_handler;
+    q->wait.data = q;
+    q->wait.log = q->log;
+    ngx_add_timer(&q->wait, pool->conf->queue_timeout);
+
+    ngx_http_callhq_pg_grow(pool);
+}
+
+
+void
+ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q)
+{
+    ngx_http_callhq_pg_conn_t  *pc;
+
+    if (q->queued) {
+        ngx_queue_remove(&q->queue);
+        q->pool->nwaiting--;
+        q->queued = 0;
+
+        if (q->wait.timer_set) {
+            ngx_del_timer(&q->wait);
+        }
+
+        return;
+    }
+
+    pc = q->conn;
+    if (pc == NULL) {
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                   "callhq pg: query cancelled, draining connection %p", pc);
+
+    /*
+     * PQcancel() would block on a new connection: let the statement
+     * finish and discard its result instead; the query time-out still
+     * bounds it.
+     */
+    pc->query = NULL;
+    q->conn = NULL;
+    pc->state = ngx_http_callhq_pg_draining;
+}
+
+
+ngx_uint_t
+ngx_http_callhq_pg_busy(ngx_http_callhq_pg_pool_t *pool)
+{
+    return pool->nbusy;
+}
+
+
+ngx_uint_t
+ngx_http_callhq_pg_waiting(ngx_http_callhq_pg_pool_t *pool)
+{
+    return pool->nwaiting;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool)
+{
+    int                         fd;
+    PGconn                     *pgconn;
+    ngx_event_t                *rev, *wev;
+    ngx_connection_t           *c;
+    ngx_http_callhq_pg_conn_t  *pc;
+
+    if (ngx_add_conn == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
+                      "callhq: postgres connections need an event method "
+                      "with connection events (epoll, kqueue)");
+        goto failed;
+    }
+
+    pc = ngx_calloc(sizeof(ngx_http_callhq_pg_conn_t), pool->log);
+    if (pc == NULL) {
+        goto failed;
+    }
+
+    pgconn = PQconnectStart((char *) pool->conf->conninfo.data);
+
+    if (pgconn == NULL || PQstatus(pgconn) == CONNECTION_BAD) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "callhq: postgres connection failed: %s",
+                      pgconn ? PQerrorMessage(pgconn) : "out of memory");
+        if (pgconn) {
+            PQfinish(pgconn);
+        }
+        ngx_free(pc);
+        goto failed;
+    }
+
+    if (PQsetnonblocking(pgconn, 1) == -1) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "callhq: PQsetnonblocking() failed: %s",
+                      PQerrorMessage(pgconn));
+        PQfinish(pgconn);
+        ngx_free(pc);
+        goto failed;
+    }
+
+    /* server notices go to error_log, not to stderr */
+    PQsetNoticeProcessor(pgconn, ngx_http_callhq_pg_notice, pool);
+
+    fd = PQsocket(pgconn);
+
+    c = ngx_get_connection(fd, pool->log);
+    if (c == NULL) {
+        PQfinish(pgconn);
+        ngx_free(pc);
+        goto failed;
+    }
+
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+    c->data = pc;
+    c->log_error = NGX_ERROR_INFO;
+
+    rev = c->read;
+    wev = c->write;
+    rev->handler = ngx_http_callhq_pg_event_handler;
+    wev->handler = ngx_http_callhq_pg_event_handler;
+    rev->log = pool->log;
+    wev->log = pool->log;
+
+    /* edge-triggered: libpq does the I/O, nginx only says when */
+    if (ngx_add_conn(c) != NGX_OK) {
+        goto conn_failed;
+    }
+
+    pc->pgconn = pgconn;
+    pc->c = c;
+    pc->pool = pool;
+    pc->state = ngx_http_callhq_pg_connecting;
+
+    ngx_queue_insert_tail(&pool->busy, &pc->queue);
+    pool->nconns++;
+    pool->nbusy++;
+    pool->nconnecting++;
+
+    ngx_add_timer(rev, pool->conf->connect_timeout);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "callhq pg: connecting %p fd:%d", pc, fd);
+
+    /* libpq may already have data to send, or the connect may be done */
+    ngx_http_callhq_pg_connect_poll(pc);
+
+    return NGX_OK;
+
+conn_failed:
+
+    ngx_free_connection(c);
+    PQfinish(pgconn);
+    ngx_free(pc);
+
+failed:
+
+    if (pool->nconns == 0) {
+        /* nothing will ever serve the waiting queries */
+        while (!ngx_queue_empty(&pool->waiting)) {
+            ngx_http_callhq_pg_fail_query(
+                ngx_queue_data(ngx_queue_head(&pool->waiting),
+                               ngx_http_callhq_pg_query_t, queue),
+                "database unavailable");
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_callhq_pg_connect_poll(ngx_http_callhq_pg_conn_t *pc)
+{
+    ngx_uint_t                 n;
+    PostgresPollingStatusType  rc;
+
+    /*
+     * With edge-triggered events no new edge may come once the socket is
+     * writable (e.g. after CONNECTION_MADE libpq only wants to write the
+     * startup packet), so poll again while the write side is ready.
+     */
+    for (n = 0; n < 8; n++) {
+        rc = PQconnectPoll(pc->pgconn);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->pool->log, 0,
+                       "callhq pg: connect poll %p rc:%d", pc, (int) rc);
+
+        switch (rc) {
+
+        case PGRES_POLLING_WRITING:
+            if (pc->c->write->ready) {
+                continue;
+            }
+            return;
+
+        case PGRES_POLLING_READING:
+            return;
+
+        case PGRES_POLLING_OK:
+            ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
+                          "callhq: postgres connection %p established "
+                          "(server %d)", pc, PQserverVersion(pc->pgconn));
+
+            pc->pool->nconnecting--;
+            ngx_http_callhq_pg_set_idle(pc);
+            ngx_http_callhq_pg_dispatch(pc->pool);
+            return;
+
+        default: /* PGRES_POLLING_FAILED */
+            ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                          "callhq: postgres connection failed: %s",
+                          PQerrorMessage(pc->pgconn));
+            ngx_http_callhq_pg_fail(pc, "database unavailable");
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_http_callhq_pg_event_handler(ngx_event_t *ev)
+{
+    ngx_connection_t           *c;
+    ngx_http_callhq_pg_conn_t  *pc;
+
+    c = ev->data;
+    pc = c->data;
+
+    if (c->close) {
+        /* graceful shutdown closes idle connections */
+        ngx_http_callhq_pg_close(pc);
+        return;
+    }
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+
+        switch (pc->state) {
+
+        case ngx_http_callhq_pg_idle:
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->pool->log, 0,
+                           "callhq pg: idle connection %p closed", pc);
+            ngx_http_callhq_pg_close(pc);
+            return;
+
+        case ngx_http_callhq_pg_connecting:
+            ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
+                          "callhq: postgres connect timed out");
+            ngx_http_callhq_pg_fail(pc, "database connect timed out");
+            return;
+
+        default:
+            ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
+                          "callhq: postgres query timed out");
+            ngx_http_callhq_pg_fail(pc, "database query timed out");
+            return;
+        }
+    }
+
+    switch (pc->state) {
+
+    case ngx_http_callhq_pg_connecting:
+        ngx_http_callhq_pg_connect_poll(pc);
+        return;
+
+    case ngx_http_callhq_pg_idle:
+        if (!ev->write) {
+            /* the server closed it, or sent a notice: read to find out */
+            if (!PQconsumeInput(pc->pgconn)
+                || PQstatus(pc->pgconn) != CONNECTION_OK)
+            {
+                ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
+                              "callhq: idle postgres connection lost: %s",
+                              PQerrorMessage(pc->pgconn));
+                ngx_http_callhq_pg_close(pc);
+            }
+        }
+        return;
+
+    default:
+        ngx_http_callhq_pg_read(pc);
+        return;
+    }
+}
+
+
+static void
+ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc)
+{
+    int                          ok;
+    ngx_http_callhq_pg_stmt_t   *stmt;
+    ngx_http_callhq_pg_query_t  *q;
+
+    q = pc->query;
+    stmt = q->stmt;
+    pc->stmt = stmt;
+
+    if (pc->prepared & ((uint64_t) 1 << stmt->index)) {
+        ok = PQsendQueryPrepared(pc->pgconn, stmt->name, stmt->nparams,
+                                 q->values, NULL, NULL, 0);
+        pc->state = ngx_http_callhq_pg_querying;
+
+    } else {
+        ok = PQsendPrepare(pc->pgconn, stmt->name, stmt->sql, stmt->nparams,
+                           NULL);
+        pc->state = ngx_http_callhq_pg_preparing;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                   "callhq pg: %s \"%s\" on %p",
+                   pc->state == ngx_http_callhq_pg_querying
+                   ? "execute" : "prepare", stmt->name, pc);
+
+    if (!ok) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "callhq: postgres send failed: %s",
+                      PQerrorMessage(pc->pgconn));
+        ngx_http_callhq_pg_fail(pc, "database unavailable");
+        return;
+    }
+
+    if (!pc->c->read->timer_set) {
+        ngx_add_timer(pc->c->read, pc->pool->conf->query_timeout);
+    }
+
+    /* the rest of the work happens on the socket's events */
+    ngx_post_event(pc->c->write, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc)
+{
+    PGresult  *res;
+
+    if (PQflush(pc->pgconn) == -1) {
+        ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                      "callhq: postgres send failed: %s",
+                      PQerrorMessage(pc->pgconn));
+        ngx_http_callhq_pg_fail(pc, "database unavailable");
+        return;
+    }
+
+    if (!PQconsumeInput(pc->pgconn)) {
+        ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                      "callhq: postgres connection lost: %s",
+                      PQerrorMessage(pc->pgconn));
+        ngx_http_callhq_pg_fail(pc, "database unavailable");
+        return;
+    }
+
+    for ( ;; ) {
+        if (PQisBusy(pc->pgconn)) {
+            return;
+        }
+
+        res = PQgetResult(pc->pgconn);
+        if (res == NULL) {
+            break;
+        }
+
+        /* keep the first result: one statement gives one */
+        if (pc->result == NULL) {
+            pc->result = res;
+
+        } else {
+            PQclear(res);
+        }
+    }
+
+    if (PQstatus(pc->pgconn) != CONNECTION_OK) {
+        ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                      "callhq: postgres connection lost: %s",
+                      PQerrorMessage(pc->pgconn));
+        ngx_http_callhq_pg_fail(pc, "database unavailable");
+        return;
+    }
+
+    ngx_http_callhq_pg_done(pc);
+}
+
+
+static void
+ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
+{
+    PGresult                    *res;
+    ngx_http_callhq_pg_pool_t   *pool;
+    ngx_http_callhq_pg_query_t  *q;
+
+    res = pc->result;
+    pc->result = NULL;
+    q = pc->query;
+    pool = pc->pool;
+
+    if (pc->state == ngx_http_callhq_pg_preparing
+        && res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+    {
+        PQclear(res);
+        pc->prepared |= (uint64_t) 1 << pc->stmt->index;
+
+        if (q != NULL) {
+            ngx_http_callhq_pg_send(pc);
+            return;
+        }
+
+    } else if (q != NULL && res != NULL) {
+
+        /* free the connection first: the handler may run a new query */
+        pc->query = NULL;
+        q->conn = NULL;
+        ngx_http_callhq_pg_set_idle(pc);
+
+        q->handler(q, res);
+        PQclear(res);
+
+        ngx_http_callhq_pg_dispatch(pool);
+        return;
+
+    } else if (res != NULL) {
+        PQclear(res);
+    }
+
+    ngx_http_callhq_pg_set_idle(pc);
+
+    if (q != NULL) {
+        /* a statement without any result: not expected from libpq */
+        ngx_http_callhq_pg_fail_query(q, "database gave no result");
+    }
+
+    ngx_http_callhq_pg_dispatch(pool);
+}
+
+
+static void
+ngx_http_callhq_pg_set_idle(ngx_http_callhq_pg_conn_t *pc)
+{
+    ngx_http_callhq_pg_pool_t  *pool;
+
+    pool = pc->pool;
+
+    if (pc->c->read->timer_set) {
+        ngx_del_timer(pc->c->read);
+    }
+
+    if (pc->state != ngx_http_callhq_pg_idle) {
+        ngx_queue_remove(&pc->queue);
+        pool->nbusy--;
+        ngx_queue_insert_head(&pool->idle, &pc->queue);
+        pc->state = ngx_http_callhq_pg_idle;
+    }
+
+    pc->query = NULL;
+
+    /* idle connections must not hold up a graceful shutdown */
+    pc->c->idle = 1;
+    pc->c->read->cancelable = 1;
+    ngx_add_timer(pc->c->read, pool->conf->idle_timeout);
+}
+
+
+static void
+ngx_http_callhq_pg_assign(ngx_http_callhq_pg_conn_t *pc,
+    ngx_http_callhq_pg_query_t *q)
+{
+    ngx_http_callhq_pg_pool_t  *pool;
+
+    pool = pc->pool;
+
+    ngx_queue_remove(&pc->queue);
+    ngx_queue_insert_tail(&pool->busy, &pc->queue);
+    pool->nbusy++;
+
+    if (pc->c->read->timer_set) {
+        ngx_del_timer(pc->c->read);
+    }
+
+    pc->c->idle = 0;
+    pc->c->read->cancelable = 0;
+    pc->query = q;
+    q->conn = pc;
+
+    ngx_http_callhq_pg_send(pc);
+}
+
+
+static void
+ngx_http_callhq_pg_dispatch(ngx_http_callhq_pg_pool_t *pool)
+{
+    ngx_queue_t                 *qu;
+    ngx_http_callhq_pg_query_t  *q;
+
+    while (!ngx_queue_empty(&pool->waiting)
+           && !ngx_queue_empty(&pool->idle))
+    {
+        qu = ngx_queue_head(&pool->waiting);
+        q = ngx_queue_data(qu, ngx_http_callhq_pg_query_t, queue);
+
+        ngx_queue_remove(&q->queue);
+        pool->nwaiting--;
+        q->queued = 0;
+
+        if (q->wait.timer_set) {
+            ngx_del_timer(&q->wait);
+        }
+
+        qu = ngx_queue_head(&pool->idle);
+        ngx_http_callhq_pg_assign(
+            ngx_queue_data(qu, ngx_http_callhq_pg_conn_t, queue), q);
+    }
+
+    ngx_http_callhq_pg_grow(pool);
+}
+
+
+/* open connections for waiting queries, up to the pool's size */
+
+static void
+ngx_http_callhq_pg_grow(ngx_http_callhq_pg_pool_t *pool)
+{
+    while (pool->nwaiting > pool->nconnecting
+           && pool->nconns < pool->conf->size)
+    {
+        if (ngx_http_callhq_pg_connect(pool) != NGX_OK) {
+            return;
+        }
+    }
+}
+
+
+/* the connection is broken: fail its query and drop it */
+
+static void
+ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, const char *reason)
+{
+    ngx_http_callhq_pg_pool_t   *pool;
+    ngx_http_callhq_pg_query_t  *q;
+
+    pool = pc->pool;
+    q = pc->query;
+
+    pc->query = NULL;
+    ngx_http_callhq_pg_close(pc);
+
+    if (q != NULL) {
+        q->conn = NULL;
+        q->error = reason;
+        q->handler(q, NULL);
+    }
+
+    if (pool->nconns == 0) {
+        /* no connection left: the waiting queries would wait in vain */
+        while (!ngx_queue_empty(&pool->waiting)) {
+            ngx_http_callhq_pg_fail_query(
+                ngx_queue_data(ngx_queue_head(&pool->waiting),
+                               ngx_http_callhq_pg_query_t, queue),
+                reason);
+        }
+    }
+}
+
+
+static void
+ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc)
+{
+    ngx_connection_t           *c;
+    ngx_http_callhq_pg_pool_t  *pool;
+
+    pool = pc->pool;
+    c = pc->c;
+
+    ngx_queue_remove(&pc->queue);
+    pool->nconns--;
+
+    if (pc->state != ngx_http_callhq_pg_idle) {
+        pool->nbusy--;
+    }
+
+    if (pc->state == ngx_http_callhq_pg_connecting) {
+        pool->nconnecting--;
+    }
+
+    if (pc->result) {
+        PQclear(pc->result);
+    }
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    /* PQfinish() closes the socket: take it out of the event loop first */
+    if (ngx_del_conn) {
+        ngx_del_conn(c, NGX_CLOSE_EVENT);
+
+    } else {
+        if (c->read->active) {
+            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+    }
+
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+
+    PQfinish(pc->pgconn);
+    ngx_free(pc);
+}
+
+
+static void
+ngx_http_callhq_pg_fail_query(ngx_http_callhq_pg_query_t *q,
+    const char *reason)
+{
+    if (q->queued) {
+        ngx_queue_remove(&q->queue);
+        q->pool->nwaiting--;
+        q->queued = 0;
+    }
+
+    if (q->wait.timer_set) {
+        ngx_del_timer(&q->wait);
+    }
+
+    q->error = reason;
+    q->handler(q, NULL);
+}
+
+
+static void
+ngx_http_callhq_pg_wait_handler(ngx_event_t *ev)
+{
+    ngx_http_callhq_pg_query_t  *q;
+
+    q = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                  "callhq: no postgres connection became free in time");
+
+    ngx_http_callhq_pg_fail_query(q, "database pool exhausted");
+}
+
+
+static void
+ngx_http_callhq_pg_notice(void *arg, const char *message)
+{
+    ngx_http_callhq_pg_pool_t  *pool = arg;
+
+    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0, "callhq: postgres: %s",
+                  message);
+}

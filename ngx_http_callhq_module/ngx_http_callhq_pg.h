@@ -1,0 +1,94 @@
+
+/*
+ * ngx_http_callhq_module: a per-worker pool of non-blocking PostgreSQL
+ * connections driven by nginx's event loop.
+ */
+
+
+#ifndef _NGX_HTTP_CALLHQ_PG_H_INCLUDED_
+#define _NGX_HTTP_CALLHQ_PG_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <libpq-fe.h>
+
+
+#define NGX_HTTP_CALLHQ_PG_MAX_PARAMS  8
+
+
+typedef struct ngx_http_callhq_pg_pool_s   ngx_http_callhq_pg_pool_t;
+typedef struct ngx_http_callhq_pg_conn_s   ngx_http_callhq_pg_conn_t;
+typedef struct ngx_http_callhq_pg_query_s  ngx_http_callhq_pg_query_t;
+
+/*
+ * res is the statement's result (valid only during the call), or NULL
+ * when the database could not be reached in time; q->error then says why.
+ */
+typedef void (*ngx_http_callhq_pg_handler_pt)(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+
+
+/* a statement prepared lazily, once per connection */
+typedef struct {
+    ngx_uint_t                     index;      /* < 64, unique */
+    const char                    *name;
+    const char                    *sql;
+    int                            nparams;
+} ngx_http_callhq_pg_stmt_t;
+
+
+typedef struct {
+    ngx_str_t                      conninfo;
+    ngx_uint_t                     size;
+    ngx_uint_t                     queue;
+    ngx_msec_t                     connect_timeout;
+    ngx_msec_t                     query_timeout;
+    ngx_msec_t                     queue_timeout;
+    ngx_msec_t                     idle_timeout;
+} ngx_http_callhq_pg_conf_t;
+
+
+struct ngx_http_callhq_pg_query_s {
+    ngx_queue_t                    queue;      /* in pool->waiting */
+    ngx_event_t                    wait;       /* queue time-out */
+
+    ngx_http_callhq_pg_pool_t     *pool;
+    ngx_http_callhq_pg_conn_t     *conn;
+    ngx_http_callhq_pg_stmt_t     *stmt;
+
+    const char                    *values[NGX_HTTP_CALLHQ_PG_MAX_PARAMS];
+
+    ngx_http_callhq_pg_handler_pt  handler;
+    void                          *data;
+    ngx_log_t                     *log;
+
+    const char                    *error;      /* set when res is NULL */
+
+    unsigned                       queued:1;
+};
+
+
+ngx_http_callhq_pg_pool_t *ngx_http_callhq_pg_pool_create(
+    ngx_http_callhq_pg_conf_t *conf, ngx_log_t *log);
+void ngx_http_callhq_pg_pool_destroy(ngx_http_callhq_pg_pool_t *pool);
+
+/*
+ * Runs q->stmt with q->values and calls q->handler exactly once with the
+ * outcome, unless ngx_http_callhq_pg_cancel() comes first.  The handler
+ * may be called before this returns (pool exhausted, database down), so
+ * a request must hold a reference (r->main->count) across the call.
+ */
+void ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
+    ngx_http_callhq_pg_query_t *q);
+
+/* the caller is gone: its handler is never called */
+void ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q);
+
+/* statistics for variables and status */
+ngx_uint_t ngx_http_callhq_pg_busy(ngx_http_callhq_pg_pool_t *pool);
+ngx_uint_t ngx_http_callhq_pg_waiting(ngx_http_callhq_pg_pool_t *pool);
+
+
+#endif /* _NGX_HTTP_CALLHQ_PG_H_INCLUDED_ */

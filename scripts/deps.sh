@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install the Debian packages a make target needs, and only those missing.
+# Usage: scripts/deps.sh build|run|test|bench ...
+set -euo pipefail
+
+pkgs_build="gcc make libc6-dev nginx nginx-dev libjansson-dev libpq-dev
+            libssl-dev zlib1g-dev libpcre2-dev"
+pkgs_run="postgresql python3 curl"
+pkgs_test="perl libtest-base-perl libtext-diff-perl libipc-run-perl
+           liburi-perl libwww-perl libhttp-message-perl
+           liblist-moreutils-perl libtest-longstring-perl libjson-perl
+           libio-socket-ssl-perl openssl"
+pkgs_valgrind="valgrind"
+pkgs_bench="wrk procps postgresql-contrib"
+
+want=""
+for group in "$@"; do
+    case "$group" in
+    build)    want="$want $pkgs_build" ;;
+    run)      want="$want $pkgs_build $pkgs_run" ;;
+    test)     want="$want $pkgs_build $pkgs_run $pkgs_test" ;;
+    valgrind) want="$want $pkgs_valgrind" ;;
+    bench)    want="$want $pkgs_build $pkgs_run $pkgs_bench" ;;
+    *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
+    esac
+done
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+            | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# nginx's package starts a daemon where it can; we never want that one.
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+if command -v systemctl >/dev/null 2>&1 \
+        && systemctl is-active --quiet nginx 2>/dev/null; then
+    $sudo systemctl stop nginx || true
+fi

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `make test`: start a throwaway PostgreSQL and the mock model, then run
+# the Test::Nginx suites in t/ against Debian's nginx and our module.
+#
+#   TESTS="t/010-session.t"   run only these files
+#   CALLHQ_VALGRIND=1         run nginx under valgrind (make test-valgrind)
+#   PERL5LIB=.../test-nginx/lib   use OpenResty's Test::Nginx instead of t/lib
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+module=$top/build/ngx_http_callhq_module.so
+[ -f "$module" ] || { echo "test.sh: build the module first (make)" >&2; exit 1; }
+
+tmp=$(mktemp -d /tmp/callhq-test.XXXXXX)
+chmod 755 "$tmp"
+read -r pg_port mock_port nginx_port < <(scripts/freeport.pl 3)
+
+mock_pid=""
+cleanup() {
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null || true
+    scripts/pg.sh stop "$tmp/pg" 2>/dev/null || true
+    if [ -f "$tmp/servroot/logs/nginx.pid" ]; then
+        kill -QUIT "$(cat "$tmp/servroot/logs/nginx.pid")" 2>/dev/null || true
+    fi
+    if [ -z "${CALLHQ_KEEP_TMP:-}" ]; then
+        rm -rf "$tmp"
+    else
+        echo "test.sh: kept $tmp"
+    fi
+}
+trap cleanup EXIT
+
+scripts/pg.sh start "$tmp/pg" "$pg_port"
+conninfo="host=127.0.0.1 port=$pg_port dbname=callhq user=callhq"
+sql/migrate.sh "$conninfo" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 "$conninfo" -f t/fixtures/orgs.sql >/dev/null
+
+python3 t/mock/mock_model.py --port "$mock_port" >"$tmp/mock.log" 2>&1 &
+mock_pid=$!
+for _ in $(seq 1 50); do
+    grep -q listening "$tmp/mock.log" 2>/dev/null && break
+    sleep 0.1
+done
+
+export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
+export TEST_NGINX_LOAD_MODULES=$module
+export TEST_NGINX_SERVROOT=$tmp/servroot
+export TEST_NGINX_PORT=$nginx_port
+export TEST_NGINX_PG_CONNINFO=$conninfo
+export TEST_NGINX_MOCK_PORT=$mock_port
+export TEST_NGINX_LOG_LEVEL=${TEST_NGINX_LOG_LEVEL:-info}
+export CALLHQ_TEST_PGDIR=$tmp/pg
+export CALLHQ_TEST_PGPORT=$pg_port
+export CALLHQ_TEST_TMP=$tmp
+
+if [ -n "${CALLHQ_VALGRIND:-}" ]; then
+    export TEST_NGINX_USE_VALGRIND=1
+    export TEST_NGINX_VALGRIND_SUPPRESSIONS=$top/t/valgrind.supp
+fi
+
+# OpenResty's Test::Nginx when it is installed, our own runner otherwise
+inc=()
+if perl -MTest::Nginx::Socket -e 1 2>/dev/null; then
+    echo "test.sh: using the installed Test::Nginx::Socket"
+else
+    inc=(-I "$top/t/lib")
+fi
+
+prove "${inc[@]}" ${TESTS:-t/*.t}
