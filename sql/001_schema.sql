@@ -5,6 +5,10 @@
 -- Every id is a uuid from gen_random_uuid() (built into PostgreSQL 13+);
 -- every timestamp is a timestamptz. Each tenant's data hangs off callhq.orgs
 -- and goes with it (on delete cascade).
+-- The timestamps the API shows (createdAt, updatedAt, expiresAt) are kept
+-- to the millisecond, as shown, so that a client filtering on a value it
+-- was given (createdAtGt=<a createdAt>) gets exactly what it expects:
+-- write them with callhq.now_ms() (002_api.sql), not now().
 
 do $$
 begin
@@ -56,8 +60,8 @@ create table callhq.assistants (
     server           jsonb,
     server_messages  jsonb,
     metadata         jsonb,
-    created_at       timestamptz not null default now(),
-    updated_at       timestamptz not null default now()
+    created_at       timestamptz not null default date_trunc('milliseconds', now()),
+    updated_at       timestamptz not null default date_trunc('milliseconds', now())
 );
 
 create index assistants_org_created_idx on callhq.assistants (org_id, created_at);
@@ -86,8 +90,8 @@ create table callhq.sessions (
     metadata            jsonb,
     renew_on_activity   bool        not null default false,
     next_seq            int         not null default 1,
-    created_at          timestamptz not null default now(),
-    updated_at          timestamptz not null default now()
+    created_at          timestamptz not null default date_trunc('milliseconds', now()),
+    updated_at          timestamptz not null default date_trunc('milliseconds', now())
 );
 
 create index sessions_org_created_idx on callhq.sessions (org_id, created_at);
@@ -134,8 +138,8 @@ create table callhq.chats (
     status            text        not null default 'completed'
                                   check (status in ('completed', 'incomplete')),
     usage             jsonb,
-    created_at        timestamptz not null default now(),
-    updated_at        timestamptz not null default now()
+    created_at        timestamptz not null default date_trunc('milliseconds', now()),
+    updated_at        timestamptz not null default date_trunc('milliseconds', now())
 );
 
 create index chats_org_created_idx on callhq.chats (org_id, created_at);
