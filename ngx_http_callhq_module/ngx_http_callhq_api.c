@@ -24,7 +24,7 @@ typedef struct {
     ngx_str_t                      resource;
     ngx_uint_t                     item;       /* path has an {id} */
     ngx_uint_t                     method;
-    ngx_http_callhq_pg_stmt_t      stmt;
+    ngx_http_callhq_pg_stmt_t      stmt;       /* no sql: a chat to run */
 } ngx_http_callhq_route_t;
 
 
@@ -37,9 +37,9 @@ static ngx_int_t ngx_http_callhq_not_allowed(ngx_http_request_t *r,
 static ngx_int_t ngx_http_callhq_authorize(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
 static void ngx_http_callhq_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_callhq_check_body(ngx_http_request_t *r,
-    ngx_str_t *body);
-static ngx_int_t ngx_http_callhq_query(ngx_http_request_t *r,
+static json_t *ngx_http_callhq_parse_body(ngx_http_request_t *r,
+    ngx_str_t *body, ngx_int_t *rc);
+static void ngx_http_callhq_query(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx, ngx_http_callhq_route_t *route,
     ngx_str_t *body);
 static void ngx_http_callhq_query_done(ngx_http_callhq_pg_query_t *q,
@@ -77,6 +77,9 @@ static ngx_http_callhq_route_t  ngx_http_callhq_routes[] = {
     ngx_http_callhq_route_entry("session", 1, NGX_HTTP_DELETE, 9,
                                 "api_session_delete"),
 
+    /* POST /chat and /chat/responses go upstream: no SQL function */
+    { ngx_string("chat"), 0, NGX_HTTP_POST, { 0, NULL, NULL, 0 } },
+    { ngx_string("chat"), 1, NGX_HTTP_POST, { 0, NULL, NULL, 0 } },
     ngx_http_callhq_route_entry("chat", 0, NGX_HTTP_GET, 10,
                                 "api_chat_list"),
     ngx_http_callhq_route_entry("chat", 1, NGX_HTTP_GET, 11,
@@ -182,6 +185,7 @@ ngx_http_callhq_api_handler(ngx_http_request_t *r)
 static void
 ngx_http_callhq_body_handler(ngx_http_request_t *r)
 {
+    json_t                      *json;
     ngx_int_t                    rc;
     ngx_str_t                    body;
     ngx_http_callhq_ctx_t       *ctx;
@@ -206,65 +210,70 @@ ngx_http_callhq_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_callhq_check_body(r, &body);
-    if (rc != NGX_OK) {
+    json = ngx_http_callhq_parse_body(r, &body, &rc);
+    if (json == NULL) {
         ngx_http_finalize_request(r, rc);
         return;
     }
 
     route = ngx_http_callhq_route(r, ctx);
 
-    (void) ngx_http_callhq_query(r, ctx, route, &body);
+    if (route->stmt.sql == NULL) {
+        /* POST /chat, POST /chat/responses */
+        ngx_http_callhq_chat_handler(r, ctx, &body, json);
+        return;
+    }
+
+    json_decref(json);
+
+    ngx_http_callhq_query(r, ctx, route, &body);
 }
 
 
-/* the body must be one JSON object; the SQL function checks its fields */
+/* the body must be one JSON object; SQL functions check its fields */
 
-static ngx_int_t
-ngx_http_callhq_check_body(ngx_http_request_t *r, ngx_str_t *body)
+static json_t *
+ngx_http_callhq_parse_body(ngx_http_request_t *r, ngx_str_t *body,
+    ngx_int_t *rc)
 {
     json_t        *json;
     json_error_t   err;
 
     if (body->len == 0) {
         ngx_str_set(body, "{}");
-        return NGX_OK;
     }
 
     json = json_loadb((char *) body->data, body->len, 0, &err);
     if (json == NULL) {
-        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "body is not valid JSON: %s "
-                                          "(line %d, column %d)",
-                                          err.text, err.line, err.column);
+        *rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "body is not valid JSON: %s "
+                                         "(line %d, column %d)",
+                                         err.text, err.line, err.column);
+        return NULL;
     }
 
     if (!json_is_object(json)) {
         json_decref(json);
-        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "body must be a JSON object");
+        *rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "body must be a JSON object");
+        return NULL;
     }
 
-    json_decref(json);
-
-    return NGX_OK;
+    return json;
 }
 
 
-static ngx_int_t
+static void
 ngx_http_callhq_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
     ngx_http_callhq_route_t *route, ngx_str_t *body)
 {
-    u_char                       *id;
-    ngx_int_t                     rc;
-    ngx_str_t                     args;
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_callhq_pg_query_t   *q;
-    ngx_http_callhq_loc_conf_t   *lcf;
-    ngx_http_callhq_main_conf_t  *mcf;
+    u_char                      *id;
+    ngx_int_t                    rc;
+    ngx_str_t                    args;
+    ngx_http_callhq_pg_query_t  *q;
+    ngx_http_callhq_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_callhq_module);
 
     rc = ngx_http_callhq_args_json(r, &args);
 
@@ -272,12 +281,12 @@ ngx_http_callhq_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
         rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
                                         "query string is not valid UTF-8");
         ngx_http_finalize_request(r, rc);
-        return NGX_DONE;
+        return;
     }
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_DONE;
+        return;
     }
 
     q = &ctx->query;
@@ -288,39 +297,55 @@ ngx_http_callhq_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
     q->values[3] = (char *) body->data;
     q->values[4] = (char *) lcf->opts.data;
     q->handler = ngx_http_callhq_query_done;
-    q->data = r;
-    q->log = r->connection->log;
 
     /* libpq wants NUL-terminated text; the rest is terminated already */
     if (ctx->id.len) {
         id = ngx_pnalloc(r->pool, ctx->id.len + 1);
         if (id == NULL) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return NGX_DONE;
+            return;
         }
 
         *ngx_cpymem(id, ctx->id.data, ctx->id.len) = '\0';
         q->values[1] = (char *) id;
     }
 
+    ngx_http_callhq_run_query(r, ctx);
+}
+
+
+/*
+ * Runs ctx->query for the request; its handler finalizes the request.
+ * The query is cancelled if the request goes first.
+ */
+
+void
+ngx_http_callhq_run_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_callhq_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_callhq_module);
+
+    ctx->query.data = r;
+    ctx->query.log = r->connection->log;
+
     if (!ctx->cleanup_added) {
         cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == NULL) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return NGX_DONE;
+            return;
         }
 
         cln->handler = ngx_http_callhq_cleanup;
-        cln->data = q;
+        cln->data = &ctx->query;
         ctx->cleanup_added = 1;
     }
 
     /* notice a client that leaves while the database works */
     r->read_event_handler = ngx_http_test_reading;
 
-    ngx_http_callhq_pg_run(mcf->pool, q);
-
-    return NGX_DONE;
+    ngx_http_callhq_pg_run(mcf->pool, &ctx->query);
 }
 
 
@@ -350,7 +375,6 @@ ngx_http_callhq_query_done(ngx_http_callhq_pg_query_t *q, PGresult *res)
 static ngx_int_t
 ngx_http_callhq_send_result(ngx_http_request_t *r, PGresult *res)
 {
-    char                   *state, *msg;
     ngx_int_t               status;
     ngx_str_t               body;
     ngx_http_callhq_ctx_t  *ctx;
@@ -374,6 +398,21 @@ ngx_http_callhq_send_result(ngx_http_request_t *r, PGresult *res)
 
         return ngx_http_callhq_send_json(r, status, &body);
     }
+
+    return ngx_http_callhq_send_pg_error(r, res);
+}
+
+
+/* maps a failed statement to the HTTP error it means */
+
+ngx_int_t
+ngx_http_callhq_send_pg_error(ngx_http_request_t *r, PGresult *res)
+{
+    char                   *state, *msg;
+    ngx_int_t               status;
+    ngx_http_callhq_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
 
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);

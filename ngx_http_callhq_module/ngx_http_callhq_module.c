@@ -18,6 +18,10 @@ static char *ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_callhq_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_callhq_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_callhq_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_callhq_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_callhq_init_process(ngx_cycle_t *cycle);
 static void ngx_http_callhq_exit_process(ngx_cycle_t *cycle);
 
@@ -99,13 +103,101 @@ static ngx_command_t  ngx_http_callhq_commands[] = {
       offsetof(ngx_http_callhq_loc_conf_t, max_body_size),
       NULL },
 
+    { ngx_string("callhq_model_location"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, model_location),
+      NULL },
+
+    { ngx_string("callhq_max_reply_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, max_reply_size),
+      NULL },
+
+    { ngx_string("callhq_turn_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, turn_timeout),
+      NULL },
+
+    { ngx_string("callhq_turn_lease"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, turn_lease),
+      NULL },
+
+    { ngx_string("callhq_context_messages"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, context_messages),
+      NULL },
+
+    { ngx_string("callhq_context_bytes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, context_bytes),
+      NULL },
+
       ngx_null_command
 };
 
 
+enum {
+    NGX_HTTP_CALLHQ_VAR_CHAT_ID = 0,
+    NGX_HTTP_CALLHQ_VAR_SESSION_ID,
+    NGX_HTTP_CALLHQ_VAR_ORG_ID,
+    NGX_HTTP_CALLHQ_VAR_MODEL,
+    NGX_HTTP_CALLHQ_VAR_CHAT_STATUS,
+    NGX_HTTP_CALLHQ_VAR_UPSTREAM_STATUS,
+    NGX_HTTP_CALLHQ_VAR_UPSTREAM_TIME,
+    NGX_HTTP_CALLHQ_VAR_PROMPT_TOKENS,
+    NGX_HTTP_CALLHQ_VAR_COMPLETION_TOKENS
+};
+
+
+static ngx_http_variable_t  ngx_http_callhq_vars[] = {
+
+    { ngx_string("callhq_chat_id"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_CHAT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("callhq_session_id"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_SESSION_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("callhq_org_id"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_ORG_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("callhq_model"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_MODEL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("callhq_chat_status"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_CHAT_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("callhq_upstream_status"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_UPSTREAM_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("callhq_upstream_time"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_UPSTREAM_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("callhq_prompt_tokens"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_PROMPT_TOKENS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("callhq_completion_tokens"), NULL, ngx_http_callhq_variable,
+      NGX_HTTP_CALLHQ_VAR_COMPLETION_TOKENS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
 static ngx_http_module_t  ngx_http_callhq_module_ctx = {
-    NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_callhq_add_variables,         /* preconfiguration */
+    ngx_http_callhq_postconfiguration,     /* postconfiguration */
 
     ngx_http_callhq_create_main_conf,      /* create main configuration */
     ngx_http_callhq_init_main_conf,        /* init main configuration */
@@ -191,12 +283,18 @@ ngx_http_callhq_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     lcf->model_location = { 0, NULL };
      *     lcf->opts = { 0, NULL };
      */
 
     lcf->api = NGX_CONF_UNSET;
     lcf->session_expiration = NGX_CONF_UNSET;
     lcf->max_body_size = NGX_CONF_UNSET_SIZE;
+    lcf->max_reply_size = NGX_CONF_UNSET_SIZE;
+    lcf->turn_timeout = NGX_CONF_UNSET_MSEC;
+    lcf->turn_lease = NGX_CONF_UNSET;
+    lcf->context_messages = NGX_CONF_UNSET_UINT;
+    lcf->context_bytes = NGX_CONF_UNSET_SIZE;
 
     return lcf;
 }
@@ -217,6 +315,14 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              prev->session_expiration, 86400);
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
                               1024 * 1024);
+    ngx_conf_merge_size_value(conf->max_reply_size, prev->max_reply_size,
+                              8 * 1024 * 1024);
+    ngx_conf_merge_str_value(conf->model_location, prev->model_location, "");
+    ngx_conf_merge_msec_value(conf->turn_timeout, prev->turn_timeout, 30000);
+    ngx_conf_merge_sec_value(conf->turn_lease, prev->turn_lease, 600);
+    ngx_conf_merge_uint_value(conf->context_messages,
+                              prev->context_messages, 0);
+    ngx_conf_merge_size_value(conf->context_bytes, prev->context_bytes, 0);
 
     if (conf->session_expiration < 60 || conf->session_expiration > 2592000)
     {
@@ -227,15 +333,21 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     /* settings the SQL functions need, passed as one JSON parameter */
-    p = ngx_pnalloc(cf->pool, sizeof("{\"defaultExpirationSeconds\":}")
-                              + NGX_TIME_T_LEN);
+    p = ngx_pnalloc(cf->pool, sizeof("{\"defaultExpirationSeconds\":,"
+                                     "\"contextMessages\":,"
+                                     "\"contextBytes\":,"
+                                     "\"turnLeaseSeconds\":}")
+                              + 4 * NGX_OFF_T_LEN);
     if (p == NULL) {
         return NGX_CONF_ERROR;
     }
 
     conf->opts.data = p;
-    p = ngx_sprintf(p, "{\"defaultExpirationSeconds\":%T}",
-                    conf->session_expiration);
+    p = ngx_sprintf(p, "{\"defaultExpirationSeconds\":%T,"
+                    "\"contextMessages\":%ui,\"contextBytes\":%uz,"
+                    "\"turnLeaseSeconds\":%T}",
+                    conf->session_expiration, conf->context_messages,
+                    conf->context_bytes, conf->turn_lease);
     *p = '\0';
     conf->opts.len = p - conf->opts.data;
 
@@ -280,6 +392,144 @@ ngx_http_callhq_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_callhq_api_handler;
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_callhq_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_callhq_filter_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_callhq_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char                  *p;
+    ngx_str_t               *s;
+    ngx_int_t                n;
+    ngx_http_callhq_ctx_t   *ctx;
+    ngx_http_callhq_chat_t  *chat;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_callhq_module);
+
+    if (ctx == NULL || ctx->chat == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    chat = ctx->chat;
+    s = NULL;
+    n = -1;
+
+    switch (data) {
+
+    case NGX_HTTP_CALLHQ_VAR_CHAT_ID:
+        s = &chat->chat_id;
+        break;
+
+    case NGX_HTTP_CALLHQ_VAR_SESSION_ID:
+        s = &chat->session_id;
+        break;
+
+    case NGX_HTTP_CALLHQ_VAR_ORG_ID:
+        s = &chat->org_id;
+        break;
+
+    case NGX_HTTP_CALLHQ_VAR_MODEL:
+        s = &chat->model;
+        break;
+
+    case NGX_HTTP_CALLHQ_VAR_CHAT_STATUS:
+        if (chat->chat_status == NULL) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = (u_char *) chat->chat_status;
+        v->len = ngx_strlen(chat->chat_status);
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+        return NGX_OK;
+
+    case NGX_HTTP_CALLHQ_VAR_UPSTREAM_STATUS:
+        n = chat->upstream_status;
+        break;
+
+    case NGX_HTTP_CALLHQ_VAR_UPSTREAM_TIME:
+        if (!chat->sr_done) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 4);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%T.%03M",
+                             (time_t) chat->upstream_time / 1000,
+                             chat->upstream_time % 1000) - p;
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+        return NGX_OK;
+
+    case NGX_HTTP_CALLHQ_VAR_PROMPT_TOKENS:
+        n = chat->prompt_tokens;
+        break;
+
+    default: /* NGX_HTTP_CALLHQ_VAR_COMPLETION_TOKENS */
+        n = chat->completion_tokens;
+        break;
+    }
+
+    if (s) {
+        if (s->len == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = s->data;
+        v->len = s->len;
+
+    } else {
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%i", n) - p;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
 }
 
 

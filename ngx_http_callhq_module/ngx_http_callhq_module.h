@@ -13,6 +13,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <jansson.h>
+
 #include "ngx_http_callhq_pg.h"
 
 
@@ -26,8 +28,26 @@ typedef struct {
     ngx_flag_t                     api;
     time_t                         session_expiration;
     size_t                         max_body_size;
+    size_t                         max_reply_size;
+    ngx_str_t                      model_location;
+    ngx_msec_t                     turn_timeout;
+    time_t                         turn_lease;
+    ngx_uint_t                     context_messages;
+    size_t                         context_bytes;
     ngx_str_t                      opts;       /* settings, as JSON for SQL */
 } ngx_http_callhq_loc_conf_t;
+
+
+/* a growing byte string in a pool */
+typedef struct {
+    u_char                        *data;
+    size_t                         len;
+    size_t                         size;
+} ngx_http_callhq_text_t;
+
+
+typedef struct ngx_http_callhq_chat_s    ngx_http_callhq_chat_t;
+typedef struct ngx_http_callhq_record_s  ngx_http_callhq_record_t;
 
 
 typedef struct {
@@ -35,12 +55,75 @@ typedef struct {
     ngx_str_t                      resource;
     ngx_str_t                      id;
     ngx_uint_t                     status;
+    ngx_http_callhq_chat_t        *chat;
     u_char                         key_hash[2 + 64 + 1];   /* \x + hex */
     unsigned                       cleanup_added:1;
+    unsigned                       subrequest:1;           /* our model call */
 } ngx_http_callhq_ctx_t;
 
 
+struct ngx_http_callhq_chat_s {
+    ngx_http_request_t            *request;    /* NULL once it is gone */
+    ngx_http_request_t            *sr;
+    ngx_str_t                      body;       /* the client's JSON */
+    json_t                        *json;
+
+    /* from callhq.chat_begin() */
+    ngx_str_t                      record;     /* JSON, given back to SQL */
+    ngx_str_t                      params;     /* "model":..,"temperature":.. */
+    ngx_str_t                      messages;   /* the context, JSON array */
+    ngx_str_t                      chat_id;
+    ngx_str_t                      session_id;
+    ngx_str_t                      org_id;
+    ngx_str_t                      model;
+
+    ngx_str_t                      upstream;   /* request body sent up */
+    ngx_http_callhq_text_t         reply;      /* text (stream) or body */
+    ngx_http_callhq_text_t         event;      /* SSE bytes of a cut event */
+    ngx_int_t                      prompt_tokens;
+    ngx_int_t                      completion_tokens;
+    ngx_uint_t                     upstream_status;
+    ngx_int_t                      sr_rc;
+    ngx_msec_t                     start;
+    ngx_msec_t                     upstream_time;
+
+    ngx_event_t                    retry;      /* waiting for the turn */
+    ngx_msec_t                     waited;
+    ngx_msec_t                     backoff;
+
+    ngx_http_callhq_record_t      *rec;        /* recording in flight */
+    ngx_str_t                      result;     /* the recorded chat */
+    const char                    *chat_status;
+
+    unsigned                       stream:1;
+    unsigned                       responses:1;
+    unsigned                       locked:1;   /* holds the session lease */
+    unsigned                       sent_header:1;
+    unsigned                       upstream_done:1;
+    unsigned                       sr_done:1;
+    unsigned                       finished:1; /* recorded or released */
+    unsigned                       too_big:1;
+};
+
+
+/* ngx_http_callhq_api.c */
 ngx_int_t ngx_http_callhq_api_handler(ngx_http_request_t *r);
+void ngx_http_callhq_run_query(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx);
+ngx_int_t ngx_http_callhq_send_pg_error(ngx_http_request_t *r,
+    PGresult *res);
+
+/* ngx_http_callhq_chat.c */
+void ngx_http_callhq_chat_handler(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body, json_t *json);
+ngx_int_t ngx_http_callhq_chat_precontent(ngx_http_request_t *r);
+ngx_int_t ngx_http_callhq_chat_output(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
+
+/* ngx_http_callhq_filter.c */
+ngx_int_t ngx_http_callhq_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_callhq_text_add(ngx_pool_t *pool,
+    ngx_http_callhq_text_t *t, u_char *data, size_t len);
 
 
 extern ngx_module_t  ngx_http_callhq_module;

@@ -54,6 +54,8 @@ struct ngx_http_callhq_pg_pool_s {
 static ngx_int_t ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool);
 static void ngx_http_callhq_pg_connect_poll(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_event_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_callhq_pg_idle_lost(ngx_http_callhq_pg_conn_t *pc,
+    ngx_event_t *ev);
 static void ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc);
@@ -421,10 +423,12 @@ ngx_http_callhq_pg_event_handler(ngx_event_t *ev)
 
     case ngx_http_callhq_pg_idle:
         if (!ev->write) {
-            /* the server closed it, or sent a notice: read to find out */
-            if (!PQconsumeInput(pc->pgconn)
-                || PQstatus(pc->pgconn) != CONNECTION_OK)
-            {
+            /*
+             * An idle server speaks only to say goodbye (an error, then
+             * EOF): its EOF may come with the same edge, so trust
+             * pending_eof rather than wait for another read event.
+             */
+            if (ngx_http_callhq_pg_idle_lost(pc, ev)) {
                 ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
                               "callhq: idle postgres connection lost: %s",
                               PQerrorMessage(pc->pgconn));
@@ -437,6 +441,33 @@ ngx_http_callhq_pg_event_handler(ngx_event_t *ev)
         ngx_http_callhq_pg_read(pc);
         return;
     }
+}
+
+
+static ngx_int_t
+ngx_http_callhq_pg_idle_lost(ngx_http_callhq_pg_conn_t *pc, ngx_event_t *ev)
+{
+    PGresult  *res;
+
+    if (!PQconsumeInput(pc->pgconn)
+        || PQstatus(pc->pgconn) != CONNECTION_OK
+        || ev->pending_eof)
+    {
+        return 1;
+    }
+
+    if (PQisBusy(pc->pgconn)) {
+        return 0;
+    }
+
+    res = PQgetResult(pc->pgconn);
+    if (res == NULL) {
+        return 0;
+    }
+
+    PQclear(res);
+
+    return 1;
 }
 
 

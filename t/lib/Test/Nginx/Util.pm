@@ -212,10 +212,10 @@ sub expand_env_in_text ($$) {
 sub env_value {
     my ($var, $name) = @_;
     if ($var =~ /^TEST_NGINX_RAND_PORT_\d+$/) {
-        $RandPorts->{$var} //= gen_rand_port(
-            { $ServerPort => 1, map { $_ => 1 } values %$RandPorts })
+        return $RandPorts->{$var} if defined $RandPorts->{$var};
+        my %taken = map { $_ => 1 } $ServerPort, values %$RandPorts;
+        return $RandPorts->{$var} = gen_rand_port(\%taken)
             // bail_out("$name - Cannot find a free port for $var");
-        return $RandPorts->{$var};
     }
     bail_out("$name - No environment $var defined.") unless defined $ENV{$var};
     return $ENV{$var};
@@ -385,7 +385,11 @@ sub nginx_is_running () {
 sub process_gone ($) {
     my $pid = shift;
     waitpid($pid, WNOHANG);    # reaps our own child (valgrind mode)
-    return !kill(0, $pid);
+    return 1 if !kill(0, $pid);
+    # an exited daemon stays a zombie until init reaps it, which can take
+    # seconds; it no longer holds the port, so count it as gone
+    my $stat = slurp("/proc/$pid/stat") // return 0;
+    return $stat =~ /^\d+ \(.*\) Z/s;
 }
 
 # Stop the nginx named in the pid file: QUIT, wait, then KILL.

@@ -1,0 +1,1192 @@
+
+/*
+ * ngx_http_callhq_module: POST /chat and POST /chat/responses.
+ *
+ * One query resolves the context (session, assistant, history) and takes
+ * the session's turn; a subrequest to the operator's model location sends
+ * it upstream; the body filter (ngx_http_callhq_filter.c) streams or
+ * collects the reply; one transaction records it.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_callhq_module.h"
+#include "ngx_http_callhq_json.h"
+
+
+/* the recording outlives its request: a client may leave mid-stream */
+struct ngx_http_callhq_record_s {
+    ngx_pool_t                    *pool;
+    ngx_http_callhq_pg_query_t     query;
+    ngx_http_request_t            *request;    /* NULL once it is gone */
+    ngx_http_callhq_chat_t        *chat;
+};
+
+
+static void ngx_http_callhq_chat_begin(ngx_http_request_t *r);
+static void ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+static void ngx_http_callhq_chat_retry(ngx_event_t *ev);
+static ngx_int_t ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+static ngx_int_t ngx_http_callhq_chat_headers(ngx_http_request_t *r,
+    ngx_http_request_t *sr);
+static ngx_int_t ngx_http_callhq_chat_done(ngx_http_request_t *sr,
+    void *data, ngx_int_t rc);
+static void ngx_http_callhq_chat_finish(ngx_http_request_t *r);
+static ngx_int_t ngx_http_callhq_chat_parse_reply(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+static ngx_int_t ngx_http_callhq_chat_fail(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+static ngx_int_t ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
+    ngx_http_request_t *r, ngx_uint_t release);
+static void ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+static ngx_int_t ngx_http_callhq_chat_respond(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+static ngx_int_t ngx_http_callhq_chat_send_last(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+static json_t *ngx_http_callhq_chat_response_object(
+    ngx_http_callhq_chat_t *chat, const char *status);
+static ngx_int_t ngx_http_callhq_chat_start_stream(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_chat_emit(ngx_http_request_t *r,
+    const char *event, json_t *json, ngx_chain_t ***last);
+static void ngx_http_callhq_chat_cleanup(void *data);
+static ngx_int_t ngx_http_callhq_chat_str(ngx_http_request_t *r,
+    PGresult *res, int col, ngx_str_t *out);
+static char *ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data,
+    size_t len);
+
+
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_begin_stmt = {
+    13, "callhq_chat_begin",
+    "select state, record, params, messages, chat_id, session_id, org_id, "
+    "model from callhq.chat_begin($1::bytea, $2::jsonb, $3::jsonb)",
+    3
+};
+
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_record_stmt = {
+    14, "callhq_chat_record",
+    "select status, body from callhq.chat_record($1::jsonb, $2::jsonb, "
+    "$3::text, $4::text, $5::jsonb)",
+    5
+};
+
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_release_stmt = {
+    15, "callhq_chat_release",
+    "select 200, '' from callhq.chat_release($1::jsonb)",
+    1
+};
+
+
+static ngx_str_t  ngx_http_callhq_event_stream =
+    ngx_string("text/event-stream");
+
+
+void
+ngx_http_callhq_chat_handler(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body, json_t *json)
+{
+    json_t                      *stream;
+    ngx_int_t                    rc;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_callhq_chat_t      *chat;
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    chat = ngx_pcalloc(r->pool, sizeof(ngx_http_callhq_chat_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (chat == NULL || cln == NULL) {
+        json_decref(json);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_http_callhq_chat_cleanup;
+    cln->data = chat;
+
+    chat->request = r;
+    chat->body = *body;
+    chat->json = json;
+    ctx->chat = chat;
+
+    if (ctx->id.len) {
+        if (ctx->id.len != sizeof("responses") - 1
+            || ngx_strncmp(ctx->id.data, "responses", ctx->id.len) != 0)
+        {
+            rc = ngx_http_callhq_send_error(r, NGX_HTTP_NOT_FOUND,
+                                            "Cannot POST %V", &r->uri);
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+
+        chat->responses = 1;
+    }
+
+    if (lcf->model_location.len == 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: chat needs \"callhq_model_location\"");
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "no model upstream is configured");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    /* the Responses API streams unless told otherwise */
+    stream = json_object_get(json, "stream");
+
+    if (stream == NULL || json_is_null(stream)) {
+        chat->stream = chat->responses;
+
+    } else if (json_is_boolean(stream)) {
+        chat->stream = json_is_true(stream);
+
+    } else {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "stream must be a boolean");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    chat->retry.handler = ngx_http_callhq_chat_retry;
+    chat->retry.data = r;
+    chat->retry.log = r->connection->log;
+    chat->backoff = 20;
+
+    ngx_http_callhq_chat_begin(r);
+}
+
+
+static void
+ngx_http_callhq_chat_begin(ngx_http_request_t *r)
+{
+    ngx_http_callhq_ctx_t       *ctx;
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    ctx->query.stmt = &ngx_http_callhq_chat_begin_stmt;
+    ctx->query.values[0] = (char *) ctx->key_hash;
+    ctx->query.values[1] = (char *) ctx->chat->body.data;
+    ctx->query.values[2] = (char *) lcf->opts.data;
+    ctx->query.handler = ngx_http_callhq_chat_begun;
+
+    ngx_http_callhq_run_query(r, ctx);
+}
+
+
+static void
+ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
+{
+    ngx_int_t                    rc;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_callhq_ctx_t       *ctx;
+    ngx_http_callhq_chat_t      *chat;
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    r = q->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+    chat = ctx->chat;
+
+    if (res == NULL) {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "%s", q->error);
+        goto done;
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
+        || PQnfields(res) != 8)
+    {
+        rc = ngx_http_callhq_send_pg_error(r, res);
+        goto done;
+    }
+
+    if (ngx_strcmp(PQgetvalue(res, 0, 0), "busy") == 0) {
+
+        /* another chat of this session runs: wait for its turn */
+        if (chat->waited >= lcf->turn_timeout) {
+            rc = ngx_http_callhq_send_error(r, NGX_HTTP_CONFLICT,
+                                            "session %s is busy with "
+                                            "another chat",
+                                            PQgetvalue(res, 0, 5));
+            goto done;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "callhq: session busy, retry in %M ms", chat->backoff);
+
+        ngx_add_timer(&chat->retry, chat->backoff);
+        chat->waited += chat->backoff;
+        chat->backoff = ngx_min(chat->backoff * 2, 500);
+        return;
+    }
+
+    if (ngx_http_callhq_chat_str(r, res, 1, &chat->record) != NGX_OK
+        || ngx_http_callhq_chat_str(r, res, 2, &chat->params) != NGX_OK
+        || ngx_http_callhq_chat_str(r, res, 3, &chat->messages) != NGX_OK
+        || ngx_http_callhq_chat_str(r, res, 4, &chat->chat_id) != NGX_OK
+        || ngx_http_callhq_chat_str(r, res, 5, &chat->session_id) != NGX_OK
+        || ngx_http_callhq_chat_str(r, res, 6, &chat->org_id) != NGX_OK
+        || ngx_http_callhq_chat_str(r, res, 7, &chat->model) != NGX_OK)
+    {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    chat->locked = chat->session_id.len ? 1 : 0;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "callhq: chat %V session \"%V\" goes upstream",
+                   &chat->chat_id, &chat->session_id);
+
+    if (ngx_http_callhq_chat_subrequest(r, chat) == NGX_OK) {
+        /* the subrequest runs; ngx_http_callhq_chat_finish() goes on */
+        return;
+    }
+
+    rc = ngx_http_callhq_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    "could not call the model");
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_callhq_chat_retry(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_callhq_chat_begin(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_buf_t                      *b;
+    ngx_chain_t                    *cl;
+    ngx_http_request_t             *sr;
+    ngx_http_callhq_ctx_t          *sctx;
+    ngx_http_request_body_t        *rb;
+    ngx_http_callhq_loc_conf_t     *lcf;
+    ngx_http_post_subrequest_t     *ps;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    /* {<params>,"messages":<context>,"stream":..}: spliced, not re-encoded */
+    len = sizeof("{,\"messages\":,\"stream\":false,\"stream_options\":"
+                 "{\"include_usage\":true}}") - 1
+          + chat->params.len + chat->messages.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    chat->upstream.data = p;
+
+    *p++ = '{';
+    p = ngx_cpymem(p, chat->params.data, chat->params.len);
+    p = ngx_cpymem(p, ",\"messages\":", sizeof(",\"messages\":") - 1);
+    p = ngx_cpymem(p, chat->messages.data, chat->messages.len);
+
+    if (chat->stream) {
+        p = ngx_cpymem(p, ",\"stream\":true,\"stream_options\":"
+                       "{\"include_usage\":true}}",
+                       sizeof(",\"stream\":true,\"stream_options\":"
+                              "{\"include_usage\":true}}") - 1);
+    } else {
+        p = ngx_cpymem(p, ",\"stream\":false}",
+                       sizeof(",\"stream\":false}") - 1);
+    }
+
+    chat->upstream.len = p - chat->upstream.data;
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_callhq_ctx_t));
+    rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    b = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+
+    if (ps == NULL || sctx == NULL || rb == NULL || b == NULL || cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    ps->handler = ngx_http_callhq_chat_done;
+    ps->data = chat;
+
+    if (ngx_http_subrequest(r, &lcf->model_location, NULL, &sr, ps, 0)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    b->pos = chat->upstream.data;
+    b->last = chat->upstream.data + chat->upstream.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+    rb->bufs = cl;
+    rb->rest = 0;
+
+    sr->request_body = rb;
+    sr->method = NGX_HTTP_POST;
+    ngx_str_set(&sr->method_name, "POST");
+    sr->header_only = 0;
+
+    if (ngx_http_callhq_chat_headers(r, sr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    sctx->subrequest = 1;
+    sctx->chat = chat;
+    ngx_http_set_ctx(sr, sctx, ngx_http_callhq_module);
+
+    chat->sr = sr;
+    chat->start = ngx_current_msec;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The subrequest would inherit the client's headers: its Content-Length
+ * and its API key must not reach the model.
+ */
+
+static ngx_int_t
+ngx_http_callhq_chat_headers(ngx_http_request_t *r, ngx_http_request_t *sr)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *nh;
+
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, 8,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if ((h[i].key.len == sizeof("Authorization") - 1
+             && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
+                                h[i].key.len) == 0)
+            || (h[i].key.len == sizeof("Content-Length") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Length",
+                                   h[i].key.len) == 0)
+            || (h[i].key.len == sizeof("Content-Type") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Type",
+                                   h[i].key.len) == 0)
+            || (h[i].key.len == sizeof("Transfer-Encoding") - 1
+                && ngx_strncasecmp(h[i].key.data,
+                                   (u_char *) "Transfer-Encoding",
+                                   h[i].key.len) == 0)
+            || (h[i].key.len == sizeof("Accept-Encoding") - 1
+                && ngx_strncasecmp(h[i].key.data,
+                                   (u_char *) "Accept-Encoding",
+                                   h[i].key.len) == 0)
+            || (h[i].key.len == sizeof("Expect") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Expect",
+                                   h[i].key.len) == 0))
+        {
+            continue;
+        }
+
+        nh = ngx_list_push(&sr->headers_in.headers);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        *nh = h[i];
+    }
+
+    nh = ngx_list_push(&sr->headers_in.headers);
+    if (nh == NULL) {
+        return NGX_ERROR;
+    }
+
+    nh->hash = 1;
+    ngx_str_set(&nh->key, "Content-Type");
+    ngx_str_set(&nh->value, "application/json");
+    nh->lowcase_key = (u_char *) "content-type";
+
+    sr->headers_in.content_type = nh;
+    sr->headers_in.authorization = NULL;
+    sr->headers_in.content_length = NULL;
+    sr->headers_in.transfer_encoding = NULL;
+    sr->headers_in.chunked = 0;
+
+    /*
+     * Set for real in the precontent phase: here it would subject our
+     * body to the model location's client_max_body_size.
+     */
+    sr->headers_in.content_length_n = -1;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_callhq_chat_precontent(ngx_http_request_t *r)
+{
+    ngx_http_callhq_ctx_t  *ctx;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+
+    if (ctx && ctx->subrequest) {
+        r->headers_in.content_length_n = ctx->chat->upstream.len;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_chat_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
+{
+    ngx_http_callhq_chat_t  *chat = data;
+
+    if (chat->sr_done) {
+        return NGX_OK;
+    }
+
+    chat->sr_done = 1;
+    chat->sr_rc = rc;
+    chat->upstream_time = ngx_current_msec - chat->start;
+
+    if (chat->upstream_status == 0) {
+        chat->upstream_status = sr->headers_out.status;
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        chat->upstream_status = rc;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "callhq: model subrequest done rc:%i status:%ui "
+                   "reply:%uz", rc, chat->upstream_status, chat->reply.len);
+
+    sr->parent->write_event_handler = ngx_http_callhq_chat_finish;
+
+    if (sr->connection->error) {
+        return rc;
+    }
+
+    /* the model failed: this request answers for it, in JSON */
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_callhq_chat_finish(ngx_http_request_t *r)
+{
+    ngx_int_t                rc;
+    ngx_http_callhq_ctx_t   *ctx;
+    ngx_http_callhq_chat_t  *chat;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    chat = ctx->chat;
+
+    if (!chat->sr_done) {
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    if (!chat->stream && chat->upstream_status == NGX_HTTP_OK
+        && !chat->too_big)
+    {
+        (void) ngx_http_callhq_chat_parse_reply(r, chat);
+    }
+
+    if (chat->reply.len == 0 || (!chat->stream && !chat->upstream_done)) {
+        rc = ngx_http_callhq_chat_fail(r, chat);
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if (chat->sr_rc == NGX_ERROR || chat->upstream_status != NGX_HTTP_OK) {
+        chat->upstream_done = 0;
+    }
+
+    chat->chat_status = chat->upstream_done ? "completed" : "incomplete";
+
+    if (!chat->upstream_done) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "callhq: model stream for chat %V ended early, "
+                      "recording %uz bytes as incomplete",
+                      &chat->chat_id, chat->reply.len);
+    }
+
+    if (ngx_http_callhq_chat_record(chat, r, 0) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+    }
+}
+
+
+/* a non-streamed reply: one Chat Completions object */
+
+static ngx_int_t
+ngx_http_callhq_chat_parse_reply(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat)
+{
+    json_t        *json, *content, *usage;
+    size_t         len;
+    const char    *text;
+    json_error_t   err;
+
+    json = json_loadb((char *) chat->reply.data, chat->reply.len, 0, &err);
+
+    /* the reply buffer holds the text from now on */
+    chat->reply.len = 0;
+
+    if (json == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: model reply is not JSON: %s", err.text);
+        return NGX_ERROR;
+    }
+
+    content = json_object_get(json_array_get(json_object_get(json,
+                                                             "choices"), 0),
+                              "message");
+    content = json_object_get(content, "content");
+
+    if (!json_is_string(content)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: model reply has no choices[0].message."
+                      "content");
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    text = json_string_value(content);
+    len = json_string_length(content);
+
+    if (ngx_http_callhq_text_add(r->pool, &chat->reply, (u_char *) text, len)
+        != NGX_OK)
+    {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    usage = json_object_get(json, "usage");
+    if (json_is_object(usage)) {
+        chat->prompt_tokens =
+            json_integer_value(json_object_get(usage, "prompt_tokens"));
+        chat->completion_tokens =
+            json_integer_value(json_object_get(usage, "completion_tokens"));
+    }
+
+    chat->upstream_done = 1;
+    json_decref(json);
+
+    return NGX_OK;
+}
+
+
+/* the model failed before any output: nothing is recorded */
+
+static ngx_int_t
+ngx_http_callhq_chat_fail(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
+{
+    ngx_uint_t  status;
+
+    (void) ngx_http_callhq_chat_record(chat, NULL, 1);
+
+    status = chat->upstream_status;
+
+    if (status == NGX_HTTP_GATEWAY_TIME_OUT) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: model timed out for chat %V", &chat->chat_id);
+
+        return ngx_http_callhq_send_error(r, NGX_HTTP_GATEWAY_TIME_OUT,
+                                          "model upstream timed out");
+    }
+
+    if (chat->too_big) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: model reply exceeds callhq_max_reply_size");
+
+        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                          "model reply is too large");
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "callhq: model failed for chat %V with status %ui",
+                  &chat->chat_id, status);
+
+    if (status == NGX_HTTP_OK) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                          "model upstream gave no reply");
+    }
+
+    if (status < NGX_HTTP_BAD_GATEWAY || status > NGX_HTTP_GATEWAY_TIME_OUT) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                          "model upstream answered %ui",
+                                          status);
+    }
+
+    return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                                      "model upstream failed");
+}
+
+
+/*
+ * Records the turn (or only releases the session when release is set) in
+ * one transaction, from a pool of its own.  With r, the response goes on
+ * once it is recorded; without, nobody waits.
+ */
+
+static ngx_int_t
+ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
+    ngx_http_request_t *r, ngx_uint_t release)
+{
+    u_char                       *p;
+    ngx_pool_t                   *pool;
+    ngx_http_callhq_record_t     *rec;
+    ngx_http_callhq_main_conf_t  *mcf;
+
+    if (chat->finished || chat->record.len == 0) {
+        return NGX_OK;
+    }
+
+    chat->finished = 1;
+
+    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                              ngx_http_callhq_module);
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    rec = ngx_pcalloc(pool, sizeof(ngx_http_callhq_record_t));
+    if (rec == NULL) {
+        goto failed;
+    }
+
+    rec->pool = pool;
+    rec->request = r;
+    rec->query.handler = ngx_http_callhq_chat_recorded;
+    rec->query.data = rec;
+    rec->query.log = ngx_cycle->log;
+
+    rec->query.values[0] = ngx_http_callhq_chat_dup(pool, chat->record.data, chat->record.len);
+
+    if (release) {
+        rec->query.stmt = &ngx_http_callhq_chat_release_stmt;
+
+    } else {
+        rec->query.stmt = &ngx_http_callhq_chat_record_stmt;
+        rec->query.values[1] = ngx_http_callhq_chat_dup(pool, chat->messages.data,
+                                                        chat->messages.len);
+        rec->query.values[2] = ngx_http_callhq_chat_dup(pool, chat->reply.data,
+                                                        chat->reply.len);
+        rec->query.values[3] = (char *) chat->chat_status;
+
+        p = ngx_pnalloc(pool, sizeof("{\"promptTokens\":,"
+                                     "\"completionTokens\":}")
+                              + 2 * NGX_INT_T_LEN);
+        if (p == NULL) {
+            goto failed;
+        }
+
+        rec->query.values[4] = (char *) p;
+        *ngx_sprintf(p, "{\"promptTokens\":%i,\"completionTokens\":%i}",
+                     chat->prompt_tokens, chat->completion_tokens) = '\0';
+
+        if (rec->query.values[1] == NULL || rec->query.values[2] == NULL) {
+            goto failed;
+        }
+    }
+
+    if (rec->query.values[0] == NULL) {
+        goto failed;
+    }
+
+    if (r) {
+        rec->chat = chat;
+        chat->rec = rec;
+    }
+
+    ngx_http_callhq_pg_run(mcf->pool, &rec->query);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_destroy_pool(pool);
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
+{
+    ngx_int_t                 rc;
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_http_callhq_chat_t   *chat;
+    ngx_http_callhq_record_t *rec;
+
+    rec = q->data;
+    r = rec->request;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQntuples(res) != 1)
+    {
+        ngx_log_error(NGX_LOG_ERR, r ? r->connection->log : ngx_cycle->log, 0,
+                      "callhq: chat could not be recorded: %s",
+                      res ? PQresultErrorMessage(res) : q->error);
+    }
+
+    if (r == NULL) {
+        ngx_destroy_pool(rec->pool);
+        return;
+    }
+
+    c = r->connection;
+    chat = rec->chat;
+    chat->rec = NULL;
+
+    if (res == NULL) {
+        rc = chat->sent_header
+             ? NGX_ERROR
+             : ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          "%s", q->error);
+
+    } else if (PQresultStatus(res) != PGRES_TUPLES_OK
+               || PQntuples(res) != 1)
+    {
+        rc = chat->sent_header ? NGX_ERROR
+                               : ngx_http_callhq_send_pg_error(r, res);
+
+    } else if (ngx_http_callhq_chat_str(r, res, 1, &chat->result) != NGX_OK) {
+        rc = NGX_ERROR;
+
+    } else {
+        rc = ngx_http_callhq_chat_respond(r, chat);
+    }
+
+    ngx_destroy_pool(rec->pool);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_callhq_chat_respond(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat)
+{
+    json_t     *json;
+    ngx_int_t   rc;
+    ngx_str_t   body;
+
+    if (chat->stream) {
+        return ngx_http_callhq_chat_send_last(r, chat);
+    }
+
+    if (!chat->responses) {
+        return ngx_http_callhq_send_json(r, NGX_HTTP_CREATED, &chat->result);
+    }
+
+    json = ngx_http_callhq_chat_response_object(chat, chat->chat_status);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_callhq_json_dump(r, json, &body);
+    json_decref(json);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_callhq_send_json(r, NGX_HTTP_OK, &body);
+}
+
+
+/* the stream ends: Responses events close it, chat events just stop */
+
+static ngx_int_t
+ngx_http_callhq_chat_send_last(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat)
+{
+    json_t       *json;
+    ngx_buf_t    *b;
+    ngx_int_t     rc;
+    ngx_chain_t  *out, **last;
+    u_char        item[sizeof("msg_") + NGX_INT_T_LEN + 40];
+
+    out = NULL;
+    last = &out;
+
+    if (!chat->sent_header) {
+        if (ngx_http_callhq_chat_start_stream(r, chat, &last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (chat->responses) {
+        *ngx_snprintf(item, sizeof(item) - 1, "msg_%V", &chat->chat_id) = '\0';
+
+        json = json_pack("{s:s,s:s,s:i,s:i,s:s%}",
+                         "type", "response.output_text.done",
+                         "item_id", item, "output_index", 0,
+                         "content_index", 0,
+                         "text", chat->reply.data, chat->reply.len);
+
+        if (ngx_http_callhq_chat_emit(r, "response.output_text.done", json,
+                                      &last)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        json = json_pack("{s:s,s:o}", "type", "response.completed",
+                         "response",
+                         ngx_http_callhq_chat_response_object(chat,
+                                                   chat->chat_status));
+
+        if (ngx_http_callhq_chat_emit(r, "response.completed", json, &last)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    *last = ngx_alloc_chain_link(r->pool);
+    if (*last == NULL) {
+        return NGX_ERROR;
+    }
+
+    (*last)->buf = b;
+    (*last)->next = NULL;
+
+    rc = ngx_http_output_filter(r, out);
+
+    return rc == NGX_AGAIN ? NGX_OK : rc;
+}
+
+
+/* an OpenAI Responses object for the reply so far */
+
+static json_t *
+ngx_http_callhq_chat_response_object(ngx_http_callhq_chat_t *chat,
+    const char *status)
+{
+    json_t  *output;
+    u_char   id[sizeof("resp_") + 40], item[sizeof("msg_") + 40];
+
+    *ngx_snprintf(id, sizeof(id) - 1, "resp_%V", &chat->chat_id) = '\0';
+    *ngx_snprintf(item, sizeof(item) - 1, "msg_%V", &chat->chat_id) = '\0';
+
+    if (ngx_strcmp(status, "in_progress") == 0) {
+        output = json_array();
+
+    } else {
+        output = json_pack("[{s:s,s:s,s:s,s:s,s:[{s:s,s:s%,s:[]}]}]",
+                           "id", item, "type", "message",
+                           "role", "assistant", "status", status,
+                           "content", "type", "output_text",
+                           "text", chat->reply.data ? (char *) chat->reply.data
+                                                    : "",
+                           chat->reply.len, "annotations");
+    }
+
+    return json_pack("{s:s,s:s,s:I,s:s,s:n,s:s%,s:o,s:{s:i,s:i}}",
+                     "id", id, "object", "response",
+                     "created_at", (json_int_t) ngx_time(),
+                     "status", status, "error",
+                     "model", chat->model.data, chat->model.len,
+                     "output", output,
+                     "usage", "input_tokens", (int) chat->prompt_tokens,
+                     "output_tokens", (int) chat->completion_tokens);
+}
+
+
+/*
+ * Called by the body filter for each delta of a streamed reply: appends
+ * the client's event(s) to *last.  The first one sends the headers.
+ */
+
+ngx_int_t
+ngx_http_callhq_chat_output(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last)
+{
+    json_t  *json;
+    u_char   item[sizeof("msg_") + 40];
+
+    if (!chat->sent_header) {
+        if (ngx_http_callhq_chat_start_stream(r, chat, last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (chat->responses) {
+        *ngx_snprintf(item, sizeof(item) - 1, "msg_%V", &chat->chat_id) = '\0';
+
+        json = json_pack("{s:s,s:s,s:i,s:i,s:s%}",
+                         "type", "response.output_text.delta",
+                         "item_id", item, "output_index", 0,
+                         "content_index", 0,
+                         "delta", delta->data, delta->len);
+
+        return ngx_http_callhq_chat_emit(r, "response.output_text.delta",
+                                         json, last);
+    }
+
+    json = json_pack("{s:s%,s:s%*,s:s,s:s%}",
+                     "id", chat->chat_id.data, chat->chat_id.len,
+                     "sessionId", chat->session_id.len
+                                  ? (char *) chat->session_id.data : NULL,
+                     chat->session_id.len,
+                     "path", "chat.output[0].content",
+                     "delta", delta->data, delta->len);
+
+    return ngx_http_callhq_chat_emit(r, NULL, json, last);
+}
+
+
+static ngx_int_t
+ngx_http_callhq_chat_start_stream(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_chain_t ***last)
+{
+    json_t              *json;
+    ngx_int_t            rc;
+    ngx_table_elt_t     *h;
+    ngx_http_request_t  *mr;
+
+    mr = r->main;
+    chat->sent_header = 1;
+
+    mr->headers_out.status = NGX_HTTP_OK;
+    mr->headers_out.content_type = ngx_http_callhq_event_stream;
+    mr->headers_out.content_type_len = ngx_http_callhq_event_stream.len;
+    mr->headers_out.content_length_n = -1;
+
+    h = ngx_list_push(&mr->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-cache");
+
+    /* a proxy in front of us must pass each event on at once */
+    h = ngx_list_push(&mr->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Accel-Buffering");
+    ngx_str_set(&h->value, "no");
+
+    rc = ngx_http_send_header(mr);
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (!chat->responses) {
+        return NGX_OK;
+    }
+
+    json = json_pack("{s:s,s:o}", "type", "response.created", "response",
+                     ngx_http_callhq_chat_response_object(chat,
+                                                          "in_progress"));
+
+    return ngx_http_callhq_chat_emit(r, "response.created", json, last);
+}
+
+
+/* one SSE event, flushed; takes the reference to json */
+
+static ngx_int_t
+ngx_http_callhq_chat_emit(ngx_http_request_t *r, const char *event,
+    json_t *json, ngx_chain_t ***last)
+{
+    u_char       *p;
+    char         *s;
+    size_t        len, elen;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    s = json_dumps(json, JSON_COMPACT);
+    json_decref(json);
+
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(s);
+    elen = event ? sizeof("event: \n") - 1 + ngx_strlen(event) : 0;
+
+    b = ngx_create_temp_buf(r->pool, elen + sizeof("data: \n\n") - 1 + len);
+    cl = ngx_alloc_chain_link(r->pool);
+
+    if (b == NULL || cl == NULL) {
+        free(s);
+        return NGX_ERROR;
+    }
+
+    p = b->last;
+
+    if (event) {
+        p = ngx_sprintf(p, "event: %s\n", event);
+    }
+
+    p = ngx_cpymem(p, "data: ", sizeof("data: ") - 1);
+    p = ngx_cpymem(p, s, len);
+    *p++ = '\n';
+    *p++ = '\n';
+    b->last = p;
+    b->flush = 1;
+
+    free(s);
+
+    cl->buf = b;
+    cl->next = NULL;
+    **last = cl;
+    *last = &cl->next;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_callhq_chat_cleanup(void *data)
+{
+    ngx_http_callhq_chat_t  *chat = data;
+
+    if (chat->retry.timer_set) {
+        ngx_del_timer(&chat->retry);
+    }
+
+    if (chat->json) {
+        json_decref(chat->json);
+        chat->json = NULL;
+    }
+
+    if (chat->rec) {
+        /* the recording in flight goes on without us */
+        chat->rec->request = NULL;
+        chat->rec = NULL;
+    }
+
+    chat->request = NULL;
+
+    if (chat->finished) {
+        return;
+    }
+
+    /* the client left: keep what the model said, or free the turn */
+    chat->chat_status = "incomplete";
+
+    (void) ngx_http_callhq_chat_record(chat, NULL, chat->reply.len == 0
+                                                   || !chat->stream);
+}
+
+
+static ngx_int_t
+ngx_http_callhq_chat_str(ngx_http_request_t *r, PGresult *res, int col,
+    ngx_str_t *out)
+{
+    size_t  len;
+
+    if (PQgetisnull(res, 0, col)) {
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    len = PQgetlength(res, 0, col);
+
+    out->data = ngx_pnalloc(r->pool, len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, PQgetvalue(res, 0, col), len + 1);
+    out->len = len;
+
+    return NGX_OK;
+}
+
+
+/* libpq parameters are NUL-terminated text */
+
+static char *
+ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data, size_t len)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    if (len) {
+        ngx_memcpy(p, data, len);
+    }
+
+    p[len] = '\0';
+
+    return (char *) p;
+}

@@ -1,0 +1,329 @@
+
+/*
+ * ngx_http_callhq_module: the body filter on our model subrequests.
+ *
+ * A streamed reply is framed into SSE events (an event may straddle
+ * buffers), each delta translated into the client's event format and
+ * flushed at once; a whole reply is collected.  Either way the text is
+ * kept for the recording.  Other requests pass untouched.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_callhq_module.h"
+
+
+static ngx_int_t ngx_http_callhq_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_callhq_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_callhq_sse(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, u_char *data, size_t len,
+    ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_sse_event(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, u_char *p, u_char *end,
+    ngx_chain_t ***last);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_callhq_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_callhq_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_callhq_body_filter;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_callhq_chat_precontent;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_callhq_ctx_t  *ctx;
+
+    if (r == r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+
+    if (ctx == NULL || !ctx->subrequest) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx->chat->upstream_status = r->headers_out.status;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "callhq: model answered %ui", r->headers_out.status);
+
+    /* proxy temp files must come to the body filter as memory */
+    r->filter_need_in_memory = 1;
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_callhq_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    size_t                       len;
+    ngx_int_t                    rc;
+    ngx_buf_t                   *b;
+    ngx_chain_t                 *cl, *out, **last;
+    ngx_http_callhq_ctx_t       *ctx;
+    ngx_http_callhq_chat_t      *chat;
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    if (r == r->main || in == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+
+    if (ctx == NULL || !ctx->subrequest) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    chat = ctx->chat;
+    lcf = ngx_http_get_module_loc_conf(chat->request, ngx_http_callhq_module);
+
+    out = NULL;
+    last = &out;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!ngx_buf_in_memory(b)) {
+            /* special buffers carry no reply bytes */
+            b->file_pos = b->file_last;
+            continue;
+        }
+
+        len = b->last - b->pos;
+
+        /* an error page or a model's error answer is not a reply */
+        if (chat->upstream_status != NGX_HTTP_OK || chat->too_big) {
+            b->pos = b->last;
+            continue;
+        }
+
+        if (chat->reply.len + chat->event.len + len > lcf->max_reply_size) {
+            chat->too_big = 1;
+            b->pos = b->last;
+            continue;
+        }
+
+        if (chat->stream) {
+            if (ngx_http_callhq_sse(r, chat, b->pos, len, &last) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+        } else if (ngx_http_callhq_text_add(r->main->pool, &chat->reply,
+                                            b->pos, len)
+                   != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /* consumed: the upstream may reuse the buffer */
+        b->pos = b->last;
+    }
+
+    if (out == NULL) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_next_body_filter(r, out);
+
+    return rc == NGX_AGAIN ? NGX_OK : rc;
+}
+
+
+/* frames events: carries a cut one over to the next buffer */
+
+static ngx_int_t
+ngx_http_callhq_sse(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
+    u_char *data, size_t len, ngx_chain_t ***last)
+{
+    u_char  *p, *end, *start, *q;
+
+    if (ngx_http_callhq_text_add(r->main->pool, &chat->event, data, len)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* SSE lines may end in CR LF: JSON payloads escape raw CRs */
+    q = chat->event.data + chat->event.len - len;
+    for (p = q; p < chat->event.data + chat->event.len; p++) {
+        if (*p != '\r') {
+            *q++ = *p;
+        }
+    }
+
+    chat->event.len = q - chat->event.data;
+
+    start = chat->event.data;
+    end = start + chat->event.len;
+
+    for ( ;; ) {
+        p = ngx_strlcasestrn(start, end, (u_char *) "\n\n", 2 - 1);
+        if (p == NULL) {
+            break;
+        }
+
+        if (ngx_http_callhq_sse_event(r, chat, start, p, last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        start = p + 2;
+    }
+
+    chat->event.len = end - start;
+    ngx_memmove(chat->event.data, start, chat->event.len);
+
+    return NGX_OK;
+}
+
+
+/* one upstream event: data lines of a Chat Completions chunk */
+
+static ngx_int_t
+ngx_http_callhq_sse_event(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, u_char *p, u_char *end,
+    ngx_chain_t ***last)
+{
+    u_char        *nl, *data;
+    json_t        *json, *choice, *content, *usage, *reason;
+    ngx_int_t      rc;
+    ngx_str_t      delta;
+    json_error_t   err;
+
+    data = NULL;
+
+    for ( /* void */ ; p < end; p = nl + 1) {
+        nl = ngx_strlchr(p, end, '\n');
+        if (nl == NULL) {
+            nl = end;
+        }
+
+        if (nl - p >= 5 && ngx_strncmp(p, "data:", 5) == 0) {
+            data = p + 5;
+            if (data < nl && *data == ' ') {
+                data++;
+            }
+
+            /* OpenAI-compatible servers put one JSON per data line */
+            break;
+        }
+    }
+
+    if (data == NULL) {
+        return NGX_OK;
+    }
+
+    if (nl - data == 6 && ngx_strncmp(data, "[DONE]", 6) == 0) {
+        chat->upstream_done = 1;
+        return NGX_OK;
+    }
+
+    json = json_loadb((char *) data, nl - data, 0, &err);
+    if (json == NULL) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "callhq: model sent an event that is not JSON: %s",
+                      err.text);
+        return NGX_OK;
+    }
+
+    rc = NGX_OK;
+    choice = json_array_get(json_object_get(json, "choices"), 0);
+    content = json_object_get(json_object_get(choice, "delta"), "content");
+
+    if (json_is_string(content) && json_string_length(content)) {
+        delta.data = (u_char *) json_string_value(content);
+        delta.len = json_string_length(content);
+
+        if (ngx_http_callhq_text_add(r->main->pool, &chat->reply,
+                                     delta.data, delta.len)
+            != NGX_OK)
+        {
+            rc = NGX_ERROR;
+
+        } else {
+            rc = ngx_http_callhq_chat_output(r, chat, &delta, last);
+        }
+    }
+
+    reason = json_object_get(choice, "finish_reason");
+    if (reason && !json_is_null(reason)) {
+        chat->upstream_done = 1;
+    }
+
+    usage = json_object_get(json, "usage");
+    if (json_is_object(usage)) {
+        chat->prompt_tokens =
+            json_integer_value(json_object_get(usage, "prompt_tokens"));
+        chat->completion_tokens =
+            json_integer_value(json_object_get(usage, "completion_tokens"));
+    }
+
+    json_decref(json);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_callhq_text_add(ngx_pool_t *pool, ngx_http_callhq_text_t *t,
+    u_char *data, size_t len)
+{
+    u_char  *p;
+    size_t   size;
+
+    if (t->len + len + 1 > t->size) {
+        size = ngx_max(2 * t->size, t->len + len + 1);
+        size = ngx_max(size, 256);
+
+        p = ngx_pnalloc(pool, size);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (t->len) {
+            ngx_memcpy(p, t->data, t->len);
+        }
+
+        if (t->data) {
+            (void) ngx_pfree(pool, t->data);
+        }
+
+        t->data = p;
+        t->size = size;
+    }
+
+    ngx_memcpy(t->data + t->len, data, len);
+    t->len += len;
+    t->data[t->len] = '\0';
+
+    return NGX_OK;
+}

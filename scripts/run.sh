@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# `make run`: a throwaway PostgreSQL, the demo model and nginx with the
+# module on 127.0.0.1:${PORT:-8080}, in the foreground until Ctrl-C.
+#
+#   PORT=8080                  where nginx listens
+#   CALLHQ_UPSTREAM_URL=https://api.openai.com/v1/chat/completions
+#   CALLHQ_UPSTREAM_KEY=sk-... an OpenAI-compatible server instead of the
+#                              demo model
+#   CALLHQ_MODEL=gpt-4o-mini   the demo assistant's model (default recall)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+port=${PORT:-8080}
+run=$top/.run
+mkdir -p "$run/nginx/conf" "$run/nginx/logs" "$run/nginx/tmp"
+read -r pg_port mock_port < <(scripts/freeport.pl 2)
+
+mock_pid=""
+nginx_pid=""
+stop() {
+    trap - INT TERM EXIT
+    echo
+    echo "stopping..."
+    [ -n "$nginx_pid" ] && kill -QUIT "$nginx_pid" 2>/dev/null || true
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    scripts/pg.sh stop "$run/pg" || true
+    echo "stopped (data kept in .run/; rm -rf .run to start afresh)"
+}
+trap stop INT TERM EXIT
+
+scripts/pg.sh start "$run/pg" "$pg_port"
+conninfo="host=127.0.0.1 port=$pg_port dbname=callhq user=callhq"
+sql/migrate.sh "$conninfo"
+
+if [ ! -s "$run/api-key" ]; then
+    psql -X -q -tA -v ON_ERROR_STOP=1 "$conninfo" \
+        -c "select callhq.api_key_create(callhq.org_create('demo'))" \
+        > "$run/api-key"
+fi
+key=$(cat "$run/api-key")
+
+if [ -n "${CALLHQ_UPSTREAM_URL:-}" ]; then
+    upstream=$CALLHQ_UPSTREAM_URL
+    model=${CALLHQ_MODEL:-gpt-4o-mini}
+else
+    python3 t/mock/mock_model.py --port "$mock_port" > "$run/mock.log" 2>&1 &
+    mock_pid=$!
+    upstream=http://127.0.0.1:$mock_port/v1/chat/completions
+    model=${CALLHQ_MODEL:-recall}
+fi
+
+auth=""
+if [ -n "${CALLHQ_UPSTREAM_KEY:-}" ]; then
+    auth="proxy_set_header Authorization \"Bearer $CALLHQ_UPSTREAM_KEY\";"
+fi
+
+user=""
+[ "$(id -u)" = 0 ] && user="user root;"
+
+cat > "$run/nginx/conf/nginx.conf" <<CONF
+load_module $top/build/ngx_http_callhq_module.so;
+$user
+daemon off;
+worker_processes 2;
+pid $run/nginx/logs/nginx.pid;
+error_log $run/nginx/logs/error.log info;
+
+events { worker_connections 1024; }
+
+http {
+    log_format callhq '\$remote_addr [\$time_local] "\$request" \$status '
+                      '\$body_bytes_sent \$request_time';
+    access_log $run/nginx/logs/access.log callhq;
+    client_body_temp_path $run/nginx/tmp/body;
+    proxy_temp_path $run/nginx/tmp/proxy;
+    fastcgi_temp_path $run/nginx/tmp/fastcgi;
+    uwsgi_temp_path $run/nginx/tmp/uwsgi;
+    scgi_temp_path $run/nginx/tmp/scgi;
+
+    callhq_postgres "$conninfo";
+
+    server {
+        listen 127.0.0.1:$port;
+
+        location / {
+            callhq_api;
+            callhq_model_location /_model;
+        }
+
+        location = /_model {
+            internal;
+            client_max_body_size 0;
+            proxy_pass $upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_ssl_server_name on;
+            proxy_buffering off;
+            proxy_read_timeout 120s;
+            $auth
+        }
+    }
+}
+CONF
+
+/usr/sbin/nginx -p "$run/nginx" -c conf/nginx.conf -t -q
+/usr/sbin/nginx -p "$run/nginx" -c conf/nginx.conf &
+nginx_pid=$!
+sleep 0.5
+
+url=http://127.0.0.1:$port
+cat <<MSG
+
+ngx_http_callhq_module is running at $url
+API key: $key   (also in .run/api-key)
+model upstream: $upstream
+logs: .run/nginx/logs/error.log, .run/nginx/logs/access.log
+
+Try it:
+
+  KEY=\$(cat .run/api-key)
+  A=\$(curl -s $url/assistant -H "Authorization: Bearer \$KEY" \\
+        -H 'Content-Type: application/json' \\
+        -d '{"name":"demo","model":{"provider":"openai","model":"$model",
+             "messages":[{"role":"system","content":"You are helpful."}]}}' \\
+      | sed 's/.*"id" *: *"\\([^"]*\\)".*/\\1/;q')
+  S=\$(curl -s $url/session -H "Authorization: Bearer \$KEY" \\
+        -H 'Content-Type: application/json' -d "{\"assistantId\":\"\$A\"}" \\
+      | sed 's/.*"id" *: *"\\([^"]*\\)".*/\\1/;q')
+  curl -s $url/chat -H "Authorization: Bearer \$KEY" \\
+       -H 'Content-Type: application/json' \\
+       -d "{\"sessionId\":\"\$S\",\"input\":\"Hi, my name is Sarah\"}"
+  curl -sN $url/chat -H "Authorization: Bearer \$KEY" \\
+       -H 'Content-Type: application/json' \\
+       -d "{\"sessionId\":\"\$S\",\"input\":\"What is my name?\",\"stream\":true}"
+  curl -s $url/session/\$S -H "Authorization: Bearer \$KEY"
+
+Ctrl-C stops everything.
+MSG
+
+wait "$nginx_pid"
