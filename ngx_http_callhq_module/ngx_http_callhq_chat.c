@@ -250,7 +250,8 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
                    &chat->chat_id, &chat->session_id);
 
     if (ngx_http_callhq_chat_subrequest(r, chat) == NGX_OK) {
-        /* the subrequest runs; ngx_http_callhq_chat_finish() goes on */
+        /* the subrequest is posted; ngx_http_callhq_chat_finish() goes on */
+        ngx_http_run_posted_requests(c);
         return;
     }
 
@@ -988,11 +989,13 @@ ngx_http_callhq_chat_output(ngx_http_request_t *r,
                                          json, last);
     }
 
-    json = json_pack("{s:s%,s:s%*,s:s,s:s%}",
+    json = json_pack("{s:s%,s:o,s:s,s:s%}",
                      "id", chat->chat_id.data, chat->chat_id.len,
-                     "sessionId", chat->session_id.len
-                                  ? (char *) chat->session_id.data : NULL,
-                     chat->session_id.len,
+                     "sessionId",
+                     chat->session_id.len
+                     ? json_stringn((char *) chat->session_id.data,
+                                    chat->session_id.len)
+                     : json_null(),
                      "path", "chat.output[0].content",
                      "delta", delta->data, delta->len);
 

@@ -15,7 +15,8 @@ Once the socket is listening it prints exactly one line to stdout:
 (with --port 0 the kernel-chosen port is printed).  It runs until SIGTERM or
 SIGINT and then exits with status 0.  Every connection gets its own daemon
 thread, so slow / stalled replies do not block other requests.  Nothing is
-logged to stderr unless --verbose is given.
+logged to stderr unless --verbose is given (then one line per request, with
+the peer's ip:port, so upstream keep-alive reuse is visible).
 
 HTTP framing
 ------------
@@ -71,6 +72,7 @@ GET /_mock/requests[?n=K]    -> JSON array of the last K request bodies
                                 {"method","path","version","headers":[[k,v]..],
                                  "body"} instead.
 POST /_mock/reset            -> clears that list, replies {"ok":true}
+GET on a chat path -> 405; any other path -> 404 (OpenAI-style error JSON).
 
 Model names
 -----------
@@ -387,8 +389,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         if VERBOSE:
-            sys.stderr.write('%s - %s\n' % (self.address_string(),
-                                            fmt % args))
+            sys.stderr.write('%s:%s - %s\n' % (self.client_address[0],
+                                               self.client_address[1],
+                                               fmt % args))
 
     def handle_one_request(self):
         try:
@@ -702,7 +705,7 @@ def main():
     host, port = srv.server_address[:2]
     sys.stdout.write('mock model listening on %s:%d\n' % (host, port))
     sys.stdout.flush()
-    while not stop.wait(1.0):
+    while not stop.wait(0.2):
         pass
     srv.shutdown()
     srv.server_close()

@@ -768,3 +768,69 @@ sub check_access_log ($$) {
 }
 
 1;
+__END__
+
+=head1 NAME
+
+Test::Nginx::Socket - fallback for OpenResty's Test::Nginx::Socket
+
+=head1 SYNOPSIS
+
+    use Test::Nginx::Socket 'no_plan';   # or: plan tests => ...;
+    repeat_each(2);
+    no_shuffle();
+    run_tests();
+
+    __DATA__
+
+    === TEST 1: hello
+    --- config
+        location /t { return 200 "hello\n"; }
+    --- request
+    GET /t
+    --- response_body
+    hello
+    --- no_error_log
+    [error]
+
+=head1 DESCRIPTION
+
+Used only where the real Test::Nginx is not installed: run the suites with
+C<-I t/lib> only when C<perl -MTest::Nginx::Socket -e1> fails without it.
+
+Functions: plan, blocks and the other Test::Base exports, run_tests,
+repeat_each, no_shuffle, log_level, master_on, master_off,
+master_process_enabled, workers, worker_connections, no_root_location,
+no_long_string, check_accum_error_log, env_to_nginx, add_block_preprocessor,
+config_preamble, server_addr, server_name, server_port,
+server_port_for_client, server_root, html_dir, timeout, is_str, bail_out,
+add_cleanup_handler, add_test_cleanup_handler.
+
+Sections: config, http_config, main_config, post_main_config, server_name,
+request (string or eval'd array of requests, each a string or an array of
+packets C<{ value, delay_before }>), raw_request, raw_request_middle_delay,
+pipelined_requests, more_headers (string or array), shutdown, timeout,
+abort, wait, init, user_files, error_code, error_code_like,
+response_headers, response_headers_like, response_body,
+response_body_like, response_body_unlike, ignore_response, error_log,
+no_error_log, grep_error_log, grep_error_log_out, access_log,
+no_access_log, log_level, must_die, skip_nginx, skip_eval, ONLY, SKIP,
+LAST.
+
+Environment: TEST_NGINX_BINARY, TEST_NGINX_PORT (or _SERVER_PORT and
+_CLIENT_PORT), TEST_NGINX_SERVROOT, TEST_NGINX_LOAD_MODULES,
+TEST_NGINX_LOG_LEVEL, TEST_NGINX_MASTER_PROCESS, TEST_NGINX_NO_SHUFFLE,
+TEST_NGINX_NO_CLEAN, TEST_NGINX_TIMEOUT, TEST_NGINX_SLEEP,
+TEST_NGINX_CHECK_ACCUM_ERR_LOG, TEST_NGINX_RANDOMIZE and
+TEST_NGINX_USE_VALGRIND.  C<$TEST_NGINX_*> variables, including
+C<$TEST_NGINX_RAND_PORT_N>, are expanded in the config sections,
+user_files, pipelined_requests, response_body and grep_error_log_out (not
+in request, as in the real module).
+
+Under TEST_NGINX_USE_VALGRIND nginx runs in the foreground under valgrind
+(with ./valgrind.suppress and the file named by
+TEST_NGINX_VALGRIND_SUPPRESSIONS, when present) and is stopped after each block;
+any record valgrind wrote (logs/valgrind.log) fails the block.  The real
+module only prints valgrind's output.
+
+=cut

@@ -408,7 +408,7 @@ sub stop_nginx (;$) {
             warn "nginx $pid still running ${grace}s after QUIT; killing it\n";
             # the foreground nginx has its own process group (workers too)
             kill SIGKILL, (getpgrp($pid) == $pid ? -$pid : $pid);
-            sleep 0.05 until process_gone($pid);
+            for (1 .. 100) { last if process_gone($pid); sleep 0.05 }
         }
     }
     unlink $PidFile if -f $PidFile;
@@ -428,7 +428,10 @@ sub valgrind_command () {
         ? qw(--tool=memcheck --leak-check=full --keep-debuginfo=yes
              --show-possibly-lost=no)
         : split ' ', $UseValgrind;
-    push @opts, '--suppressions=valgrind.suppress' if -f 'valgrind.suppress';
+    # ./valgrind.suppress like the real module, plus an explicit file
+    for my $file ('valgrind.suppress', $ENV{TEST_NGINX_VALGRIND_SUPPRESSIONS}) {
+        push @opts, "--suppressions=$file" if defined $file && -f $file;
+    }
     return ('valgrind', '--num-callers=100', '-q', @opts,
             '--gen-suppressions=all', "--log-file=$ValgrindLog");
 }
@@ -484,7 +487,7 @@ sub start_nginx ($$) {
         last if $status == 0;
 
         # a config error will not go away: fail fast with its message
-        my @emerg = grep { /\[emerg\]/ && !/Address already in use/ }
+        my @emerg = grep { /\[emerg\]/ && !/already in use|could not bind/ }
                     split /^/, slurp($ErrLogFile) // '';
         bail_out("$name - nginx failed to start (status $status): $emerg[0]")
             if @emerg;
