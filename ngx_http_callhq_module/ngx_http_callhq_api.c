@@ -552,6 +552,7 @@ static ngx_int_t
 ngx_http_callhq_not_allowed(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
 {
     u_char                   *p;
+    ngx_str_t                 value;
     ngx_uint_t                item, i, allowed;
     ngx_table_elt_t          *h;
     ngx_http_callhq_route_t  *rt;
@@ -574,25 +575,18 @@ ngx_http_callhq_not_allowed(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
                                           &r->uri);
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     p = ngx_pnalloc(r->pool, sizeof("GET, POST, PATCH, DELETE") - 1);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = p;
+    value.data = p;
 
     for (i = 0; i < sizeof(ngx_http_callhq_method_bits)
                     / sizeof(ngx_uint_t); i++)
     {
         if (allowed & ngx_http_callhq_method_bits[i]) {
-            if (p != h->value.data) {
+            if (p != value.data) {
                 *p++ = ',';
                 *p++ = ' ';
             }
@@ -602,7 +596,13 @@ ngx_http_callhq_not_allowed(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
         }
     }
 
-    h->value.len = p - h->value.data;
+    value.len = p - value.data;
+
+    h = ngx_http_callhq_add_header(&r->headers_out.headers, "Allow", "allow",
+                                   &value);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_callhq_send_error(r, NGX_HTTP_NOT_ALLOWED,
                                       "%V is not allowed on %V (allowed: %V)",

@@ -85,6 +85,9 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_release_stmt = {
 
 static ngx_str_t  ngx_http_callhq_event_stream =
     ngx_string("text/event-stream");
+static ngx_str_t  ngx_http_callhq_json = ngx_string("application/json");
+static ngx_str_t  ngx_http_callhq_no_cache = ngx_string("no-cache");
+static ngx_str_t  ngx_http_callhq_no = ngx_string("no");
 
 
 void
@@ -438,17 +441,16 @@ ngx_http_callhq_chat_headers(ngx_http_request_t *r, ngx_http_request_t *sr)
         }
 
         *nh = h[i];
+#if (nginx_version >= 1023000)
+        nh->next = NULL;
+#endif
     }
 
-    nh = ngx_list_push(&sr->headers_in.headers);
+    nh = ngx_http_callhq_add_header(&sr->headers_in.headers, "Content-Type",
+                                    "content-type", &ngx_http_callhq_json);
     if (nh == NULL) {
         return NGX_ERROR;
     }
-
-    nh->hash = 1;
-    ngx_str_set(&nh->key, "Content-Type");
-    ngx_str_set(&nh->value, "application/json");
-    nh->lowcase_key = (u_char *) "content-type";
 
     sr->headers_in.content_type = nh;
     sr->headers_in.authorization = NULL;
@@ -1020,24 +1022,19 @@ ngx_http_callhq_chat_start_stream(ngx_http_request_t *r,
     mr->headers_out.content_type_len = ngx_http_callhq_event_stream.len;
     mr->headers_out.content_length_n = -1;
 
-    h = ngx_list_push(&mr->headers_out.headers);
+    h = ngx_http_callhq_add_header(&mr->headers_out.headers, "Cache-Control",
+                                   "cache-control", &ngx_http_callhq_no_cache);
     if (h == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-cache");
 
     /* a proxy in front of us must pass each event on at once */
-    h = ngx_list_push(&mr->headers_out.headers);
+    h = ngx_http_callhq_add_header(&mr->headers_out.headers,
+                                   "X-Accel-Buffering", "x-accel-buffering",
+                                   &ngx_http_callhq_no);
     if (h == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "X-Accel-Buffering");
-    ngx_str_set(&h->value, "no");
 
     rc = ngx_http_send_header(mr);
     if (rc == NGX_ERROR || rc > NGX_OK) {

@@ -295,6 +295,30 @@ ngx_http_callhq_request_body(ngx_http_request_t *r, ngx_str_t *out)
 }
 
 
+ngx_table_elt_t *
+ngx_http_callhq_add_header(ngx_list_t *headers, char *key,
+    char *lowcase_key, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->lowcase_key = (u_char *) lowcase_key;
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return h;
+}
+
+
 static const char *
 ngx_http_callhq_reason(ngx_uint_t status)
 {
