@@ -34,7 +34,7 @@ static ngx_int_t ngx_http_callhq_parse_path(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
 static ngx_int_t ngx_http_callhq_not_allowed(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
-static ngx_int_t ngx_http_callhq_authorize(ngx_http_request_t *r,
+static const char *ngx_http_callhq_authorize(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
 static void ngx_http_callhq_body_handler(ngx_http_request_t *r);
 static json_t *ngx_http_callhq_parse_body(ngx_http_request_t *r,
@@ -105,6 +105,7 @@ ngx_int_t
 ngx_http_callhq_api_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
+    const char                  *err;
     ngx_str_t                    body;
     ngx_http_callhq_ctx_t       *ctx;
     ngx_http_callhq_route_t     *route;
@@ -130,9 +131,10 @@ ngx_http_callhq_api_handler(ngx_http_request_t *r)
         return ngx_http_callhq_not_allowed(r, ctx);
     }
 
-    rc = ngx_http_callhq_authorize(r, ctx);
-    if (rc != NGX_OK) {
-        return rc;
+    err = ngx_http_callhq_authorize(r, ctx);
+    if (err != NULL) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_UNAUTHORIZED, "%s",
+                                          err);
     }
 
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH))) {
@@ -610,9 +612,12 @@ ngx_http_callhq_not_allowed(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
 }
 
 
-/* Authorization: Bearer <key>; the SQL function looks up its SHA-256 */
+/*
+ * Authorization: Bearer <key>; the SQL function looks up its SHA-256.
+ * Returns NULL, or why the request is not authorized.
+ */
 
-static ngx_int_t
+static const char *
 ngx_http_callhq_authorize(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
 {
     u_char           *p, *last;
@@ -623,9 +628,7 @@ ngx_http_callhq_authorize(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
     h = r->headers_in.authorization;
 
     if (h == NULL) {
-        return ngx_http_callhq_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                          "Authorization header with "
-                                          "\"Bearer <api key>\" is required");
+        return "Authorization header with \"Bearer <api key>\" is required";
     }
 
     p = h->value.data;
@@ -635,9 +638,7 @@ ngx_http_callhq_authorize(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
         || ngx_strncasecmp(p, (u_char *) "Bearer ", sizeof("Bearer ") - 1)
            != 0)
     {
-        return ngx_http_callhq_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                          "Authorization must be "
-                                          "\"Bearer <api key>\"");
+        return "Authorization must be \"Bearer <api key>\"";
     }
 
     p += sizeof("Bearer ") - 1;
@@ -651,17 +652,16 @@ ngx_http_callhq_authorize(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
     }
 
     if (p == last) {
-        return ngx_http_callhq_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                          "API key is empty");
+        return "API key is empty";
     }
 
     if (EVP_Digest(p, last - p, md, &len, EVP_sha256(), NULL) != 1) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return "API key could not be checked";
     }
 
     ctx->key_hash[0] = '\\';
     ctx->key_hash[1] = 'x';
     *ngx_hex_dump(ctx->key_hash + 2, md, len) = '\0';
 
-    return NGX_OK;
+    return NULL;
 }
