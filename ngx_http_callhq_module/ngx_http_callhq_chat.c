@@ -29,6 +29,7 @@ struct ngx_http_callhq_record_s {
 static void ngx_http_callhq_chat_begin(ngx_http_request_t *r);
 static void ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
+static void ngx_http_callhq_chat_orphan(PGresult *res);
 static void ngx_http_callhq_chat_retry(ngx_event_t *ev);
 static ngx_int_t ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
@@ -180,8 +181,35 @@ ngx_http_callhq_chat_begin(ngx_http_request_t *r)
     ctx->query.values[1] = (char *) ctx->chat->body.data;
     ctx->query.values[2] = (char *) lcf->opts.data;
     ctx->query.handler = ngx_http_callhq_chat_begun;
+    ctx->query.orphan = ngx_http_callhq_chat_orphan;
 
     ngx_http_callhq_run_query(r, ctx);
+}
+
+
+/* the client left while its chat began: give the session's turn back */
+
+static void
+ngx_http_callhq_chat_orphan(PGresult *res)
+{
+    ngx_http_callhq_chat_t  chat;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
+        || PQnfields(res) != 8 || PQgetisnull(res, 0, 1)
+        || ngx_strcmp(PQgetvalue(res, 0, 0), "ok") != 0)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "callhq: client left as its chat began, "
+                  "releasing the session's turn");
+
+    ngx_memzero(&chat, sizeof(ngx_http_callhq_chat_t));
+    chat.record.data = (u_char *) PQgetvalue(res, 0, 1);
+    chat.record.len = PQgetlength(res, 0, 1);
+
+    (void) ngx_http_callhq_chat_record(&chat, NULL, 1);
 }
 
 

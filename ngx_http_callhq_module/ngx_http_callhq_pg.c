@@ -20,8 +20,7 @@ typedef enum {
     ngx_http_callhq_pg_connecting = 0,
     ngx_http_callhq_pg_idle,
     ngx_http_callhq_pg_preparing,
-    ngx_http_callhq_pg_querying,
-    ngx_http_callhq_pg_draining
+    ngx_http_callhq_pg_querying
 } ngx_http_callhq_pg_state_e;
 
 
@@ -33,6 +32,7 @@ struct ngx_http_callhq_pg_conn_s {
     ngx_http_callhq_pg_query_t    *query;
     PGresult                      *result;
     ngx_http_callhq_pg_stmt_t     *stmt;       /* being prepared or run */
+    ngx_http_callhq_pg_orphan_pt   orphan;     /* of a cancelled query */
     uint64_t                       prepared;   /* bit per statement index */
     ngx_http_callhq_pg_state_e     state;
 };
@@ -140,7 +140,10 @@ ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
         return;
     }
 
-    if (pool->nwaiting >= pool->conf->queue) {
+    /* a query waiting for a connection being opened is not queued */
+    if (pool->nwaiting >= pool->conf->queue + pool->nconnecting
+                          + (pool->conf->size - pool->nconns))
+    {
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "callhq: postgres wait queue is full (%ui queries)",
                       pool->nwaiting);
@@ -190,12 +193,12 @@ ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q)
 
     /*
      * PQcancel() would block on a new connection: let the statement
-     * finish and discard its result instead; the query time-out still
-     * bounds it.
+     * finish and hand its result to the orphan handler, if any; the query
+     * time-out still bounds it.
      */
     pc->query = NULL;
+    pc->orphan = q->orphan;
     q->conn = NULL;
-    pc->state = ngx_http_callhq_pg_draining;
 }
 
 
@@ -604,9 +607,16 @@ ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
         return;
 
     } else if (res != NULL) {
+        if (q == NULL && pc->orphan
+            && pc->state == ngx_http_callhq_pg_querying)
+        {
+            pc->orphan(res);
+        }
+
         PQclear(res);
     }
 
+    pc->orphan = NULL;
     ngx_http_callhq_pg_set_idle(pc);
 
     if (q != NULL) {
@@ -664,6 +674,7 @@ ngx_http_callhq_pg_assign(ngx_http_callhq_pg_conn_t *pc,
     pc->c->idle = 0;
     pc->c->read->cancelable = 0;
     pc->query = q;
+    pc->orphan = NULL;
     q->conn = pc;
 
     ngx_http_callhq_pg_send(pc);

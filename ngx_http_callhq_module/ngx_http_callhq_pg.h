@@ -29,6 +29,9 @@ typedef struct ngx_http_callhq_pg_query_s  ngx_http_callhq_pg_query_t;
 typedef void (*ngx_http_callhq_pg_handler_pt)(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 
+/* sees the result of a statement whose caller left before it finished */
+typedef void (*ngx_http_callhq_pg_orphan_pt)(PGresult *res);
+
 
 /* a statement prepared lazily, once per connection */
 typedef struct {
@@ -61,6 +64,7 @@ struct ngx_http_callhq_pg_query_s {
     const char                    *values[NGX_HTTP_CALLHQ_PG_MAX_PARAMS];
 
     ngx_http_callhq_pg_handler_pt  handler;
+    ngx_http_callhq_pg_orphan_pt   orphan;     /* optional */
     void                          *data;
     ngx_log_t                     *log;
 

@@ -29,7 +29,8 @@ stop() {
     scripts/pg.sh stop "$run/pg" || true
     echo "stopped (data kept in .run/; rm -rf .run to start afresh)"
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 scripts/pg.sh start "$run/pg" "$pg_port"
 conninfo="host=127.0.0.1 port=$pg_port dbname=callhq user=callhq"
