@@ -16,10 +16,9 @@ sub psql {
     open my $fh, '-|', 'psql', '-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1',
         $conninfo, '-c', $sql
         or die "psql: $!\n";
-    local $/;
-    my $out = <$fh> // '';
+    my $out = do { local $/; <$fh> } // '';
     close $fh or die "psql failed on: $sql\n";
-    chomp $out;
+    $out =~ s/\n\z//;
     return $out;
 }
 
