@@ -3,7 +3,8 @@
 #   make            build build/ngx_http_callhq_module.so against the
 #                   installed nginx (Debian's nginx-dev)
 #   make run        PostgreSQL + mock model + nginx with the module
-#   make test       the whole test suite
+#   make test       the whole test suite (nginx suites, then clients)
+#   make test-clients    TypeScript client and browser widget tests only
 #   make test-valgrind   the suite with nginx under valgrind
 #   make bench      benchmarks (bench/)
 #   make migrate PG="conninfo"   apply sql/ migrations to a database
@@ -15,7 +16,8 @@ BUILD   := $(CURDIR)/build
 MODULE  := $(BUILD)/ngx_http_callhq_module.so
 SRCS    := $(wildcard ngx_http_callhq_module/*.c ngx_http_callhq_module/*.h)
 
-.PHONY: all deps run test test-valgrind bench migrate api-key clean
+.PHONY: all deps run test test-clients test-valgrind bench migrate api-key \
+        clean
 
 all: $(MODULE)
 
@@ -40,8 +42,14 @@ run: all
 	@scripts/run.sh
 
 test: all
-	@scripts/deps.sh test
+	@scripts/deps.sh test clients
 	@scripts/test.sh
+	@scripts/test-clients.sh
+
+# the TypeScript client and the web widget in headless Chromium
+test-clients: all
+	@scripts/deps.sh clients
+	@scripts/test-clients.sh
 
 test-valgrind: all
 	@scripts/deps.sh test valgrind
@@ -60,4 +68,6 @@ api-key:
 	@scripts/api-key.sh "$(PG)" "$(ORG)"
 
 clean:
-	rm -rf $(BUILD) t/servroot*
+	rm -rf $(BUILD) t/servroot* clients/typescript/node_modules \
+	    clients/typescript/dist clients/typescript/build \
+	    clients/browser-test/node_modules clients/test-output

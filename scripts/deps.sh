@@ -12,6 +12,7 @@ pkgs_test="perl libtest-base-perl libtext-diff-perl libipc-run-perl
            libio-socket-ssl-perl openssl"
 pkgs_valgrind="valgrind"
 pkgs_bench="wrk procps postgresql-contrib"
+pkgs_clients="chromium fonts-dejavu-core"
 
 want=""
 for group in "$@"; do
@@ -21,6 +22,11 @@ for group in "$@"; do
     test)     want="$want $pkgs_build $pkgs_run $pkgs_test" ;;
     valgrind) want="$want $pkgs_valgrind" ;;
     bench)    want="$want $pkgs_build $pkgs_run $pkgs_bench" ;;
+    clients)  want="$want $pkgs_build $pkgs_run $pkgs_clients"
+              # Debian's Node.js/npm only when missing: a NodeSource node
+              # brings its own npm, and Debian's npm would conflict with it
+              command -v node >/dev/null 2>&1 || want="$want nodejs"
+              command -v npm >/dev/null 2>&1 || want="$want npm" ;;
     *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
     esac
 done

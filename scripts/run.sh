@@ -35,6 +35,7 @@ trap stop EXIT
 scripts/pg.sh start "$run/pg" "$pg_port"
 conninfo="host=127.0.0.1 port=$pg_port dbname=callhq user=callhq"
 sql/migrate.sh "$conninfo"
+rm -f "$run"/nginx/conf/callhq-widget-*.conf
 
 if [ ! -s "$run/api-key" ]; then
     psql -X -q -tA -v ON_ERROR_STOP=1 "$conninfo" \
@@ -82,6 +83,7 @@ http {
     scgi_temp_path $run/nginx/tmp/scgi;
 
     callhq_postgres "$conninfo";
+    include $run/nginx/conf/callhq-widget-http*.conf;
 
     server {
         listen 127.0.0.1:$port;
@@ -102,6 +104,8 @@ http {
             proxy_read_timeout 120s;
             $auth
         }
+
+        include $run/nginx/conf/callhq-widget-server*.conf;
     }
 }
 CONF
@@ -111,10 +115,16 @@ CONF
 nginx_pid=$!
 sleep 0.5
 
+# the web chat widget at /: its own org, key and assistant (widget/setup.sh)
+widget/setup.sh "$conninfo" "http://127.0.0.1:$port" "$run" "$run/nginx/conf" \
+    "$model" >/dev/null
+kill -HUP "$nginx_pid"
+
 url=http://127.0.0.1:$port
 cat <<MSG
 
 ngx_http_callhq_module is running at $url
+web chat widget: $url/  (demo page; nginx adds the widget's key, see widget/)
 API key: $key   (also in .run/api-key)
 model upstream: $upstream
 logs: .run/nginx/logs/error.log, .run/nginx/logs/access.log
