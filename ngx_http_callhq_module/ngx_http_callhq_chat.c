@@ -604,7 +604,7 @@ static ngx_int_t
 ngx_http_callhq_chat_parse_reply(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat)
 {
-    json_t        *json, *content, *usage;
+    json_t        *json, *content;
     size_t         len;
     const char    *text;
     json_error_t   err;
@@ -643,13 +643,7 @@ ngx_http_callhq_chat_parse_reply(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    usage = json_object_get(json, "usage");
-    if (json_is_object(usage)) {
-        chat->prompt_tokens =
-            json_integer_value(json_object_get(usage, "prompt_tokens"));
-        chat->completion_tokens =
-            json_integer_value(json_object_get(usage, "completion_tokens"));
-    }
+    ngx_http_callhq_chat_usage(chat, json);
 
     chat->upstream_done = 1;
     json_decref(json);

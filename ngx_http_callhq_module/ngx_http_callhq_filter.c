@@ -214,7 +214,7 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
     ngx_chain_t ***last)
 {
     u_char        *nl, *data;
-    json_t        *json, *choice, *content, *usage, *reason;
+    json_t        *json, *choice, *content, *reason;
     ngx_int_t      rc;
     ngx_str_t      delta;
     json_error_t   err;
@@ -279,17 +279,29 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
         chat->upstream_done = 1;
     }
 
+    ngx_http_callhq_chat_usage(chat, json);
+
+    json_decref(json);
+
+    return rc;
+}
+
+
+/* token usage, when the model reports it (a chunk or the whole reply) */
+
+void
+ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat, json_t *json)
+{
+    json_t  *usage;
+
     usage = json_object_get(json, "usage");
+
     if (json_is_object(usage)) {
         chat->prompt_tokens =
             json_integer_value(json_object_get(usage, "prompt_tokens"));
         chat->completion_tokens =
             json_integer_value(json_object_get(usage, "completion_tokens"));
     }
-
-    json_decref(json);
-
-    return rc;
 }
 
 

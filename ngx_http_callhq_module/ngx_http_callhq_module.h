@@ -124,6 +124,7 @@ ngx_int_t ngx_http_callhq_chat_output(ngx_http_request_t *r,
 ngx_int_t ngx_http_callhq_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_callhq_text_add(ngx_pool_t *pool,
     ngx_http_callhq_text_t *t, u_char *data, size_t len);
+void ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat, json_t *json);
 
 
 extern ngx_module_t  ngx_http_callhq_module;

@@ -66,6 +66,8 @@ static void ngx_http_callhq_pg_dispatch(ngx_http_callhq_pg_pool_t *pool);
 static void ngx_http_callhq_pg_grow(ngx_http_callhq_pg_pool_t *pool);
 static void ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc,
     const char *reason);
+static void ngx_http_callhq_pg_fail_waiting(ngx_http_callhq_pg_pool_t *pool,
+    const char *reason);
 static void ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_fail_query(ngx_http_callhq_pg_query_t *q,
     const char *reason);
@@ -315,15 +317,7 @@ conn_failed:
 
 failed:
 
-    if (pool->nconns == 0) {
-        /* nothing will ever serve the waiting queries */
-        while (!ngx_queue_empty(&pool->waiting)) {
-            ngx_http_callhq_pg_fail_query(
-                ngx_queue_data(ngx_queue_head(&pool->waiting),
-                               ngx_http_callhq_pg_query_t, queue),
-                "database unavailable");
-        }
-    }
+    ngx_http_callhq_pg_fail_waiting(pool, "database unavailable");
 
     return NGX_ERROR;
 }
@@ -745,14 +739,25 @@ ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, const char *reason)
         q->handler(q, NULL);
     }
 
-    if (pool->nconns == 0) {
-        /* no connection left: the waiting queries would wait in vain */
-        while (!ngx_queue_empty(&pool->waiting)) {
-            ngx_http_callhq_pg_fail_query(
-                ngx_queue_data(ngx_queue_head(&pool->waiting),
-                               ngx_http_callhq_pg_query_t, queue),
-                reason);
-        }
+    ngx_http_callhq_pg_fail_waiting(pool, reason);
+}
+
+
+/* no connection left: the waiting queries would wait in vain */
+
+static void
+ngx_http_callhq_pg_fail_waiting(ngx_http_callhq_pg_pool_t *pool,
+    const char *reason)
+{
+    if (pool->nconns) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        ngx_http_callhq_pg_fail_query(
+            ngx_queue_data(ngx_queue_head(&pool->waiting),
+                           ngx_http_callhq_pg_query_t, queue),
+            reason);
     }
 }
 
