@@ -42,6 +42,7 @@ if [ $# -eq 0 ]; then
         || { echo "test-clients.sh: /usr/bin/chromium missing (scripts/deps.sh clients)" >&2; exit 1; }
     npm_ci clients/typescript
     npm_ci clients/browser-test
+    npm_ci clients/sdk-compat
     (cd clients/typescript && node_modules/.bin/tsc -p tsconfig.json \
                            && node_modules/.bin/tsc -p tsconfig.test.json)
 fi
@@ -168,4 +169,5 @@ fi
 rc=0
 (cd clients/typescript && node --test build/test/*.test.js) || rc=1
 (cd clients/browser-test && node --test widget.test.mjs) || rc=1
+(cd clients/sdk-compat && node --test sdk.test.mjs) || rc=1
 exit "$rc"

@@ -1,0 +1,458 @@
+// The official Vapi server SDK (@vapi-ai/server-sdk, pinned in package.json)
+// against ngx_http_callhq_module: the SDK is pointed at the module with its
+// baseUrl option and nothing else changes. scripts/test-clients.sh starts
+// PostgreSQL, the mock model (t/mock/mock_model.py) and nginx, and exports
+// CALLHQ_URL and CALLHQ_KEY.
+//
+// Tests marked { todo } show what the SDK sends or expects and the module
+// does not do yet (each names the change it needs); they run, but do not
+// fail the suite.
+import { strict as assert } from "node:assert";
+import { describe, it } from "node:test";
+import { VapiClient, VapiError } from "@vapi-ai/server-sdk";
+
+function env(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests with scripts/test-clients.sh`);
+  return v;
+}
+
+const BASE_URL = env("CALLHQ_URL");
+const client = new VapiClient({ baseUrl: BASE_URL, token: env("CALLHQ_KEY") });
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** An assistant of the mock model: "recall" remembers "my name is X" and
+ *  answers "What is my name?" with "Your name is X." */
+function assistant(extra = {}) {
+  return client.assistants.create({
+    name: "sdk-compat",
+    model: { provider: "openai", model: "recall",
+             messages: [{ role: "system", content: "You are a test assistant." }] },
+    ...extra,
+  });
+}
+
+/** The VapiError a call throws (fails if it does not throw one). */
+async function vapiError(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    if (e instanceof VapiError) return e;
+    throw e;
+  }
+  assert.fail("expected a VapiError");
+}
+
+/** Server-sent events in a body the SDK hands back whole: [{event, data}]. */
+function sse(text) {
+  const events = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    let event = "message";
+    const data = [];
+    for (const line of block.split(/\r?\n/)) {
+      if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (data.length) events.push({ event, data: JSON.parse(data.join("\n")) });
+  }
+  return events;
+}
+
+/**
+ * The SDK has no streaming mode: chats.create({stream: true}) and
+ * chats.createResponse() read the whole text/event-stream body, fail to
+ * parse it as JSON, and resolve (not reject) with
+ * {ok: false, error: {reason: "non-json", statusCode: 200, rawBody}}.
+ * That is the SDK's own behaviour against any server; the events are in rawBody.
+ */
+function streamedBody(data) {
+  assert.equal(data?.ok, false, "the SDK wraps a streamed answer");
+  assert.equal(data.error.reason, "non-json");
+  assert.equal(data.error.statusCode, 200);
+  return data.error.rawBody;
+}
+
+describe("@vapi-ai/server-sdk: assistant, session, chats, end to end", () => {
+  let a, s, c1, c2;
+
+  it("creates an assistant (assistants.create/get/list/update)", async () => {
+    a = await assistant();
+    assert.match(a.id, UUID);
+    assert.match(a.orgId, UUID);
+    assert.match(a.createdAt, ISO);
+    assert.equal(a.name, "sdk-compat");
+    assert.equal(a.model.provider, "openai");
+    assert.equal(a.model.model, "recall");
+    assert.deepEqual(a.model.messages, [{ role: "system", content: "You are a test assistant." }]);
+
+    assert.equal((await client.assistants.get({ id: a.id })).id, a.id);
+    const all = await client.assistants.list({ limit: 1000 });
+    assert.ok(Array.isArray(all), "GET /assistant is a plain array");
+    assert.ok(all.some((x) => x.id === a.id));
+    const renamed = await client.assistants.update({ id: a.id, name: "sdk-compat-2" });
+    assert.equal(renamed.name, "sdk-compat-2");
+    assert.equal(renamed.model.model, "recall", "PATCH keeps what it was not given");
+  });
+
+  it("creates a session for it (sessions.create)", async () => {
+    s = await client.sessions.create({ assistantId: a.id, name: "sdk session" });
+    assert.match(s.id, UUID);
+    assert.equal(s.assistantId, a.id);
+    assert.equal(s.name, "sdk session");
+    assert.equal(s.status, "active");
+    assert.equal(s.expirationSeconds, 86400);
+    assert.deepEqual(s.messages, []);
+    assert.match(s.createdAt, ISO);
+    assert.match(s.updatedAt, ISO);
+  });
+
+  it("chats twice on the session, the second answer knows the first (chats.create)", async () => {
+    c1 = await client.chats.create({ sessionId: s.id, input: "My name is Alice." });
+    assert.match(c1.id, UUID);
+    assert.equal(c1.sessionId, s.id);
+    assert.equal(c1.assistantId, a.id);
+    assert.equal(c1.input, "My name is Alice.");
+    assert.equal(c1.output.length, 1);
+    assert.equal(c1.output[0].role, "assistant");
+    assert.match(c1.output[0].content, /Alice/);
+
+    c2 = await client.chats.create({ sessionId: s.id, input: "What is my name?" });
+    assert.equal(c2.sessionId, s.id);
+    assert.equal(c2.output[0].content, "Your name is Alice.");
+    // messages: the context the model saw (system prompt, history, input)
+    assert.deepEqual(c2.messages.map((m) => m.role), ["system", "user", "assistant", "user"]);
+    assert.equal(c2.messages[3].content, "What is my name?");
+  });
+
+  it("lists sessions and finds it (sessions.list, paging and filters)", async () => {
+    const page = await client.sessions.list();
+    assert.ok(Array.isArray(page.results));
+    assert.ok(page.results.some((x) => x.id === s.id));
+    assert.equal(page.metadata.currentPage, 1);
+    assert.equal(page.metadata.itemsPerPage, 100);
+    assert.equal(typeof page.metadata.totalItems, "number");
+
+    const mine = await client.sessions.list({
+      assistantId: a.id, limit: 1, page: 1, sortOrder: "ASC", sortBy: "createdAt",
+      createdAtGe: s.createdAt, idAny: s.id,
+    });
+    assert.deepEqual(mine.results.map((x) => x.id), [s.id]);
+    assert.equal(mine.results[0].messages, undefined, "list rows leave messages out");
+    assert.deepEqual(mine.metadata, {
+      itemsPerPage: 1, totalItems: 1, currentPage: 1, totalPages: 1,
+      hasNextPage: false, sortOrder: "ASC",
+    });
+    assert.deepEqual((await client.sessions.list({ id: s.id, name: "sdk session" }))
+                       .results.map((x) => x.id), [s.id]);
+    assert.deepEqual((await client.sessions.list({ assistantIdAny: a.id, page: 2 })).results, []);
+  });
+
+  it("updates its name (sessions.update)", async () => {
+    const u = await client.sessions.update({ id: s.id, name: "renamed by sdk" });
+    assert.equal(u.id, s.id);
+    assert.equal(u.name, "renamed by sdk");
+    assert.equal(u.status, "active");
+    assert.ok(u.updatedAt >= s.updatedAt);
+  });
+
+  it("reads it back with its history, 4 messages in order (sessions.get)", async () => {
+    const g = await client.sessions.get({ id: s.id });
+    assert.equal(g.name, "renamed by sdk");
+    assert.equal(g.assistantId, a.id);
+    assert.deepEqual(g.messages, [
+      { role: "user", content: "My name is Alice." },
+      { role: "assistant", content: c1.output[0].content },
+      { role: "user", content: "What is my name?" },
+      { role: "assistant", content: "Your name is Alice." },
+    ]);
+  });
+
+  it("lists its chats (chats.list) and reads one (chats.get)", async () => {
+    const l = await client.chats.list({ sessionId: s.id, sortOrder: "ASC" });
+    assert.deepEqual(l.results.map((x) => x.id), [c1.id, c2.id]);
+    assert.equal(l.metadata.totalItems, 2);
+    assert.equal(l.results[1].output[0].content, "Your name is Alice.");
+
+    const byAssistant = await client.chats.list({ assistantId: a.id, limit: 1 });
+    assert.deepEqual(byAssistant.results.map((x) => x.id), [c2.id], "newest first");
+    assert.equal(byAssistant.metadata.hasNextPage, true);
+
+    const g = await client.chats.get({ id: c1.id });
+    assert.equal(g.id, c1.id);
+    assert.deepEqual(g.output, c1.output);
+  });
+
+  it("streams a chat (chats.create with stream: true)", async () => {
+    const { data, rawResponse } = await client.chats
+      .create({ sessionId: s.id, input: "What is my name?", stream: true })
+      .withRawResponse();
+    assert.equal(rawResponse.status, 200);
+    assert.match(rawResponse.headers.get("content-type"), /^text\/event-stream/);
+
+    const events = sse(streamedBody(data));
+    assert.ok(events.length > 1, "the reply comes in several deltas");
+    // each event is the SDK's CreateChatStreamResponse: {id, sessionId, path, delta}
+    for (const { event, data: e } of events) {
+      assert.equal(event, "message");
+      assert.match(e.id, UUID);
+      assert.equal(e.sessionId, s.id);
+      assert.equal(e.path, "chat.output[0].content");
+      assert.equal(typeof e.delta, "string");
+    }
+    assert.equal(new Set(events.map((e) => e.data.id)).size, 1);
+    assert.equal(events.map((e) => e.data.delta).join(""), "Your name is Alice.");
+
+    // recorded once, as a whole chat of the session
+    const chat = await client.chats.get({ id: events[0].data.id });
+    assert.equal(chat.sessionId, s.id);
+    assert.deepEqual(chat.output, [{ role: "assistant", content: "Your name is Alice." }]);
+    assert.equal((await client.sessions.get({ id: s.id })).messages.length, 6);
+  });
+
+  it("answers in the OpenAI Responses shape (chats.createResponse)", async () => {
+    const r = await client.chats.createResponse({
+      sessionId: s.id, input: "What is my name?", stream: false });
+    assert.equal(r.object, "response");
+    assert.match(r.id, /^resp_/);
+    assert.equal(typeof r.created_at, "number");
+    assert.equal(r.status, "completed");
+    assert.equal(r.output[0].type, "message");
+    assert.equal(r.output[0].role, "assistant");
+    assert.deepEqual(r.output[0].content,
+                     [{ type: "output_text", text: "Your name is Alice.", annotations: [] }]);
+
+    // stream defaults to true here, as in the original
+    const events = sse(streamedBody(
+      await client.chats.createResponse({ sessionId: s.id, input: "What is my name?" })));
+    const types = events.map((e) => e.data.type);
+    assert.equal(types[0], "response.created");
+    assert.ok(types.includes("response.output_text.delta"));
+    assert.deepEqual(types.slice(-2), ["response.output_text.done", "response.completed"]);
+    for (const e of events) assert.equal(e.event, e.data.type);
+    const deltas = events.filter((e) => e.data.type === "response.output_text.delta");
+    for (const { data: d } of deltas) {
+      assert.equal(d.output_index, 0);
+      assert.equal(d.content_index, 0);
+      assert.equal(typeof d.item_id, "string");
+    }
+    assert.equal(deltas.map((e) => e.data.delta).join(""), "Your name is Alice.");
+    const done = events.at(-1).data.response;
+    assert.equal(done.status, "completed");
+    assert.equal(done.output[0].content[0].text, "Your name is Alice.");
+  });
+
+  it("deletes the session (sessions.delete), then gets 404", async () => {
+    const d = await client.sessions.delete({ id: s.id });
+    assert.equal(d.id, s.id);
+    assert.equal(d.name, "renamed by sdk");
+
+    const e = await vapiError(client.sessions.get({ id: s.id }));
+    assert.equal(e.statusCode, 404);
+    assert.equal(e.body.statusCode, 404);
+    assert.equal(e.body.error, "Not Found");
+    assert.match(e.body.message, new RegExp(s.id));
+
+    assert.equal((await vapiError(client.sessions.delete({ id: s.id }))).statusCode, 404);
+    assert.equal((await vapiError(client.sessions.update({ id: s.id, name: "x" }))).statusCode, 404);
+    assert.equal((await vapiError(client.chats.create({ sessionId: s.id, input: "hi" }))).statusCode, 404);
+    // its chats went with it
+    assert.deepEqual((await client.chats.list({ sessionId: s.id })).results, []);
+    assert.equal((await vapiError(client.chats.get({ id: c1.id }))).statusCode, 404);
+  });
+
+  it("deletes the assistant (assistants.delete)", async () => {
+    assert.equal((await client.assistants.delete({ id: a.id })).id, a.id);
+    assert.equal((await vapiError(client.assistants.get({ id: a.id }))).statusCode, 404);
+  });
+});
+
+describe("@vapi-ai/server-sdk: the other ways to chat and to fail", () => {
+  it("chats without a session: assistantId, then previousChatId; chats.delete", async () => {
+    const a = await assistant();
+    const first = await client.chats.create({ assistantId: a.id, input: "My name is Bob.",
+                                              name: "first" });
+    assert.equal(first.sessionId, undefined);
+    assert.equal(first.name, "first");
+    const next = await client.chats.create({ previousChatId: first.id, input: "What is my name?" });
+    assert.equal(next.previousChatId, first.id);
+    assert.equal(next.output[0].content, "Your name is Bob.");
+    assert.deepEqual((await client.chats.list({ previousChatId: first.id })).results.map((x) => x.id),
+                     [next.id]);
+
+    assert.equal((await client.chats.delete({ id: next.id })).id, next.id);
+    assert.equal((await vapiError(client.chats.get({ id: next.id }))).statusCode, 404);
+    await client.assistants.delete({ id: a.id });
+  });
+
+  it("a session with an inline assistant and seed messages", async () => {
+    const s = await client.sessions.create({
+      assistant: { model: { provider: "openai", model: "recall" } },
+      messages: [{ role: "user", content: "My name is Carol." },
+                 { role: "assistant", content: "Hello Carol." }],
+    });
+    assert.equal(s.messages.length, 2);
+    const c = await client.chats.create({ sessionId: s.id, input: [{ role: "user", content: "What is my name?" }] });
+    assert.equal(c.output[0].content, "Your name is Carol.");
+    await client.sessions.delete({ id: s.id });
+  });
+
+  it("sessions.create() with no arguments, as the SDK's own example", async () => {
+    const s = await client.sessions.create();
+    assert.match(s.id, UUID);
+    assert.equal(s.status, "active");
+    await client.sessions.delete({ id: s.id });
+  });
+
+  it("a completed session refuses chats with 410", async () => {
+    const a = await assistant();
+    const s = await client.sessions.create({ assistantId: a.id });
+    assert.equal((await client.sessions.update({ id: s.id, status: "completed" })).status, "completed");
+    const e = await vapiError(client.chats.create({ sessionId: s.id, input: "hi" }));
+    assert.equal(e.statusCode, 410);
+    await client.sessions.delete({ id: s.id });
+    await client.assistants.delete({ id: a.id });
+  });
+
+  it("a wrong key is a VapiError 401; a bad field a VapiError 400", async () => {
+    const bad = new VapiClient({ baseUrl: BASE_URL, token: "cq_wrong" });
+    const e = await vapiError(bad.sessions.list());
+    assert.equal(e.statusCode, 401);
+    assert.equal(e.body.statusCode, 401);
+
+    const long = await vapiError(client.sessions.create({ name: "x".repeat(41) }));
+    assert.equal(long.statusCode, 400);
+    assert.match(long.body.message, /name/);
+  });
+});
+
+// What the SDK's request types offer and the module answers with 400
+// "property ... should not exist" (or another 400). Each needs a module change.
+describe("@vapi-ai/server-sdk: SDK fields the module does not take yet", () => {
+  it("chats.list filters by id and idAny", {
+    todo: "GET /chat?id=&idAny= answers 400 'property id should not exist': "
+        + "sql/002_api.sql api_chat_list and chats_matching need id and idAny, as sessions have",
+  }, async () => {
+    const a = await assistant();
+    const c = await client.chats.create({ assistantId: a.id, input: "hi" });
+    try {
+      assert.deepEqual((await client.chats.list({ id: c.id })).results.map((x) => x.id), [c.id]);
+      assert.deepEqual((await client.chats.list({ idAny: c.id })).results.map((x) => x.id), [c.id]);
+    } finally {
+      await client.assistants.delete({ id: a.id });
+    }
+  });
+
+  it("sessions.list filters by the customer's number, email and externalId", {
+    todo: "GET /session?number=&email=&externalId= answers 400 'property number should not exist': "
+        + "sql/002_api.sql api_session_list and sessions_matching need the customer filters",
+  }, async () => {
+    const s = await client.sessions.create({
+      customer: { number: "+15550100", email: "dora@example.com", externalId: "dora-1" } });
+    try {
+      for (const q of [{ number: "+15550100" }, { email: "dora@example.com" },
+                       { externalId: "dora-1" }, { customerNumberAny: "+15550100" }]) {
+        assert.deepEqual((await client.sessions.list(q)).results.map((x) => x.id), [s.id],
+                         JSON.stringify(q));
+      }
+    } finally {
+      await client.sessions.delete({ id: s.id });
+    }
+  });
+
+  it("sessions.list and chats.list take every query parameter of the SDK", {
+    todo: "squadId, workflowId, phoneNumberId, phoneNumberIdAny, sipUri, extension, "
+        + "numberE164CheckEnabled (sessions) and sortBy duration|cost (both) answer 400: "
+        + "sql/002_api.sql parse_list/api_session_list/api_chat_list should accept them "
+        + "(a squad/workflow/phone number filter matches nothing; cost and duration sort as createdAt)",
+  }, async () => {
+    for (const q of [{ squadId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
+                     { workflowId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
+                     { phoneNumberId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
+                     { phoneNumberIdAny: ["b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10"] },
+                     { sipUri: "sip:a@example.com" }, { extension: "12" },
+                     { numberE164CheckEnabled: false }, { sortBy: "cost" }, { sortBy: "duration" }]) {
+      await client.sessions.list(q);
+    }
+    await client.chats.list({ squadId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" });
+    await client.chats.list({ sortBy: "duration" });
+  });
+
+  it("assistantOverrides.variableValues fill {{variables}} of the system prompt", {
+    todo: "POST /session and POST /chat answer 400 'property assistantOverrides should not exist': "
+        + "sql/002_api.sql api_session_create and sql/003_chat.sql chat_begin need assistantOverrides "
+        + "(at least variableValues, substituted into model.messages and firstMessage)",
+  }, async () => {
+    const a = await client.assistants.create({
+      model: { provider: "openai", model: "recall",
+               messages: [{ role: "system", content: "The customer is {{who}}." }] } });
+    try {
+      const c = await client.chats.create({ assistantId: a.id, input: "hi",
+                                            assistantOverrides: { variableValues: { who: "Erin" } } });
+      assert.equal(c.messages[0].content, "The customer is Erin.");
+      const s = await client.sessions.create({ assistantId: a.id,
+                                               assistantOverrides: { variableValues: { who: "Finn" } } });
+      const c2 = await client.chats.create({ sessionId: s.id, input: "hi" });
+      assert.equal(c2.messages[0].content, "The customer is Finn.");
+    } finally {
+      await client.assistants.delete({ id: a.id });
+    }
+  });
+
+  it("messages of the SDK's OpenAI-style types: developer role, name, metadata, tool calls", {
+    todo: "messages[] only takes {role: system|user|assistant|tool, content}: "
+        + "sql/002_api.sql check_messages should take role developer and the members "
+        + "name, metadata, tool_call_id (tool), tool_calls and refusal (assistant; content optional there)",
+  }, async () => {
+    const s = await client.sessions.create({ messages: [
+      { role: "developer", content: "Be brief." },
+      { role: "user", content: "hi", name: "gus", metadata: { k: 1 } },
+      { role: "assistant", tool_calls: [{ id: "call_1", type: "function",
+                                          function: { name: "f", arguments: "{}" } }] },
+      { role: "tool", content: "42", tool_call_id: "call_1" },
+    ] });
+    await client.sessions.delete({ id: s.id });
+  });
+
+  it("user and system messages in the shape the SDK's types give them", {
+    todo: "decision needed: the SDK types UserMessage/SystemMessage (in input, messages and "
+        + "output) as call-log entries {role, message, time, endTime, secondsFromStart}, not "
+        + "{role, content}; the module answers 400 'property messages[0].time should not exist'. "
+        + "If SDK-typed code is to work, sql/002_api.sql check_messages and sql/003_chat.sql "
+        + "chat_input would take message as content and ignore time/endTime/secondsFromStart",
+  }, async () => {
+    const s = await client.sessions.create({ messages: [
+      { role: "user", message: "My name is Hana.", time: 1, endTime: 1, secondsFromStart: 0 },
+    ] });
+    try {
+      assert.deepEqual((await client.sessions.get({ id: s.id })).messages,
+                       [{ role: "user", content: "My name is Hana." }]);
+    } finally {
+      await client.sessions.delete({ id: s.id });
+    }
+  });
+
+  it("an assistant with more of the SDK's CreateAssistantDto", {
+    todo: "POST /assistant answers 400 for members of the SDK's CreateAssistantDto the module "
+        + "has no use for (voice, transcriber, firstMessageMode, maxDurationSeconds, ...), for "
+        + "server.credentialId/backoffPlan, model.toolIds/emotionRecognitionEnabled and for "
+        + "serverMessages other than the five session/chat events: sql/002_api.sql "
+        + "check_assistant/check_model/check_server/check_server_messages could accept and "
+        + "ignore them",
+  }, async () => {
+    const a = await client.assistants.create({
+      name: "full",
+      firstMessage: "Hi!",
+      firstMessageMode: "assistant-speaks-first",
+      maxDurationSeconds: 600,
+      voice: { provider: "vapi", voiceId: "Elliot" },
+      transcriber: { provider: "deepgram", model: "nova-2" },
+      model: { provider: "openai", model: "recall", toolIds: [], emotionRecognitionEnabled: false },
+      serverMessages: ["end-of-call-report", "status-update", "chat.created"],
+      server: { url: "http://127.0.0.1:9/hook", timeoutSeconds: 20,
+                backoffPlan: { type: "exponential", maxRetries: 3, baseDelaySeconds: 1 } },
+    });
+    await client.assistants.delete({ id: a.id });
+  });
+});
