@@ -156,8 +156,9 @@ ngx_http_callhq_json_dump(ngx_http_request_t *r, json_t *json, ngx_str_t *out)
 ngx_int_t
 ngx_http_callhq_args_json(ngx_http_request_t *r, ngx_str_t *out)
 {
-    u_char     *p, *last, *amp, *eq, *k, *v, *dk, *dv, *src;
-    json_t     *json, *value;
+    u_char     *p, *last, *amp, *eq, *k, *v, *dk, *dv, *src, *joined;
+    size_t      len;
+    json_t     *json, *value, *prev;
     ngx_int_t   rc;
 
     json = json_object();
@@ -222,6 +223,23 @@ ngx_http_callhq_args_json(ngx_http_request_t *r, ngx_str_t *out)
         dv = v;
         src = v;
         ngx_unescape_uri(&dv, &src, ngx_strlen(v), 0);
+
+        /* a repeated key (?k=a&k=b, as clients send arrays) reads "a,b" */
+        prev = json_object_get(json, (char *) k);
+
+        if (json_is_string(prev)) {
+            len = json_string_length(prev);
+
+            joined = ngx_pnalloc(r->pool, len + 1 + (dv - v));
+            if (joined == NULL) {
+                goto failed;
+            }
+
+            src = ngx_cpymem(joined, json_string_value(prev), len);
+            *src++ = ',';
+            dv = ngx_cpymem(src, v, dv - v);
+            v = joined;
+        }
 
         value = json_stringn((char *) v, dv - v);
         if (value == NULL || json_object_set_new(json, (char *) k, value)) {
