@@ -518,7 +518,7 @@ POST /assistant
 --- error_code eval
 [400, 400]
 --- response_body eval
-[::err(400, 'model.messages[1].role must be one of system, user, assistant, tool'),
+[::err(400, 'model.messages[1].role must be one of system, user, assistant, tool, developer'),
  ::err(400, 'model.messages[0].content must be a string')]
 
 
@@ -535,13 +535,13 @@ POST /assistant
 
 === TEST 34: an unknown field: property X should not exist (nested ones with their path)
 --- request eval
-["POST /assistant\n{\"name\": \"x\", \"voice\": \"alloy\"}",
+["POST /assistant\n{\"name\": \"x\", \"colour\": \"red\"}",
  "POST /assistant\n{\"model\": {\"model\": \"m\", \"topP\": 1}}",
  "POST /assistant\n{\"server\": {\"url\": \"https://x.example\", \"retries\": 3}}"]
 --- error_code eval
 [400, 400, 400]
 --- response_body eval
-[::err(400, 'property voice should not exist'),
+[::err(400, 'property colour should not exist'),
  ::err(400, 'property model.topP should not exist'),
  ::err(400, 'property server.retries should not exist')]
 

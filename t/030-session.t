@@ -279,14 +279,14 @@ POST /session
 --- request eval
 ["POST /session\n{\"name\": \"s030-rejected\", \"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"robot\", \"content\": \"b\"}]}",
  "POST /session\n{\"name\": \"s030-rejected\", \"messages\": [{\"role\": \"user\"}]}",
- "POST /session\n{\"name\": \"s030-rejected\", \"messages\": [{\"role\": \"user\", \"content\": \"a\", \"name\": \"x\"}]}",
+ "POST /session\n{\"name\": \"s030-rejected\", \"messages\": [{\"role\": \"user\", \"content\": \"a\", \"colour\": \"x\"}]}",
  "POST /session\n{\"name\": \"s030-rejected\", \"messages\": \"hi\"}"]
 --- error_code eval
 [400, 400, 400, 400]
 --- response_body eval
-[::err(400, 'messages[1].role must be one of system, user, assistant, tool'),
+[::err(400, 'messages[1].role must be one of system, user, assistant, tool, developer'),
  ::err(400, 'messages[0].content is required'),
- ::err(400, 'property messages[0].name should not exist'),
+ ::err(400, 'property messages[0].colour should not exist'),
  ::err(400, 'messages must be an array')]
 
 
@@ -351,13 +351,13 @@ POST /session
 
 === TEST 16: an inline assistant is checked like POST /assistant, with its path
 --- request eval
-["POST /session\n{\"assistant\": {\"voice\": \"alloy\"}}",
+["POST /session\n{\"assistant\": {\"colour\": \"red\"}}",
  "POST /session\n{\"assistant\": {\"model\": {\"provider\": \"openai\"}}}",
  "POST /session\n{\"assistant\": \"Inline\"}"]
 --- error_code eval
 [400, 400, 400]
 --- response_body eval
-[::err(400, 'property assistant.voice should not exist'),
+[::err(400, 'property assistant.colour should not exist'),
  ::err(400, 'assistant.model.model is required'),
  ::err(400, 'assistant must be an object')]
 

@@ -368,7 +368,7 @@ $::AUTH_B
 [400, 400]
 --- response_body eval
 [::err(400, 'sortOrder must be one of ASC, DESC'),
- ::err(400, 'sortBy must be one of createdAt')]
+ ::err(400, 'sortBy must be one of createdAt, duration, cost')]
 
 
 

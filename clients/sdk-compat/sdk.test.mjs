@@ -3,10 +3,6 @@
 // baseUrl option and nothing else changes. scripts/test-clients.sh starts
 // PostgreSQL, the mock model (t/mock/mock_model.py) and nginx, and exports
 // CALLHQ_URL and CALLHQ_KEY.
-//
-// Tests marked { todo } show what the SDK sends or expects and the module
-// does not do yet (each names the change it needs); they run, but do not
-// fail the suite.
 import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
 import { VapiClient, VapiError } from "@vapi-ai/server-sdk";
@@ -327,27 +323,21 @@ describe("@vapi-ai/server-sdk: the other ways to chat and to fail", () => {
   });
 });
 
-// What the SDK's request types offer and the module answers with 400
-// "property ... should not exist" (or another 400). Each needs a module change.
-describe("@vapi-ai/server-sdk: SDK fields the module does not take yet", () => {
-  it("chats.list filters by id and idAny", {
-    todo: "GET /chat?id=&idAny= answers 400 'property id should not exist': "
-        + "sql/002_api.sql api_chat_list and chats_matching need id and idAny, as sessions have",
-  }, async () => {
+// More of what the SDK's request types offer (sql/005_sdk_compat.sql).
+describe("@vapi-ai/server-sdk: the rest of the SDK's fields and parameters", () => {
+  it("chats.list filters by id and idAny", async () => {
     const a = await assistant();
     const c = await client.chats.create({ assistantId: a.id, input: "hi" });
     try {
       assert.deepEqual((await client.chats.list({ id: c.id })).results.map((x) => x.id), [c.id]);
       assert.deepEqual((await client.chats.list({ idAny: c.id })).results.map((x) => x.id), [c.id]);
+      assert.deepEqual((await client.chats.list({ id: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" })).results, []);
     } finally {
       await client.assistants.delete({ id: a.id });
     }
   });
 
-  it("sessions.list filters by the customer's number, email and externalId", {
-    todo: "GET /session?number=&email=&externalId= answers 400 'property number should not exist': "
-        + "sql/002_api.sql api_session_list and sessions_matching need the customer filters",
-  }, async () => {
+  it("sessions.list filters by the customer's number, email and externalId", async () => {
     const s = await client.sessions.create({
       customer: { number: "+15550100", email: "dora@example.com", externalId: "dora-1" } });
     try {
@@ -356,34 +346,38 @@ describe("@vapi-ai/server-sdk: SDK fields the module does not take yet", () => {
         assert.deepEqual((await client.sessions.list(q)).results.map((x) => x.id), [s.id],
                          JSON.stringify(q));
       }
+      for (const q of [{ number: "+15550101" }, { email: "DORA@example.com" }, { externalId: "dora" }]) {
+        assert.deepEqual((await client.sessions.list(q)).results, [], JSON.stringify(q));
+      }
     } finally {
       await client.sessions.delete({ id: s.id });
     }
   });
 
-  it("sessions.list and chats.list take every query parameter of the SDK", {
-    todo: "squadId, workflowId, phoneNumberId, phoneNumberIdAny, sipUri, extension, "
-        + "numberE164CheckEnabled (sessions) and sortBy duration|cost (both) answer 400: "
-        + "sql/002_api.sql parse_list/api_session_list/api_chat_list should accept them "
-        + "(a squad/workflow/phone number filter matches nothing; cost and duration sort as createdAt)",
-  }, async () => {
+  // squads, workflows, phone numbers and SIP do not exist in the module: their
+  // parameters are accepted and ignored; sortBy duration and cost sort as createdAt
+  it("sessions.list and chats.list take every query parameter of the SDK", async () => {
+    const s1 = await client.sessions.create({ name: "sdk-params" });
+    const s2 = await client.sessions.create({ name: "sdk-params" });
     for (const q of [{ squadId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
                      { workflowId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
                      { phoneNumberId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
                      { phoneNumberIdAny: ["b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10"] },
                      { sipUri: "sip:a@example.com" }, { extension: "12" },
                      { numberE164CheckEnabled: false }, { sortBy: "cost" }, { sortBy: "duration" }]) {
-      await client.sessions.list(q);
+      const page = await client.sessions.list({ name: "sdk-params", sortOrder: "ASC", ...q });
+      assert.deepEqual(page.results.map((x) => x.id), [s1.id, s2.id], JSON.stringify(q));
     }
-    await client.chats.list({ squadId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" });
-    await client.chats.list({ sortBy: "duration" });
+    await client.sessions.list({ assistantOverrides: "{}", squadOverrides: "{}" });
+    assert.ok(Array.isArray((await client.chats.list({
+      squadId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" })).results));
+    assert.ok(Array.isArray((await client.chats.list({ sortBy: "duration" })).results));
+    assert.ok(Array.isArray((await client.chats.list({ sortBy: "cost" })).results));
+    await client.sessions.delete({ id: s1.id });
+    await client.sessions.delete({ id: s2.id });
   });
 
-  it("assistantOverrides.variableValues fill {{variables}} of the system prompt", {
-    todo: "POST /session and POST /chat answer 400 'property assistantOverrides should not exist': "
-        + "sql/002_api.sql api_session_create and sql/003_chat.sql chat_begin need assistantOverrides "
-        + "(at least variableValues, substituted into model.messages and firstMessage)",
-  }, async () => {
+  it("assistantOverrides.variableValues fill {{variables}} of the system prompt", async () => {
     const a = await client.assistants.create({
       model: { provider: "openai", model: "recall",
                messages: [{ role: "system", content: "The customer is {{who}}." }] } });
@@ -395,33 +389,56 @@ describe("@vapi-ai/server-sdk: SDK fields the module does not take yet", () => {
                                                assistantOverrides: { variableValues: { who: "Finn" } } });
       const c2 = await client.chats.create({ sessionId: s.id, input: "hi" });
       assert.equal(c2.messages[0].content, "The customer is Finn.");
+      assert.deepEqual(s.assistantOverrides, { variableValues: { who: "Finn" } });
+      // the chat's own variables go over the session's
+      const c3 = await client.chats.create({ sessionId: s.id, input: "hi",
+                                             assistantOverrides: { variableValues: { who: "Gil" } } });
+      assert.equal(c3.messages[0].content, "The customer is Gil.");
+      // the assistant itself is unchanged
+      assert.equal((await client.assistants.get({ id: a.id })).model.messages[0].content,
+                   "The customer is {{who}}.");
+      await client.sessions.delete({ id: s.id });
     } finally {
       await client.assistants.delete({ id: a.id });
     }
   });
 
-  it("messages of the SDK's OpenAI-style types: developer role, name, metadata, tool calls", {
-    todo: "messages[] only takes {role: system|user|assistant|tool, content}: "
-        + "sql/002_api.sql check_messages should take role developer and the members "
-        + "name, metadata, tool_call_id (tool), tool_calls and refusal (assistant; content optional there)",
-  }, async () => {
-    const s = await client.sessions.create({ messages: [
+  it("messages of the SDK's OpenAI-style types: developer role, name, metadata, tool calls", async () => {
+    const s = await client.sessions.create({
+      assistant: { model: { provider: "openai", model: "recall",
+                            messages: [{ role: "developer", content: "Be kind.", name: "dev" }] } },
+      messages: [
       { role: "developer", content: "Be brief." },
       { role: "user", content: "hi", name: "gus", metadata: { k: 1 } },
       { role: "assistant", tool_calls: [{ id: "call_1", type: "function",
                                           function: { name: "f", arguments: "{}" } }] },
       { role: "tool", content: "42", tool_call_id: "call_1" },
     ] });
-    await client.sessions.delete({ id: s.id });
+    try {
+      // stored as {role, content}, developer as developer, no content as ""
+      assert.deepEqual(s.messages, [
+        { role: "developer", content: "Be brief." },
+        { role: "user", content: "hi" },
+        { role: "assistant", content: "" },
+        { role: "tool", content: "42" },
+      ]);
+      assert.deepEqual(s.assistant.model.messages, [{ role: "developer", content: "Be kind." }]);
+      // upstream, developer messages are system messages
+      const c = await client.chats.create({ sessionId: s.id, input: [
+        { role: "developer", content: "Be terse." }, { role: "user", content: "My name is Ivy." }] });
+      assert.deepEqual(c.messages.map((m) => m.role),
+                       ["system", "system", "user", "assistant", "tool", "system", "user"]);
+      assert.equal(c.messages[1].content, "Be brief.");
+      assert.deepEqual((await client.sessions.get({ id: s.id })).messages.slice(4).map((m) => m.role),
+                       ["developer", "user", "assistant"]);
+    } finally {
+      await client.sessions.delete({ id: s.id });
+    }
   });
 
-  it("user and system messages in the shape the SDK's types give them", {
-    todo: "decision needed: the SDK types UserMessage/SystemMessage (in input, messages and "
-        + "output) as call-log entries {role, message, time, endTime, secondsFromStart}, not "
-        + "{role, content}; the module answers 400 'property messages[0].time should not exist'. "
-        + "If SDK-typed code is to work, sql/002_api.sql check_messages and sql/003_chat.sql "
-        + "chat_input would take message as content and ignore time/endTime/secondsFromStart",
-  }, async () => {
+  // The SDK types UserMessage/SystemMessage as call-log entries {role, message,
+  // time, endTime, secondsFromStart}: message stands for content, the rest is ignored.
+  it("user and system messages in the shape the SDK's types give them", async () => {
     const s = await client.sessions.create({ messages: [
       { role: "user", message: "My name is Hana.", time: 1, endTime: 1, secondsFromStart: 0 },
     ] });
@@ -433,14 +450,8 @@ describe("@vapi-ai/server-sdk: SDK fields the module does not take yet", () => {
     }
   });
 
-  it("an assistant with more of the SDK's CreateAssistantDto", {
-    todo: "POST /assistant answers 400 for members of the SDK's CreateAssistantDto the module "
-        + "has no use for (voice, transcriber, firstMessageMode, maxDurationSeconds, ...), for "
-        + "server.credentialId/backoffPlan, model.toolIds/emotionRecognitionEnabled and for "
-        + "serverMessages other than the five session/chat events: sql/002_api.sql "
-        + "check_assistant/check_model/check_server/check_server_messages could accept and "
-        + "ignore them",
-  }, async () => {
+  // Members the module has no use for are accepted and not stored.
+  it("an assistant with more of the SDK's CreateAssistantDto", async () => {
     const a = await client.assistants.create({
       name: "full",
       firstMessage: "Hi!",
@@ -453,6 +464,32 @@ describe("@vapi-ai/server-sdk: SDK fields the module does not take yet", () => {
       server: { url: "http://127.0.0.1:9/hook", timeoutSeconds: 20,
                 backoffPlan: { type: "exponential", maxRetries: 3, baseDelaySeconds: 1 } },
     });
-    await client.assistants.delete({ id: a.id });
+    try {
+      assert.equal(a.name, "full");
+      assert.equal(a.firstMessage, "Hi!");
+      assert.equal(a.voice, undefined);
+      assert.equal(a.transcriber, undefined);
+      assert.deepEqual(a.model, { provider: "openai", model: "recall" });
+      assert.deepEqual(a.server, { url: "http://127.0.0.1:9/hook", timeoutSeconds: 20 });
+      assert.deepEqual(a.serverMessages, ["end-of-call-report", "status-update", "chat.created"]);
+
+      const u = await client.assistants.update({ id: a.id, maxDurationSeconds: 60,
+                                                 endCallPhrases: ["bye"],
+                                                 model: { provider: "openai", model: "recall",
+                                                          tools: [], numFastTurns: 1 } });
+      assert.deepEqual(u.model, { provider: "openai", model: "recall" });
+
+      // and as an inline assistant of a session and of a chat
+      const inline = { voice: { provider: "vapi", voiceId: "Elliot" }, maxDurationSeconds: 60,
+                       model: { provider: "openai", model: "recall", toolIds: [] } };
+      const s = await client.sessions.create({ assistant: inline });
+      assert.deepEqual(s.assistant, { model: { provider: "openai", model: "recall" } });
+      await client.sessions.delete({ id: s.id });
+      const c = await client.chats.create({ assistant: inline, input: "My name is Jo." });
+      assert.deepEqual(c.assistant, { model: { provider: "openai", model: "recall" } });
+      await client.chats.delete({ id: c.id });
+    } finally {
+      await client.assistants.delete({ id: a.id });
+    }
   });
 });
