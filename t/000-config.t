@@ -13,6 +13,11 @@ log_level('info');
 add_block_preprocessor(sub {
     my $block = shift;
     return if defined $block->must_die;
+    # deliveries other suites queued must not log into these blocks
+    my $http_config = $block->http_config // '';
+    $block->set_value(http_config => "$http_config\ncallhq_webhooks off;")
+        if $http_config =~ /\bcallhq_postgres\b/
+           && $http_config !~ /\bcallhq_webhooks\b/;
     $block->set_value(more_headers =>
         "Authorization: Bearer cq_test_a\nContent-Type: application/json")
         unless defined $block->more_headers;
