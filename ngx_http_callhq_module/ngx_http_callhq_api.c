@@ -444,6 +444,14 @@ ngx_http_callhq_send_pg_error(ngx_http_request_t *r, PGresult *res)
         return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
     }
 
+    /* statement_timeout: the query time-out, rolled back by the server */
+    if (ngx_strcmp(state, "57014") == 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: postgres query timed out: %s", msg);
+        return ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          "database query timed out");
+    }
+
     /* connection exceptions, server shutting down */
     if ((state[0] == '0' && state[1] == '8')
         || (state[0] == '5' && state[1] == '7'))

@@ -41,6 +41,9 @@ struct ngx_http_callhq_pg_conn_s {
 struct ngx_http_callhq_pg_pool_s {
     ngx_http_callhq_pg_conf_t     *conf;
     ngx_log_t                     *log;
+    ngx_pool_t                    *mem;
+    const char                   **keywords;   /* for PQconnectStartParams */
+    const char                   **values;
     ngx_queue_t                    idle;
     ngx_queue_t                    busy;       /* connecting or in use */
     ngx_queue_t                    waiting;    /* queries */
@@ -51,6 +54,7 @@ struct ngx_http_callhq_pg_pool_s {
 };
 
 
+static ngx_int_t ngx_http_callhq_pg_params(ngx_http_callhq_pg_pool_t *pool);
 static ngx_int_t ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool);
 static void ngx_http_callhq_pg_connect_poll(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_event_handler(ngx_event_t *ev);
@@ -92,7 +96,112 @@ ngx_http_callhq_pg_pool_create(ngx_http_callhq_pg_conf_t *conf,
     ngx_queue_init(&pool->busy);
     ngx_queue_init(&pool->waiting);
 
+    pool->mem = ngx_create_pool(1024, log);
+    if (pool->mem == NULL) {
+        ngx_free(pool);
+        return NULL;
+    }
+
+    if (ngx_http_callhq_pg_params(pool) != NGX_OK) {
+        ngx_destroy_pool(pool->mem);
+        ngx_free(pool);
+        return NULL;
+    }
+
     return pool;
+}
+
+
+/*
+ * The operator's conninfo, plus a server-side statement_timeout equal to
+ * the query time-out: a statement that outlives it is rolled back by
+ * PostgreSQL instead of committing after its request got a 503.
+ */
+
+static ngx_int_t
+ngx_http_callhq_pg_params(ngx_http_callhq_pg_pool_t *pool)
+{
+    char              *err;
+    u_char            *p;
+    size_t             len;
+    ngx_uint_t         n;
+    ngx_str_t          s;
+    const char        *options;
+    PQconninfoOption  *opts, *o;
+
+    opts = PQconninfoParse((char *) pool->conf->conninfo.data, &err);
+    if (opts == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, pool->log, 0,
+                      "callhq: invalid \"callhq_postgres\": %s",
+                      err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+        return NGX_ERROR;
+    }
+
+    n = 0;
+    for (o = opts; o->keyword; o++) {
+        n++;
+    }
+
+    pool->keywords = ngx_pcalloc(pool->mem, (n + 2) * sizeof(char *));
+    pool->values = ngx_pcalloc(pool->mem, (n + 2) * sizeof(char *));
+    if (pool->keywords == NULL || pool->values == NULL) {
+        goto failed;
+    }
+
+    n = 0;
+    options = NULL;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "options") == 0) {
+            options = o->val;
+            continue;
+        }
+
+        s.data = (u_char *) o->keyword;
+        s.len = ngx_strlen(o->keyword) + 1;
+        pool->keywords[n] = (char *) ngx_pstrdup(pool->mem, &s);
+
+        s.data = (u_char *) o->val;
+        s.len = ngx_strlen(o->val) + 1;
+        pool->values[n] = (char *) ngx_pstrdup(pool->mem, &s);
+
+        if (pool->keywords[n] == NULL || pool->values[n] == NULL) {
+            goto failed;
+        }
+
+        n++;
+    }
+
+    len = (options ? ngx_strlen(options) + 1 : 0)
+          + sizeof("-c statement_timeout=") + NGX_INT_T_LEN;
+
+    p = ngx_pnalloc(pool->mem, len);
+    if (p == NULL) {
+        goto failed;
+    }
+
+    pool->keywords[n] = "options";
+    pool->values[n] = (char *) p;
+
+    *ngx_sprintf(p, "%s%s-c statement_timeout=%M",
+                 options ? options : "", options ? " " : "",
+                 pool->conf->query_timeout) = '\0';
+
+    PQconninfoFree(opts);
+
+    return NGX_OK;
+
+failed:
+
+    PQconninfoFree(opts);
+    return NGX_ERROR;
 }
 
 
@@ -121,6 +230,7 @@ ngx_http_callhq_pg_pool_destroy(ngx_http_callhq_pg_pool_t *pool)
         ngx_http_callhq_pg_close(pc);
     }
 
+    ngx_destroy_pool(pool->mem);
     ngx_free(pool);
 }
 
@@ -239,7 +349,7 @@ ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool)
         goto failed;
     }
 
-    pgconn = PQconnectStart((char *) pool->conf->conninfo.data);
+    pgconn = PQconnectStartParams(pool->keywords, pool->values, 0);
 
     if (pgconn == NULL || PQstatus(pgconn) == CONNECTION_BAD) {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
@@ -504,7 +614,8 @@ ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc)
     }
 
     if (!pc->c->read->timer_set) {
-        ngx_add_timer(pc->c->read, pc->pool->conf->query_timeout);
+        /* a grace second: the server's statement_timeout comes first */
+        ngx_add_timer(pc->c->read, pc->pool->conf->query_timeout + 1000);
     }
 
     /* the rest of the work happens on the socket's events */
@@ -724,11 +835,13 @@ ngx_http_callhq_pg_grow(ngx_http_callhq_pg_pool_t *pool)
 static void
 ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, const char *reason)
 {
+    ngx_uint_t                   connecting;
     ngx_http_callhq_pg_pool_t   *pool;
     ngx_http_callhq_pg_query_t  *q;
 
     pool = pc->pool;
     q = pc->query;
+    connecting = (pc->state == ngx_http_callhq_pg_connecting);
 
     pc->query = NULL;
     ngx_http_callhq_pg_close(pc);
@@ -739,7 +852,17 @@ ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, const char *reason)
         q->handler(q, NULL);
     }
 
-    ngx_http_callhq_pg_fail_waiting(pool, reason);
+    /*
+     * A failed connect says the database is unreachable: nobody waits in
+     * vain.  One broken or timed-out connection says nothing about the
+     * next: open another for the queries waiting.
+     */
+    if (connecting) {
+        ngx_http_callhq_pg_fail_waiting(pool, reason);
+
+    } else {
+        ngx_http_callhq_pg_grow(pool);
+    }
 }
 
 

@@ -19,9 +19,6 @@
 # The webhook dispatcher runs its claims through the same pool, once a
 # second: the blocks turn it off ("callhq_webhooks off") so that every
 # query and every connection they see is theirs.
-#
-# Known bugs: blocks with "skip_eval ... CALLHQ_TEST_KNOWN_BUGS" show
-# behaviour that is wrong today; run them with CALLHQ_TEST_KNOWN_BUGS=1.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -192,7 +189,7 @@ callhq: postgres wait queue is full (1 queries)
 
 
 
-=== TEST 4: a query over callhq_postgres_query_timeout: 503, logged; the connection is replaced
+=== TEST 4: a query over callhq_postgres_query_timeout: 503, logged; PostgreSQL cancels it
 --- http_config
 callhq_postgres "$TEST_NGINX_PG_CONNINFO";
 callhq_postgres_pool_size 1;
@@ -208,9 +205,9 @@ location / { callhq_api; }
 [503, 200, 200]
 --- response_body eval
 [::err503('database query timed out'),
- # the timed-out insert is still held in PostgreSQL, on its old connection
- '1',
- # so with a pool of one, this query runs on a new connection
+ # the server's statement_timeout cancelled the held insert
+ '0',
+ # and nothing of it was stored
  ::total_items(0)]
 --- error_log
 callhq: postgres query timed out
@@ -218,7 +215,6 @@ callhq: postgres query timed out
 
 
 === TEST 5: a query answered 503 for its timeout leaves nothing behind
---- skip_eval: 20: !$ENV{CALLHQ_TEST_KNOWN_BUGS}
 --- http_config
 callhq_postgres "$TEST_NGINX_PG_CONNINFO";
 callhq_postgres_query_timeout 1s;
@@ -241,7 +237,6 @@ location / { callhq_api; }
 
 
 === TEST 6: a query queued behind one that times out runs on a new connection
---- skip_eval: 15: !$ENV{CALLHQ_TEST_KNOWN_BUGS}
 --- http_config
 callhq_postgres "$TEST_NGINX_PG_CONNINFO";
 callhq_postgres_pool_size 1;
@@ -250,7 +245,6 @@ callhq_webhooks off;
 --- config
 location / { callhq_api; }
 --- init
-return if !$ENV{CALLHQ_TEST_KNOWN_BUGS};    # skipped: no side effects
 main::spawn_request('slow', 'POST', '/session', '{"name": "gate-060-waiter"}');
 main::gate_wait_held('gate-060-waiter');
 # the waiter queues behind the slow insert (setup, not an assertion)
