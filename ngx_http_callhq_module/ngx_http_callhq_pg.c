@@ -909,6 +909,16 @@ ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc)
         PQclear(pc->result);
     }
 
+    ngx_http_callhq_pg_finish(c, pc->pgconn);
+    ngx_free(pc);
+}
+
+
+/* closes a libpq connection that nginx's event loop watches */
+
+void
+ngx_http_callhq_pg_finish(ngx_connection_t *c, PGconn *pgconn)
+{
     if (c->read->timer_set) {
         ngx_del_timer(c->read);
     }
@@ -942,8 +952,7 @@ ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc)
     c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
 
-    PQfinish(pc->pgconn);
-    ngx_free(pc);
+    PQfinish(pgconn);
 }
 
 

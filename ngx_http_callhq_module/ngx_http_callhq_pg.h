@@ -90,6 +90,9 @@ void ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
 /* the caller is gone: its handler is never called */
 void ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q);
 
+/* closes a libpq connection whose socket nginx's event loop watches */
+void ngx_http_callhq_pg_finish(ngx_connection_t *c, PGconn *pgconn);
+
 /* statistics for variables and status */
 ngx_uint_t ngx_http_callhq_pg_busy(ngx_http_callhq_pg_pool_t *pool);
 ngx_uint_t ngx_http_callhq_pg_waiting(ngx_http_callhq_pg_pool_t *pool);

@@ -1973,36 +1973,7 @@ ngx_http_callhq_webhook_listen_close(ngx_http_callhq_webhook_t *wh)
         return;
     }
 
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    /* PQfinish() closes the socket: take it out of the event loop first */
-    if (ngx_del_conn) {
-        ngx_del_conn(c, NGX_CLOSE_EVENT);
-
-    } else {
-        if (c->read->active) {
-            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        if (c->write->active) {
-            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-        }
-    }
-
-    c->fd = (ngx_socket_t) -1;
-    ngx_free_connection(c);
-
-    PQfinish(wh->pgconn);
+    ngx_http_callhq_pg_finish(c, wh->pgconn);
 
     wh->c = NULL;
     wh->pgconn = NULL;
