@@ -247,7 +247,7 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
         /* another chat of this session runs: wait for its turn */
         if (chat->waited >= lcf->turn_timeout) {
             rc = ngx_http_callhq_send_error(r, NGX_HTTP_CONFLICT,
-                                            "session %s is busy with "
+                                            "Session %s is busy with "
                                             "another chat",
                                             PQgetvalue(res, 0, 5));
             goto done;
@@ -406,81 +406,30 @@ ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
 
 
 /*
- * The subrequest would inherit the client's headers: its Content-Length
- * and its API key must not reach the model.
+ * The subrequest would inherit the client's headers: none of them (its
+ * API key, cookies, its Content-Length) may reach the model.  The model
+ * location adds what the model needs with proxy_set_header.
  */
 
 static ngx_int_t
 ngx_http_callhq_chat_headers(ngx_http_request_t *r, ngx_http_request_t *sr)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *nh;
+    ngx_table_elt_t  *h;
 
-    if (ngx_list_init(&sr->headers_in.headers, r->pool, 8,
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, 2,
                       sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if ((h[i].key.len == sizeof("Authorization") - 1
-             && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
-                                h[i].key.len) == 0)
-            || (h[i].key.len == sizeof("Content-Length") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Length",
-                                   h[i].key.len) == 0)
-            || (h[i].key.len == sizeof("Content-Type") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Type",
-                                   h[i].key.len) == 0)
-            || (h[i].key.len == sizeof("Transfer-Encoding") - 1
-                && ngx_strncasecmp(h[i].key.data,
-                                   (u_char *) "Transfer-Encoding",
-                                   h[i].key.len) == 0)
-            || (h[i].key.len == sizeof("Accept-Encoding") - 1
-                && ngx_strncasecmp(h[i].key.data,
-                                   (u_char *) "Accept-Encoding",
-                                   h[i].key.len) == 0)
-            || (h[i].key.len == sizeof("Expect") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Expect",
-                                   h[i].key.len) == 0))
-        {
-            continue;
-        }
-
-        nh = ngx_list_push(&sr->headers_in.headers);
-        if (nh == NULL) {
-            return NGX_ERROR;
-        }
-
-        *nh = h[i];
-#if (nginx_version >= 1023000)
-        nh->next = NULL;
-#endif
-    }
-
-    nh = ngx_http_callhq_add_header(&sr->headers_in.headers, "Content-Type",
-                                    "content-type", &ngx_http_callhq_json);
-    if (nh == NULL) {
+    h = ngx_http_callhq_add_header(&sr->headers_in.headers, "Content-Type",
+                                   "content-type", &ngx_http_callhq_json);
+    if (h == NULL) {
         return NGX_ERROR;
     }
 
-    sr->headers_in.content_type = nh;
+    sr->headers_in.content_type = h;
     sr->headers_in.authorization = NULL;
     sr->headers_in.content_length = NULL;
     sr->headers_in.transfer_encoding = NULL;

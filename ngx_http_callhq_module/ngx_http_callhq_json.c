@@ -166,7 +166,8 @@ ngx_http_callhq_args_json(ngx_http_request_t *r, ngx_str_t *out)
         return NGX_ERROR;
     }
 
-    p = r->args.data;
+    /* after an internal redirect, args.data may be unset when empty */
+    p = r->args.len ? r->args.data : NULL;
     last = p + r->args.len;
 
     for ( /* void */ ; p < last; p = amp + 1) {

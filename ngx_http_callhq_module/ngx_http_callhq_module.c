@@ -474,6 +474,12 @@ ngx_http_callhq_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         return NGX_OK;
 
     case NGX_HTTP_CALLHQ_VAR_UPSTREAM_STATUS:
+        if (chat->sr == NULL) {
+            /* the chat never went upstream: "-", like $upstream_status */
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
         n = chat->upstream_status;
         break;
 

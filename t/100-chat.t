@@ -205,7 +205,8 @@ our $CUE2 = ::echo(@CU2);
 
 our $CUSTOMER_CONFIG = $CONFIG . <<'_EOC_';
 location = /t/customer-session {
-    rewrite ^ /session/$TEST_NGINX_C100_CUSTOMER_SESSION last;
+    # no regex (rewrite): nginx 1.22 leaks a PCRE2 context valgrind reports
+    try_files /c100-no-such-file /session/$TEST_NGINX_C100_CUSTOMER_SESSION;
 }
 _EOC_
 
@@ -305,9 +306,6 @@ GET /_mock/requests?n=1&full=1
 
 
 === TEST 6: nor do the client's other credentials (cookies, API key headers of its own)
---- SKIP
-The module copies every client header but a few to the model's request;
-Cookie and X-Api-Key reach the model today (see the note to the lead).
 --- more_headers eval
 "$::AUTH_A\nCookie: sid=browser-secret\nX-Api-Key: client-key"
 --- request eval

@@ -275,7 +275,7 @@ main::config_with('callhq_turn_timeout 200ms;')
 --- response_headers eval
 ["Content-Type: application/json", "Content-Type: application/json"]
 --- response_body eval
-[::cerr(409, "session $main::BOUND is busy with another chat"),
+[::cerr(409, "Session $main::BOUND is busy with another chat"),
  main::slow_chat($main::BOUND, $main::SLOW, \@main::B3, $main::BD3)]
 
 
@@ -355,7 +355,7 @@ main::config_with('callhq_turn_timeout 300ms;')
 main::post($main::STALE, 'still busy')
 --- error_code: 409
 --- response_body eval
-::cerr(409, "session $main::STALE is busy with another chat")
+::cerr(409, "Session $main::STALE is busy with another chat")
 
 
 
