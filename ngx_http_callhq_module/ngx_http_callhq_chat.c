@@ -6,6 +6,11 @@
  * the session's turn; a subrequest to the operator's model location sends
  * it upstream; the body filter (ngx_http_callhq_filter.c) streams or
  * collects the reply; one transaction records it.
+ *
+ * The context is never copied: the upstream body and the client's answer
+ * are chains over chat_begin's result, which the chat keeps.  Replies stay
+ * JSON-escaped as the model sent them, spliced into events and records;
+ * PostgreSQL decodes the recorded text.
  */
 
 
@@ -50,17 +55,17 @@ static ngx_int_t ngx_http_callhq_chat_respond(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 static ngx_int_t ngx_http_callhq_chat_send_last(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
-static json_t *ngx_http_callhq_chat_response_object(
-    ngx_http_callhq_chat_t *chat, const char *status);
+static ngx_int_t ngx_http_callhq_chat_response_object(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, const char *status, ngx_str_t *out);
 static ngx_int_t ngx_http_callhq_chat_start_stream(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
-static ngx_int_t ngx_http_callhq_chat_emit(ngx_http_request_t *r,
-    const char *event, json_t *json, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_chat_event(ngx_http_request_t *r,
+    ngx_str_t *event, ngx_str_t *parts, ngx_uint_t n, ngx_chain_t ***last);
 static void ngx_http_callhq_chat_cleanup(void *data);
-static ngx_int_t ngx_http_callhq_chat_str(ngx_http_request_t *r,
-    PGresult *res, int col, ngx_str_t *out);
+static void ngx_http_callhq_chat_str(PGresult *res, int col,
+    ngx_str_t *out);
 static char *ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data,
-    size_t len);
+    size_t len, ngx_uint_t quote);
 
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_begin_stmt = {
@@ -70,10 +75,11 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_begin_stmt = {
     3
 };
 
+/* the reply comes as a JSON string, escaped as the model sent it */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_record_stmt = {
     14, "callhq_chat_record",
     "select status, body from callhq.chat_record($1::jsonb, $2::jsonb, "
-    "$3::text, $4::text, $5::jsonb)",
+    "$3::jsonb #>> '{}', $4::text, $5::jsonb)",
     5
 };
 
@@ -90,12 +96,21 @@ static ngx_str_t  ngx_http_callhq_json = ngx_string("application/json");
 static ngx_str_t  ngx_http_callhq_no_cache = ngx_string("no-cache");
 static ngx_str_t  ngx_http_callhq_no = ngx_string("no");
 
+static ngx_str_t  ngx_http_callhq_ev_created =
+    ngx_string("response.created");
+static ngx_str_t  ngx_http_callhq_ev_delta =
+    ngx_string("response.output_text.delta");
+static ngx_str_t  ngx_http_callhq_ev_done =
+    ngx_string("response.output_text.done");
+static ngx_str_t  ngx_http_callhq_ev_completed =
+    ngx_string("response.completed");
+
 
 void
 ngx_http_callhq_chat_handler(ngx_http_request_t *r,
-    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body, json_t *json)
+    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body)
 {
-    json_t                      *stream;
+    u_char                      *stream, *end;
     ngx_int_t                    rc;
     ngx_pool_cleanup_t          *cln;
     ngx_http_callhq_chat_t      *chat;
@@ -107,7 +122,6 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     cln = ngx_pool_cleanup_add(r->pool, 0);
 
     if (chat == NULL || cln == NULL) {
-        json_decref(json);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -117,7 +131,6 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
 
     chat->request = r;
     chat->body = *body;
-    chat->json = json;
     ctx->chat = chat;
 
     if (ctx->id.len) {
@@ -143,13 +156,17 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     }
 
     /* the Responses API streams unless told otherwise */
-    stream = json_object_get(json, "stream");
+    end = body->data + body->len;
+    stream = ngx_http_callhq_json_get(body->data, end, "stream");
 
-    if (stream == NULL || json_is_null(stream)) {
+    if (stream == NULL || ngx_http_callhq_json_is(stream, end, "null")) {
         chat->stream = chat->responses;
 
-    } else if (json_is_boolean(stream)) {
-        chat->stream = json_is_true(stream);
+    } else if (ngx_http_callhq_json_is(stream, end, "true")) {
+        chat->stream = 1;
+
+    } else if (ngx_http_callhq_json_is(stream, end, "false")) {
+        chat->stream = 0;
 
     } else {
         rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -262,17 +279,17 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
         return;
     }
 
-    if (ngx_http_callhq_chat_str(r, res, 1, &chat->record) != NGX_OK
-        || ngx_http_callhq_chat_str(r, res, 2, &chat->params) != NGX_OK
-        || ngx_http_callhq_chat_str(r, res, 3, &chat->messages) != NGX_OK
-        || ngx_http_callhq_chat_str(r, res, 4, &chat->chat_id) != NGX_OK
-        || ngx_http_callhq_chat_str(r, res, 5, &chat->session_id) != NGX_OK
-        || ngx_http_callhq_chat_str(r, res, 6, &chat->org_id) != NGX_OK
-        || ngx_http_callhq_chat_str(r, res, 7, &chat->model) != NGX_OK)
-    {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
+    /* the chat reads the context where libpq put it, until it ends */
+    ngx_http_callhq_pg_keep(q);
+    chat->begun = res;
+
+    ngx_http_callhq_chat_str(res, 1, &chat->record);
+    ngx_http_callhq_chat_str(res, 2, &chat->params);
+    ngx_http_callhq_chat_str(res, 3, &chat->messages);
+    ngx_http_callhq_chat_str(res, 4, &chat->chat_id);
+    ngx_http_callhq_chat_str(res, 5, &chat->session_id);
+    ngx_http_callhq_chat_str(res, 6, &chat->org_id);
+    ngx_http_callhq_chat_str(res, 7, &chat->model);
 
     chat->locked = chat->session_id.len ? 1 : 0;
 
@@ -314,9 +331,7 @@ static ngx_int_t
 ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat)
 {
-    u_char                         *p;
-    size_t                          len;
-    ngx_buf_t                      *b;
+    ngx_str_t                       parts[5];
     ngx_chain_t                    *cl;
     ngx_http_request_t             *sr;
     ngx_http_callhq_ctx_t          *sctx;
@@ -327,41 +342,26 @@ ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
 
     /* {<params>,"messages":<context>,"stream":..}: spliced, not re-encoded */
-    len = sizeof("{,\"messages\":,\"stream\":false,\"stream_options\":"
-                 "{\"include_usage\":true}}") - 1
-          + chat->params.len + chat->messages.len;
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    chat->upstream.data = p;
-
-    *p++ = '{';
-    p = ngx_cpymem(p, chat->params.data, chat->params.len);
-    p = ngx_cpymem(p, ",\"messages\":", sizeof(",\"messages\":") - 1);
-    p = ngx_cpymem(p, chat->messages.data, chat->messages.len);
+    ngx_str_set(&parts[0], "{");
+    parts[1] = chat->params;
+    ngx_str_set(&parts[2], ",\"messages\":");
+    parts[3] = chat->messages;
 
     if (chat->stream) {
-        p = ngx_cpymem(p, ",\"stream\":true,\"stream_options\":"
-                       "{\"include_usage\":true}}",
-                       sizeof(",\"stream\":true,\"stream_options\":"
-                              "{\"include_usage\":true}}") - 1);
+        ngx_str_set(&parts[4], ",\"stream\":true,\"stream_options\":"
+                               "{\"include_usage\":true}}");
+
     } else {
-        p = ngx_cpymem(p, ",\"stream\":false}",
-                       sizeof(",\"stream\":false}") - 1);
+        ngx_str_set(&parts[4], ",\"stream\":false}");
     }
 
-    chat->upstream.len = p - chat->upstream.data;
+    cl = ngx_http_callhq_chain(r->pool, parts, 5, &chat->upstream);
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_callhq_ctx_t));
     rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
-    b = ngx_calloc_buf(r->pool);
-    cl = ngx_alloc_chain_link(r->pool);
 
-    if (ps == NULL || sctx == NULL || rb == NULL || b == NULL || cl == NULL) {
+    if (cl == NULL || ps == NULL || sctx == NULL || rb == NULL) {
         return NGX_ERROR;
     }
 
@@ -374,14 +374,6 @@ ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    b->pos = chat->upstream.data;
-    b->last = chat->upstream.data + chat->upstream.len;
-    b->memory = 1;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    cl->buf = b;
-    cl->next = NULL;
     rb->bufs = cl;
     rb->rest = 0;
 
@@ -457,7 +449,7 @@ ngx_http_callhq_chat_precontent(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
 
     if (ctx && ctx->subrequest) {
-        r->headers_in.content_length_n = ctx->chat->upstream.len;
+        r->headers_in.content_length_n = ctx->chat->upstream;
     }
 
     return NGX_DECLINED;
@@ -537,8 +529,9 @@ ngx_http_callhq_chat_finish(ngx_http_request_t *r)
     if (!chat->upstream_done) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "callhq: model stream for chat %V ended early, "
-                      "recording %uz bytes as incomplete",
-                      &chat->chat_id, chat->reply.len);
+                      "recording %uz bytes as incomplete", &chat->chat_id,
+                      ngx_http_callhq_json_text_len(chat->reply.data,
+                                                    chat->reply.len));
     }
 
     if (ngx_http_callhq_chat_record(chat, r, 0) != NGX_OK) {
@@ -547,55 +540,60 @@ ngx_http_callhq_chat_finish(ngx_http_request_t *r)
 }
 
 
-/* a non-streamed reply: one Chat Completions object */
+/*
+ * A non-streamed reply: one Chat Completions object.  Its text stays in
+ * the reply buffer, escaped as it came: from here on chat->reply is that.
+ */
 
 static ngx_int_t
 ngx_http_callhq_chat_parse_reply(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat)
 {
-    json_t        *json, *content;
-    size_t         len;
-    const char    *text;
-    json_error_t   err;
+    u_char      *p, *end;
+    ngx_str_t    text;
+    const char  *err;
 
-    json = json_loadb((char *) chat->reply.data, chat->reply.len, 0, &err);
+    p = chat->reply.data;
+    end = p + chat->reply.len;
 
-    /* the reply buffer holds the text from now on */
     chat->reply.len = 0;
 
-    if (json == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "callhq: model reply is not JSON: %s", err.text);
+    if (p == NULL) {
         return NGX_ERROR;
     }
 
-    content = json_object_get(json_array_get(json_object_get(json,
-                                                             "choices"), 0),
-                              "message");
-    content = json_object_get(content, "content");
+    err = ngx_http_callhq_json_check(p, end, NULL);
+    if (err) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: model reply is not JSON: %s", err);
+        return NGX_ERROR;
+    }
 
-    if (!json_is_string(content)) {
+    if (ngx_http_callhq_json_string(
+            ngx_http_callhq_json_get(
+                ngx_http_callhq_json_get(
+                    ngx_http_callhq_json_item(
+                        ngx_http_callhq_json_get(p, end, "choices"),
+                        end, 0),
+                    end, "message"),
+                end, "content"),
+            end, &text)
+        != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "callhq: model reply has no choices[0].message."
                       "content");
-        json_decref(json);
         return NGX_ERROR;
     }
 
-    text = json_string_value(content);
-    len = json_string_length(content);
+    ngx_http_callhq_chat_usage(chat, p, end);
 
-    if (ngx_http_callhq_text_add(r->pool, &chat->reply, (u_char *) text, len)
-        != NGX_OK)
-    {
-        json_decref(json);
-        return NGX_ERROR;
-    }
-
-    ngx_http_callhq_chat_usage(chat, json);
+    /* the text lies within the buffer, after where it is moved to */
+    ngx_memmove(chat->reply.data, text.data, text.len);
+    chat->reply.len = text.len;
+    chat->reply.data[text.len] = '\0';
 
     chat->upstream_done = 1;
-    json_decref(json);
 
     return NGX_OK;
 }
@@ -651,7 +649,8 @@ ngx_http_callhq_chat_fail(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
 /*
  * Records the turn (or only releases the session when release is set) in
  * one transaction, from a pool of its own.  With r, the response goes on
- * once it is recorded; without, nobody waits.
+ * once it is recorded; without, nobody waits.  A chat of a session does
+ * not send its context back: the database has it, as the session's turns.
  */
 
 static ngx_int_t
@@ -672,7 +671,7 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                               ngx_http_callhq_module);
 
-    pool = ngx_create_pool(4096, ngx_cycle->log);
+    pool = ngx_create_pool(1024, ngx_cycle->log);
     if (pool == NULL) {
         return NGX_ERROR;
     }
@@ -688,37 +687,43 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     rec->query.data = rec;
     rec->query.log = ngx_cycle->log;
 
-    rec->query.values[0] = ngx_http_callhq_chat_dup(pool, chat->record.data, chat->record.len);
+    rec->query.values[0] = ngx_http_callhq_chat_dup(pool, chat->record.data,
+                                                    chat->record.len, 0);
+    if (rec->query.values[0] == NULL) {
+        goto failed;
+    }
 
     if (release) {
         rec->query.stmt = &ngx_http_callhq_chat_release_stmt;
 
     } else {
         rec->query.stmt = &ngx_http_callhq_chat_record_stmt;
-        rec->query.values[1] = ngx_http_callhq_chat_dup(pool, chat->messages.data,
-                                                        chat->messages.len);
-        rec->query.values[2] = ngx_http_callhq_chat_dup(pool, chat->reply.data,
-                                                        chat->reply.len);
+
+        if (chat->session_id.len == 0) {
+            rec->query.values[1] = ngx_http_callhq_chat_dup(pool,
+                                       chat->messages.data,
+                                       chat->messages.len, 0);
+            if (rec->query.values[1] == NULL) {
+                goto failed;
+            }
+        }
+
+        rec->query.values[2] = ngx_http_callhq_chat_dup(pool,
+                                                        chat->reply.data,
+                                                        chat->reply.len, 1);
         rec->query.values[3] = (char *) chat->chat_status;
 
         p = ngx_pnalloc(pool, sizeof("{\"promptTokens\":,"
                                      "\"completionTokens\":}")
                               + 2 * NGX_INT_T_LEN);
-        if (p == NULL) {
+
+        if (rec->query.values[2] == NULL || p == NULL) {
             goto failed;
         }
 
         rec->query.values[4] = (char *) p;
         *ngx_sprintf(p, "{\"promptTokens\":%i,\"completionTokens\":%i}",
                      chat->prompt_tokens, chat->completion_tokens) = '\0';
-
-        if (rec->query.values[1] == NULL || rec->query.values[2] == NULL) {
-            goto failed;
-        }
-    }
-
-    if (rec->query.values[0] == NULL) {
-        goto failed;
     }
 
     if (r) {
@@ -740,6 +745,7 @@ failed:
 static void
 ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 {
+    size_t                    len;
     ngx_int_t                 rc;
     ngx_connection_t         *c;
     ngx_http_request_t       *r;
@@ -778,11 +784,20 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
         rc = chat->sent_header ? NGX_ERROR
                                : ngx_http_callhq_send_pg_error(r, res);
 
-    } else if (ngx_http_callhq_chat_str(r, res, 1, &chat->result) != NGX_OK) {
-        rc = NGX_ERROR;
-
     } else {
-        rc = ngx_http_callhq_chat_respond(r, chat);
+        /* the chat without its context, a small object */
+        len = PQgetlength(res, 0, 1);
+
+        chat->result.data = ngx_pnalloc(r->pool, len + 1);
+        if (chat->result.data == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_memcpy(chat->result.data, PQgetvalue(res, 0, 1), len + 1);
+            chat->result.len = len;
+
+            rc = ngx_http_callhq_chat_respond(r, chat);
+        }
     }
 
     ngx_destroy_pool(rec->pool);
@@ -796,31 +811,39 @@ static ngx_int_t
 ngx_http_callhq_chat_respond(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat)
 {
-    json_t     *json;
-    ngx_int_t   rc;
-    ngx_str_t   body;
+    ngx_int_t  rc;
+    ngx_str_t  parts[4];
 
     if (chat->stream) {
         return ngx_http_callhq_chat_send_last(r, chat);
     }
 
-    if (!chat->responses) {
-        return ngx_http_callhq_send_json(r, NGX_HTTP_CREATED, &chat->result);
+    if (chat->responses) {
+        rc = ngx_http_callhq_chat_response_object(r, chat, chat->chat_status,
+                                                  &parts[0]);
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_callhq_send_json(r, NGX_HTTP_OK, &parts[0]);
     }
 
-    json = ngx_http_callhq_chat_response_object(chat, chat->chat_status);
-    if (json == NULL) {
+    /* the recorded fields, then "messages": the context it holds */
+    if (chat->result.len < 2
+        || chat->result.data[chat->result.len - 1] != '}')
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: chat_record gave no object");
         return NGX_ERROR;
     }
 
-    rc = ngx_http_callhq_json_dump(r, json, &body);
-    json_decref(json);
+    parts[0].data = chat->result.data;
+    parts[0].len = chat->result.len - 1;
+    ngx_str_set(&parts[1], ", \"messages\": ");
+    parts[2] = chat->messages;
+    ngx_str_set(&parts[3], "}");
 
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_callhq_send_json(r, NGX_HTTP_OK, &body);
+    return ngx_http_callhq_send_json_parts(r, NGX_HTTP_CREATED, parts, 4);
 }
 
 
@@ -830,11 +853,10 @@ static ngx_int_t
 ngx_http_callhq_chat_send_last(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat)
 {
-    json_t       *json;
     ngx_buf_t    *b;
     ngx_int_t     rc;
+    ngx_str_t     parts[5];
     ngx_chain_t  *out, **last;
-    u_char        item[sizeof("msg_") + NGX_INT_T_LEN + 40];
 
     out = NULL;
     last = &out;
@@ -846,27 +868,36 @@ ngx_http_callhq_chat_send_last(ngx_http_request_t *r,
     }
 
     if (chat->responses) {
-        *ngx_snprintf(item, sizeof(item) - 1, "msg_%V", &chat->chat_id) = '\0';
+        ngx_str_set(&parts[0], "{\"type\":\"response.output_text.done\","
+                               "\"item_id\":\"msg_");
+        parts[1] = chat->chat_id;
+        ngx_str_set(&parts[2], "\",\"output_index\":0,\"content_index\":0,"
+                               "\"text\":\"");
+        parts[3].data = chat->reply.data;
+        parts[3].len = chat->reply.len;
+        ngx_str_set(&parts[4], "\"}");
 
-        json = json_pack("{s:s,s:s,s:i,s:i,s:s%}",
-                         "type", "response.output_text.done",
-                         "item_id", item, "output_index", 0,
-                         "content_index", 0,
-                         "text", chat->reply.data, chat->reply.len);
-
-        if (ngx_http_callhq_chat_emit(r, "response.output_text.done", json,
-                                      &last)
+        if (ngx_http_callhq_chat_event(r, &ngx_http_callhq_ev_done, parts, 5,
+                                       &last)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        json = json_pack("{s:s,s:o}", "type", "response.completed",
-                         "response",
-                         ngx_http_callhq_chat_response_object(chat,
-                                                   chat->chat_status));
+        ngx_str_set(&parts[0], "{\"type\":\"response.completed\","
+                               "\"response\":");
 
-        if (ngx_http_callhq_chat_emit(r, "response.completed", json, &last)
+        if (ngx_http_callhq_chat_response_object(r, chat, chat->chat_status,
+                                                 &parts[1])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ngx_str_set(&parts[2], "}");
+
+        if (ngx_http_callhq_chat_event(r, &ngx_http_callhq_ev_completed,
+                                       parts, 3, &last)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -895,53 +926,77 @@ ngx_http_callhq_chat_send_last(ngx_http_request_t *r,
 }
 
 
-/* an OpenAI Responses object for the reply so far */
+/* an OpenAI Responses object for the reply so far, into r->pool */
 
-static json_t *
-ngx_http_callhq_chat_response_object(ngx_http_callhq_chat_t *chat,
-    const char *status)
+static ngx_int_t
+ngx_http_callhq_chat_response_object(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, const char *status, ngx_str_t *out)
 {
-    json_t  *output;
-    u_char   id[sizeof("resp_") + 40], item[sizeof("msg_") + 40];
+    u_char      *p;
+    size_t       len, model;
+    ngx_str_t    text;
+    ngx_uint_t   progress;
 
-    *ngx_snprintf(id, sizeof(id) - 1, "resp_%V", &chat->chat_id) = '\0';
-    *ngx_snprintf(item, sizeof(item) - 1, "msg_%V", &chat->chat_id) = '\0';
+    progress = (ngx_strcmp(status, "in_progress") == 0);
+    model = chat->model.len
+            + ngx_escape_json(NULL, chat->model.data, chat->model.len);
 
-    if (ngx_strcmp(status, "in_progress") == 0) {
-        output = json_array();
+    len = sizeof("{\"id\":\"resp_\",\"object\":\"response\",\"created_at\":,"
+                 "\"status\":\"\",\"error\":null,\"model\":\"\","
+                 "\"output\":[],\"usage\":{\"input_tokens\":,"
+                 "\"output_tokens\":}}")
+          + sizeof("{\"id\":\"msg_\",\"type\":\"message\",\"role\":"
+                   "\"assistant\",\"status\":\"\",\"content\":[{\"type\":"
+                   "\"output_text\",\"text\":\"\",\"annotations\":[]}]}")
+          + 2 * chat->chat_id.len + 2 * ngx_strlen(status) + model
+          + chat->reply.len + NGX_TIME_T_LEN + 2 * NGX_INT_T_LEN;
 
-    } else {
-        output = json_pack("[{s:s,s:s,s:s,s:s,s:[{s:s,s:s%,s:[]}]}]",
-                           "id", item, "type", "message",
-                           "role", "assistant", "status", status,
-                           "content", "type", "output_text",
-                           "text", chat->reply.data ? (char *) chat->reply.data
-                                                    : "",
-                           chat->reply.len, "annotations");
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
     }
 
-    return json_pack("{s:s,s:s,s:I,s:s,s:n,s:s%,s:o,s:{s:i,s:i}}",
-                     "id", id, "object", "response",
-                     "created_at", (json_int_t) ngx_time(),
-                     "status", status, "error",
-                     "model", chat->model.data, chat->model.len,
-                     "output", output,
-                     "usage", "input_tokens", (int) chat->prompt_tokens,
-                     "output_tokens", (int) chat->completion_tokens);
+    out->data = p;
+    text.data = chat->reply.data;
+    text.len = chat->reply.len;
+
+    p = ngx_sprintf(p, "{\"id\":\"resp_%V\",\"object\":\"response\","
+                    "\"created_at\":%T,\"status\":\"%s\",\"error\":null,"
+                    "\"model\":\"", &chat->chat_id, ngx_time(), status);
+    p = (u_char *) ngx_escape_json(p, chat->model.data, chat->model.len);
+
+    if (progress) {
+        p = ngx_cpymem(p, "\",\"output\":[]", sizeof("\",\"output\":[]") - 1);
+
+    } else {
+        p = ngx_sprintf(p, "\",\"output\":[{\"id\":\"msg_%V\",\"type\":"
+                        "\"message\",\"role\":\"assistant\",\"status\":"
+                        "\"%s\",\"content\":[{\"type\":\"output_text\","
+                        "\"text\":\"%V\",\"annotations\":[]}]}]",
+                        &chat->chat_id, status, &text);
+    }
+
+    p = ngx_sprintf(p, ",\"usage\":{\"input_tokens\":%i,"
+                    "\"output_tokens\":%i}}",
+                    chat->prompt_tokens, chat->completion_tokens);
+
+    out->len = p - out->data;
+
+    return NGX_OK;
 }
 
 
 /*
- * Called by the body filter for each delta of a streamed reply: appends
- * the client's event(s) to *last.  The first one sends the headers.
+ * Called by the body filter for each delta of a streamed reply (escaped
+ * as the model sent it): appends the client's event to *last.  The first
+ * one sends the headers.
  */
 
 ngx_int_t
 ngx_http_callhq_chat_output(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last)
 {
-    json_t  *json;
-    u_char   item[sizeof("msg_") + 40];
+    ngx_str_t  parts[7];
 
     if (!chat->sent_header) {
         if (ngx_http_callhq_chat_start_stream(r, chat, last) != NGX_OK) {
@@ -950,29 +1005,39 @@ ngx_http_callhq_chat_output(ngx_http_request_t *r,
     }
 
     if (chat->responses) {
-        *ngx_snprintf(item, sizeof(item) - 1, "msg_%V", &chat->chat_id) = '\0';
+        ngx_str_set(&parts[0], "{\"type\":\"response.output_text.delta\","
+                               "\"item_id\":\"msg_");
+        parts[1] = chat->chat_id;
+        ngx_str_set(&parts[2], "\",\"output_index\":0,\"content_index\":0,"
+                               "\"delta\":\"");
+        parts[3] = *delta;
+        ngx_str_set(&parts[4], "\"}");
 
-        json = json_pack("{s:s,s:s,s:i,s:i,s:s%}",
-                         "type", "response.output_text.delta",
-                         "item_id", item, "output_index", 0,
-                         "content_index", 0,
-                         "delta", delta->data, delta->len);
-
-        return ngx_http_callhq_chat_emit(r, "response.output_text.delta",
-                                         json, last);
+        return ngx_http_callhq_chat_event(r, &ngx_http_callhq_ev_delta,
+                                          parts, 5, last);
     }
 
-    json = json_pack("{s:s%,s:o,s:s,s:s%}",
-                     "id", chat->chat_id.data, chat->chat_id.len,
-                     "sessionId",
-                     chat->session_id.len
-                     ? json_stringn((char *) chat->session_id.data,
-                                    chat->session_id.len)
-                     : json_null(),
-                     "path", "chat.output[0].content",
-                     "delta", delta->data, delta->len);
+    ngx_str_set(&parts[0], "{\"id\":\"");
+    parts[1] = chat->chat_id;
 
-    return ngx_http_callhq_chat_emit(r, NULL, json, last);
+    if (chat->session_id.len) {
+        ngx_str_set(&parts[2], "\",\"sessionId\":\"");
+        parts[3] = chat->session_id;
+        ngx_str_set(&parts[4], "\",\"path\":\"chat.output[0].content\","
+                               "\"delta\":\"");
+
+    } else {
+        ngx_str_set(&parts[2], "\",\"sessionId\":null,"
+                               "\"path\":\"chat.output[0].content\","
+                               "\"delta\":\"");
+        ngx_str_null(&parts[3]);
+        ngx_str_null(&parts[4]);
+    }
+
+    parts[5] = *delta;
+    ngx_str_set(&parts[6], "\"}");
+
+    return ngx_http_callhq_chat_event(r, NULL, parts, 7, last);
 }
 
 
@@ -980,8 +1045,8 @@ static ngx_int_t
 ngx_http_callhq_chat_start_stream(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last)
 {
-    json_t              *json;
     ngx_int_t            rc;
+    ngx_str_t            parts[3];
     ngx_table_elt_t     *h;
     ngx_http_request_t  *mr;
 
@@ -1016,62 +1081,69 @@ ngx_http_callhq_chat_start_stream(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    json = json_pack("{s:s,s:o}", "type", "response.created", "response",
-                     ngx_http_callhq_chat_response_object(chat,
-                                                          "in_progress"));
+    ngx_str_set(&parts[0], "{\"type\":\"response.created\",\"response\":");
 
-    return ngx_http_callhq_chat_emit(r, "response.created", json, last);
+    if (ngx_http_callhq_chat_response_object(r, chat, "in_progress",
+                                             &parts[1])
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&parts[2], "}");
+
+    return ngx_http_callhq_chat_event(r, &ngx_http_callhq_ev_created, parts, 3,
+                                      last);
 }
 
 
-/* one SSE event, flushed; takes the reference to json */
+/* one SSE event, "event: <event>" if any, then the parts as data; flushed */
 
 static ngx_int_t
-ngx_http_callhq_chat_emit(ngx_http_request_t *r, const char *event,
-    json_t *json, ngx_chain_t ***last)
+ngx_http_callhq_chat_event(ngx_http_request_t *r, ngx_str_t *event,
+    ngx_str_t *parts, ngx_uint_t n, ngx_chain_t ***last)
 {
     u_char       *p;
-    char         *s;
-    size_t        len, elen;
+    size_t        len;
     ngx_buf_t    *b;
+    ngx_uint_t    i;
     ngx_chain_t  *cl;
 
-    if (json == NULL) {
-        return NGX_ERROR;
+    len = sizeof("data: \n\n") - 1;
+
+    if (event) {
+        len += sizeof("event: \n") - 1 + event->len;
     }
 
-    s = json_dumps(json, JSON_COMPACT);
-    json_decref(json);
-
-    if (s == NULL) {
-        return NGX_ERROR;
+    for (i = 0; i < n; i++) {
+        len += parts[i].len;
     }
 
-    len = ngx_strlen(s);
-    elen = event ? sizeof("event: \n") - 1 + ngx_strlen(event) : 0;
-
-    b = ngx_create_temp_buf(r->pool, elen + sizeof("data: \n\n") - 1 + len);
+    b = ngx_create_temp_buf(r->pool, len);
     cl = ngx_alloc_chain_link(r->pool);
 
     if (b == NULL || cl == NULL) {
-        free(s);
         return NGX_ERROR;
     }
 
     p = b->last;
 
     if (event) {
-        p = ngx_sprintf(p, "event: %s\n", event);
+        p = ngx_sprintf(p, "event: %V\n", event);
     }
 
     p = ngx_cpymem(p, "data: ", sizeof("data: ") - 1);
-    p = ngx_cpymem(p, s, len);
+
+    for (i = 0; i < n; i++) {
+        if (parts[i].len) {
+            p = ngx_cpymem(p, parts[i].data, parts[i].len);
+        }
+    }
+
     *p++ = '\n';
     *p++ = '\n';
     b->last = p;
     b->flush = 1;
-
-    free(s);
 
     cl->buf = b;
     cl->next = NULL;
@@ -1091,11 +1163,6 @@ ngx_http_callhq_chat_cleanup(void *data)
         ngx_del_timer(&chat->retry);
     }
 
-    if (chat->json) {
-        json_decref(chat->json);
-        chat->json = NULL;
-    }
-
     if (chat->rec) {
         /* the recording in flight goes on without us */
         chat->rec->request = NULL;
@@ -1104,60 +1171,65 @@ ngx_http_callhq_chat_cleanup(void *data)
 
     chat->request = NULL;
 
-    if (chat->finished) {
+    if (!chat->finished) {
+        /* the client left: keep what the model said, or free the turn */
+        chat->chat_status = "incomplete";
+
+        (void) ngx_http_callhq_chat_record(chat, NULL, chat->reply.len == 0
+                                                       || !chat->stream);
+    }
+
+    /* the recording has its own copies: the context can go */
+    if (chat->begun) {
+        PQclear(chat->begun);
+        chat->begun = NULL;
+    }
+}
+
+
+/* a column of chat_begin's result, where it is (libpq ends it with NUL) */
+
+static void
+ngx_http_callhq_chat_str(PGresult *res, int col, ngx_str_t *out)
+{
+    if (PQgetisnull(res, 0, col)) {
+        ngx_str_null(out);
         return;
     }
 
-    /* the client left: keep what the model said, or free the turn */
-    chat->chat_status = "incomplete";
-
-    (void) ngx_http_callhq_chat_record(chat, NULL, chat->reply.len == 0
-                                                   || !chat->stream);
+    out->data = (u_char *) PQgetvalue(res, 0, col);
+    out->len = PQgetlength(res, 0, col);
 }
 
 
-static ngx_int_t
-ngx_http_callhq_chat_str(ngx_http_request_t *r, PGresult *res, int col,
-    ngx_str_t *out)
-{
-    size_t  len;
-
-    if (PQgetisnull(res, 0, col)) {
-        ngx_str_null(out);
-        return NGX_OK;
-    }
-
-    len = PQgetlength(res, 0, col);
-
-    out->data = ngx_pnalloc(r->pool, len + 1);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, PQgetvalue(res, 0, col), len + 1);
-    out->len = len;
-
-    return NGX_OK;
-}
-
-
-/* libpq parameters are NUL-terminated text */
+/* libpq parameters are NUL-terminated text; quote makes a JSON string */
 
 static char *
-ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data, size_t len)
+ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_uint_t quote)
 {
-    u_char  *p;
+    u_char  *p, *s;
 
-    p = ngx_pnalloc(pool, len + 1);
-    if (p == NULL) {
+    s = ngx_pnalloc(pool, len + 3);
+    if (s == NULL) {
         return NULL;
     }
 
-    if (len) {
-        ngx_memcpy(p, data, len);
+    p = s;
+
+    if (quote) {
+        *p++ = '"';
     }
 
-    p[len] = '\0';
+    if (len) {
+        p = ngx_cpymem(p, data, len);
+    }
 
-    return (char *) p;
+    if (quote) {
+        *p++ = '"';
+    }
+
+    *p = '\0';
+
+    return (char *) s;
 }

@@ -14,6 +14,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_callhq_module.h"
+#include "ngx_http_callhq_json.h"
 
 
 static ngx_int_t ngx_http_callhq_header_filter(ngx_http_request_t *r);
@@ -213,11 +214,10 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, u_char *p, u_char *end,
     ngx_chain_t ***last)
 {
-    u_char        *nl, *data;
-    json_t        *json, *choice, *content, *reason;
-    ngx_int_t      rc;
-    ngx_str_t      delta;
-    json_error_t   err;
+    u_char      *nl, *data, *choice, *reason;
+    ngx_int_t    rc;
+    ngx_str_t    delta;
+    const char  *err;
 
     data = NULL;
 
@@ -247,22 +247,27 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    json = json_loadb((char *) data, nl - data, 0, &err);
-    if (json == NULL) {
+    err = ngx_http_callhq_json_check(data, nl, NULL);
+    if (err) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "callhq: model sent an event that is not JSON: %s",
-                      err.text);
+                      err);
         return NGX_OK;
     }
 
     rc = NGX_OK;
-    choice = json_array_get(json_object_get(json, "choices"), 0);
-    content = json_object_get(json_object_get(choice, "delta"), "content");
+    choice = ngx_http_callhq_json_item(
+                 ngx_http_callhq_json_get(data, nl, "choices"), nl, 0);
 
-    if (json_is_string(content) && json_string_length(content)) {
-        delta.data = (u_char *) json_string_value(content);
-        delta.len = json_string_length(content);
-
+    /* checked JSON: the escaped text goes on as it is */
+    if (ngx_http_callhq_json_string(
+            ngx_http_callhq_json_get(
+                ngx_http_callhq_json_get(choice, nl, "delta"),
+                nl, "content"),
+            nl, &delta)
+        == NGX_OK
+        && delta.len)
+    {
         if (ngx_http_callhq_text_add(r->main->pool, &chat->reply,
                                      delta.data, delta.len)
             != NGX_OK)
@@ -274,14 +279,12 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
         }
     }
 
-    reason = json_object_get(choice, "finish_reason");
-    if (reason && !json_is_null(reason)) {
+    reason = ngx_http_callhq_json_get(choice, nl, "finish_reason");
+    if (reason && !ngx_http_callhq_json_is(reason, nl, "null")) {
         chat->upstream_done = 1;
     }
 
-    ngx_http_callhq_chat_usage(chat, json);
-
-    json_decref(json);
+    ngx_http_callhq_chat_usage(chat, data, nl);
 
     return rc;
 }
@@ -290,17 +293,18 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
 /* token usage, when the model reports it (a chunk or the whole reply) */
 
 void
-ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat, json_t *json)
+ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat, u_char *p,
+    u_char *end)
 {
-    json_t  *usage;
+    u_char  *usage;
 
-    usage = json_object_get(json, "usage");
+    usage = ngx_http_callhq_json_get(p, end, "usage");
 
-    if (json_is_object(usage)) {
-        chat->prompt_tokens =
-            json_integer_value(json_object_get(usage, "prompt_tokens"));
-        chat->completion_tokens =
-            json_integer_value(json_object_get(usage, "completion_tokens"));
+    if (usage && *usage == '{') {
+        chat->prompt_tokens = ngx_http_callhq_json_count(
+                   ngx_http_callhq_json_get(usage, end, "prompt_tokens"), end);
+        chat->completion_tokens = ngx_http_callhq_json_count(
+               ngx_http_callhq_json_get(usage, end, "completion_tokens"), end);
     }
 }
 

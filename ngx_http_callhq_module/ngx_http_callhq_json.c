@@ -49,14 +49,34 @@ ngx_int_t
 ngx_http_callhq_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)
 {
+    return ngx_http_callhq_send_json_parts(r, status, body, 1);
+}
+
+
+/* a body sent as it lies in memory, in n pieces: nothing is copied */
+
+ngx_int_t
+ngx_http_callhq_send_json_parts(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *parts, ngx_uint_t n)
+{
+    size_t        len;
     ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_chain_t  *out, *cl;
+
+    out = ngx_http_callhq_chain(r->pool, parts, n, &len);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (cl = out; cl->next; cl = cl->next) { /* void */ }
+
+    /* a subrequest's output goes on in its parent's */
+    cl->buf->last_buf = (r == r->main) ? 1 : 0;
 
     r->headers_out.status = status;
     r->headers_out.content_type = ngx_http_callhq_json_type;
     r->headers_out.content_type_len = ngx_http_callhq_json_type.len;
-    r->headers_out.content_length_n = body->len;
+    r->headers_out.content_length_n = len;
 
     rc = ngx_http_send_header(r);
 
@@ -64,21 +84,60 @@ ngx_http_callhq_send_json(ngx_http_request_t *r, ngx_uint_t status,
         return rc;
     }
 
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
+    return ngx_http_output_filter(r, out);
+}
+
+
+/*
+ * A chain of memory buffers over the parts (the empty ones left out, but
+ * never all of them), ending the body; *len is its length.
+ */
+
+ngx_chain_t *
+ngx_http_callhq_chain(ngx_pool_t *pool, ngx_str_t *parts, ngx_uint_t n,
+    size_t *len)
+{
+    ngx_buf_t    *b;
+    ngx_uint_t    i;
+    ngx_chain_t  *out, **ll, *cl;
+
+    out = NULL;
+    ll = &out;
+    b = NULL;
+    *len = 0;
+
+    for (i = 0; i < n; i++) {
+        if (parts[i].len == 0 && (out != NULL || i + 1 < n)) {
+            continue;
+        }
+
+        b = ngx_calloc_buf(pool);
+        cl = ngx_alloc_chain_link(pool);
+
+        if (b == NULL || cl == NULL) {
+            return NULL;
+        }
+
+        b->pos = parts[i].data;
+        b->last = parts[i].data + parts[i].len;
+        b->memory = parts[i].len ? 1 : 0;
+
+        cl->buf = b;
+        cl->next = NULL;
+        *ll = cl;
+        ll = &cl->next;
+
+        *len += parts[i].len;
     }
 
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = body->len ? 1 : 0;
-    b->last_buf = (r == r->main) ? 1 : 0;
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->last_buf = 1;
     b->last_in_chain = 1;
 
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return out;
 }
 
 
@@ -351,3 +410,4 @@ ngx_http_callhq_reason(ngx_uint_t status)
 
     return status >= 500 ? "Internal Server Error" : "Bad Request";
 }
+

@@ -66,9 +66,9 @@ struct ngx_http_callhq_chat_s {
     ngx_http_request_t            *request;    /* NULL once it is gone */
     ngx_http_request_t            *sr;
     ngx_str_t                      body;       /* the client's JSON */
-    json_t                        *json;
 
-    /* from callhq.chat_begin() */
+    /* from callhq.chat_begin(), pointing into its result */
+    PGresult                      *begun;
     ngx_str_t                      record;     /* JSON, given back to SQL */
     ngx_str_t                      params;     /* "model":..,"temperature":.. */
     ngx_str_t                      messages;   /* the context, JSON array */
@@ -77,8 +77,9 @@ struct ngx_http_callhq_chat_s {
     ngx_str_t                      org_id;
     ngx_str_t                      model;
 
-    ngx_str_t                      upstream;   /* request body sent up */
-    ngx_http_callhq_text_t         reply;      /* text (stream) or body */
+    size_t                         upstream;   /* request body sent up */
+    ngx_http_callhq_text_t         reply;      /* escaped JSON text (stream)
+                                                  or the whole body */
     ngx_http_callhq_text_t         event;      /* SSE bytes of a cut event */
     ngx_int_t                      prompt_tokens;
     ngx_int_t                      completion_tokens;
@@ -115,7 +116,7 @@ ngx_int_t ngx_http_callhq_send_pg_error(ngx_http_request_t *r,
 
 /* ngx_http_callhq_chat.c */
 void ngx_http_callhq_chat_handler(ngx_http_request_t *r,
-    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body, json_t *json);
+    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body);
 ngx_int_t ngx_http_callhq_chat_precontent(ngx_http_request_t *r);
 ngx_int_t ngx_http_callhq_chat_output(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
@@ -124,7 +125,8 @@ ngx_int_t ngx_http_callhq_chat_output(ngx_http_request_t *r,
 ngx_int_t ngx_http_callhq_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_callhq_text_add(ngx_pool_t *pool,
     ngx_http_callhq_text_t *t, u_char *data, size_t len);
-void ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat, json_t *json);
+void ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat, u_char *p,
+    u_char *end);
 
 
 extern ngx_module_t  ngx_http_callhq_module;

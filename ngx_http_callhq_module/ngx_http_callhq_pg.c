@@ -51,6 +51,7 @@ struct ngx_http_callhq_pg_pool_s {
     ngx_uint_t                     nbusy;
     ngx_uint_t                     nconnecting;
     ngx_uint_t                     nwaiting;
+    ngx_uint_t                     kept;       /* by the running handler */
 };
 
 
@@ -311,6 +312,13 @@ ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q)
     pc->query = NULL;
     pc->orphan = q->orphan;
     q->conn = NULL;
+}
+
+
+void
+ngx_http_callhq_pg_keep(ngx_http_callhq_pg_query_t *q)
+{
+    q->pool->kept = 1;
 }
 
 
@@ -679,6 +687,7 @@ static void
 ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
 {
     PGresult                    *res;
+    ngx_uint_t                   kept;
     ngx_http_callhq_pg_pool_t   *pool;
     ngx_http_callhq_pg_query_t  *q;
 
@@ -705,8 +714,16 @@ ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
         q->conn = NULL;
         ngx_http_callhq_pg_set_idle(pc);
 
+        kept = pool->kept;
+        pool->kept = 0;
+
         q->handler(q, res);
-        PQclear(res);
+
+        if (!pool->kept) {
+            PQclear(res);
+        }
+
+        pool->kept = kept;
 
         ngx_http_callhq_pg_dispatch(pool);
         return;

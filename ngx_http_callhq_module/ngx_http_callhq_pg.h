@@ -87,6 +87,12 @@ void ngx_http_callhq_pg_pool_destroy(ngx_http_callhq_pg_pool_t *pool);
 void ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
     ngx_http_callhq_pg_query_t *q);
 
+/*
+ * Called by a handler: res stays valid after the handler returns, and the
+ * caller PQclear()s it when done with it (no copy of a large result).
+ */
+void ngx_http_callhq_pg_keep(ngx_http_callhq_pg_query_t *q);
+
 /* the caller is gone: its handler is never called */
 void ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q);
 

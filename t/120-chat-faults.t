@@ -419,5 +419,5 @@ my @ctx = (@main::SYS, @main::SEED, [user => 'reset me']);
 my $part = CORE::join '', (::pieces(::echo(@ctx)))[0, 1];
 [(map { main::after_chat($_) } qw(01 02 03 04 05)),
  main::after_chat('06', [user => 'reset me'], [assistant => $part]),
- qr/\A\{"id": .*?"messages": \[\{"role": "system", "content": "SYS-120"\}, \{"role": "user", "content": "before"\}, \{"role": "assistant", "content": "kept"\}, \{"role": "user", "content": "abort me please"\}, \{"role": "assistant", "content": $main::ABORT_PART\}, \{"role": "user", "content": "after"\}\], /,
+ qr/\A\{"id": .*, "messages": \[\{"role":"system","content":"SYS-120"\},\{"role":"user","content":"before"\},\{"role":"assistant","content":"kept"\},\{"role":"user","content":"abort me please"\},\{"role":"assistant","content":$main::ABORT_PART\},\{"role":"user","content":"after"\}\]\}\z/s,
  (map { main::after_chat($_) } qw(08 09 0a 0b 0c))]

@@ -2,7 +2,8 @@
 -- pgbench -M prepared exactly as the module runs it (same statements, same
 -- parameters): callhq.chat_begin (API key, session, assistant, history,
 -- turn lease), then callhq.chat_record (the chat, the user turn and the
--- reply, in one transaction) with what chat_begin returned.
+-- reply, in one transaction) with the record chat_begin returned; a chat of
+-- a session sends no context back (NULL), the reply is a JSON string.
 --
 -- Each pgbench client chats on its own slice of the sessions seeded with
 -- :len messages (:per sessions each), picked at random, so that no two
@@ -17,5 +18,5 @@ select state, record, params, messages, chat_id, session_id, org_id, model from 
           || to_jsonb(:input::text)::text || '}')::jsonb,
          :opts::jsonb) \gset
 select status, body from callhq.chat_record(
-         :record::jsonb, :messages::jsonb, :reply::text, 'completed'::text,
-         '{"promptTokens":250,"completionTokens":24}'::jsonb);
+         :record::jsonb, null::jsonb, (to_jsonb(:reply::text)::text)::jsonb #>> '{}',
+         'completed'::text, '{"promptTokens":250,"completionTokens":24}'::jsonb);

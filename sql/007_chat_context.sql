@@ -1,0 +1,785 @@
+-- 007_chat_context.sql: a chat of a session keeps its context by reference.
+--
+-- Until now every chat stored its whole context (system prompts, history,
+-- input) as jsonb, and the C module sent it back to chat_record for that:
+-- a session of n turns stored n growing copies of its history, and a chat
+-- on a 1000-message history moved its 130 kB three more times (bench/).
+-- Now a chat of a session stores its prompts and its input in messages
+-- and the range of the session's history it was sent
+-- (history_from..history_to, seqs of callhq.messages); callhq.chat_context
+-- puts the three together again, byte for byte as the model got them.
+-- Chats without a session, and those recorded before this migration,
+-- keep their whole context in messages (history_to is NULL).
+--
+-- The C module now calls
+--
+--   select status, body from callhq.chat_record($1::jsonb, $2::jsonb,
+--                                               $3::jsonb #>> '{}', ...)
+--
+-- with $2 NULL for a chat of a session, and gets the chat without its
+-- context: it splices in the context it already holds, as the last member
+-- "messages" (compact, as GET /session shows a history). GET /chat and
+-- GET /chat/{id} answer in that same form.
+--
+-- A session's history must stay what its chats point to: PATCH /session
+-- with messages copies the context into each chat of the session first,
+-- and answers 409 while a chat of the session is running.
+
+
+------------------------------------------------------------------------------
+-- Schema
+------------------------------------------------------------------------------
+
+alter table callhq.chats
+    add column history_from  int,
+    add column history_to    int;
+
+
+------------------------------------------------------------------------------
+-- A chat's context
+------------------------------------------------------------------------------
+
+-- The context a chat was sent, as JSON array text: compact messages, the
+-- roles as they went upstream (developer as system).
+create or replace function callhq.chat_context(c callhq.chats)
+returns text
+language sql stable
+as $$
+    select '[' || coalesce(concat_ws(',',
+        (select string_agg(callhq.message_raw(callhq.upstream_role(e.m->>'role'),
+                                              e.m->'content'), ',' order by e.n)
+           from jsonb_array_elements(coalesce(c.messages, '[]'))
+                with ordinality e(m, n)
+          where c.history_to is null or e.n <= coalesce(c.prompt_count, 0)),
+        (select string_agg(case when m.role = 'developer'
+                                then callhq.message_raw('system', m.content)
+                                else m.raw end, ',' order by m.seq)
+           from callhq.messages m
+          where c.history_to is not null
+            and m.session_id = c.session_id
+            and m.seq between c.history_from and c.history_to),
+        (select string_agg(callhq.message_raw(callhq.upstream_role(e.m->>'role'),
+                                              e.m->'content'), ',' order by e.n)
+           from jsonb_array_elements(coalesce(c.messages, '[]'))
+                with ordinality e(m, n)
+          where c.history_to is not null and e.n > coalesce(c.prompt_count, 0))),
+        '') || ']'
+$$;
+
+
+-- The same as jsonb (webhook events, previousChatId).
+create or replace function callhq.chat_messages(c callhq.chats)
+returns jsonb
+language sql stable
+as $$
+    select callhq.chat_context(c)::jsonb
+$$;
+
+
+-- A chat without its context: what chat_record answers the C module.
+create or replace function callhq.chat_head(c callhq.chats)
+returns jsonb
+language sql stable
+as $$
+    select callhq.strip_nulls(jsonb_build_object(
+        'id',             c.id,
+        'orgId',          c.org_id,
+        'assistantId',    c.assistant_id,
+        'assistant',      c.assistant,
+        'sessionId',      c.session_id,
+        'previousChatId', c.previous_chat_id,
+        'name',           c.name,
+        'input',          c.input,
+        'output',         c.output,
+        'status',         c.status,
+        'usage',          c.usage,
+        'metadata',       c.metadata,
+        'createdAt',      callhq.ts(c.created_at),
+        'updatedAt',      callhq.ts(c.updated_at)))
+$$;
+
+
+-- A chat as the API answers it: its members as jsonb prints them, then
+-- "messages", its context.
+create or replace function callhq.chat_text(c callhq.chats)
+returns text
+language sql stable
+as $$
+    select left(callhq.chat_head(c)::text, -1)
+           || ', "messages": ' || callhq.chat_context(c) || '}'
+$$;
+
+
+-- As jsonb, for webhook events.
+create or replace function callhq.chat_json(c callhq.chats)
+returns jsonb
+language sql stable
+as $$
+    select callhq.chat_text(c)::jsonb
+$$;
+
+
+------------------------------------------------------------------------------
+-- The history a chat is sent
+------------------------------------------------------------------------------
+
+-- A session's history as chat_history gives it, with the seqs of its
+-- first and last message. Without bounds (0, 0), no window over it.
+create or replace function callhq.chat_history_range(p_session uuid,
+                                                     p_max_msgs bigint,
+                                                     p_max_bytes bigint,
+                                                     out history text,
+                                                     out first_seq int,
+                                                     out last_seq int)
+language plpgsql stable
+as $$
+begin
+    if coalesce(p_max_msgs, 0) = 0 and coalesce(p_max_bytes, 0) = 0 then
+        select string_agg(case when m.role = 'developer'
+                               then callhq.message_raw('system', m.content)
+                               else m.raw end, ',' order by m.seq),
+               min(m.seq), max(m.seq)
+          into history, first_seq, last_seq
+          from callhq.messages m
+         where m.session_id = p_session;
+        return;
+    end if;
+
+    select string_agg(case when h.role = 'developer'
+                           then callhq.message_raw('system', h.content)
+                           else h.raw end, ',' order by h.seq),
+           min(h.seq), max(h.seq)
+      into history, first_seq, last_seq
+      from (select m.seq, m.raw, m.role, m.content,
+                   sum(octet_length(m.raw)) over (order by m.seq desc
+                                                  rows unbounded preceding) as total
+              from callhq.messages m
+             where m.session_id = p_session
+             order by m.seq desc
+             limit nullif(p_max_msgs, 0)) h
+     where p_max_bytes = 0 or h.total <= p_max_bytes;
+end
+$$;
+
+
+-- The history that a chat hands on to the chat that names it as
+-- previousChatId (as in 005_sdk_compat.sql), from its context wherever
+-- that is kept.
+create or replace function callhq.chat_previous_history(p_chat callhq.chats,
+                                                        p_max_msgs bigint,
+                                                        p_max_bytes bigint)
+returns text
+language sql stable
+as $$
+    with ctx as (
+        select callhq.chat_messages(p_chat) as m
+    ),
+    skip as (
+        -- the system prompts at the head of its context: as recorded, or
+        -- for a chat recorded without the count, its leading system messages
+        select coalesce(p_chat.prompt_count,
+                        (select coalesce(min(e.n) - 1, jsonb_array_length(ctx.m))
+                           from jsonb_array_elements(ctx.m) with ordinality e(m, n)
+                          where e.m->>'role' is distinct from 'system'),
+                        0) as n
+          from ctx
+    ),
+    h as (
+        select e.n, callhq.message_raw(callhq.upstream_role(e.m->>'role'),
+                                       e.m->'content') as raw
+          from ctx, skip,
+               jsonb_array_elements(ctx.m || coalesce(p_chat.output, '[]'))
+               with ordinality e(m, n)
+         where e.n > skip.n
+    )
+    select string_agg(t.raw, ',' order by t.n)
+      from (select h.n, h.raw,
+                   sum(octet_length(h.raw)) over (order by h.n desc
+                                                  rows unbounded preceding) as total
+              from h
+             order by h.n desc
+             limit nullif(p_max_msgs, 0)) t
+     where p_max_bytes = 0 or t.total <= p_max_bytes
+$$;
+
+
+------------------------------------------------------------------------------
+-- chat_begin and chat_record
+------------------------------------------------------------------------------
+
+-- POST /chat, before the model: as in 005_sdk_compat.sql, and its record
+-- carries what chat_record keeps of a chat of a session: the prompts sent
+-- (prompts) and the seqs of the history sent (historyFrom, historyTo).
+create or replace function callhq.chat_begin(p_key bytea, p_body jsonb, p_opts jsonb)
+returns table (state text, record text, params text, messages text,
+               chat_id uuid, session_id uuid, org_id uuid, model text)
+language plpgsql
+as $$
+#variable_conflict use_column
+declare
+    v_org           uuid := callhq.auth(p_key);
+    v_body          jsonb;
+    v_chat          uuid := gen_random_uuid();
+    v_max_msgs      bigint := callhq.opt_bigint(p_opts, 'contextMessages');
+    v_max_bytes     bigint := callhq.opt_bigint(p_opts, 'contextBytes');
+    v_lease         bigint := coalesce(nullif(callhq.opt_bigint(p_opts, 'turnLeaseSeconds'), 0),
+                                       600);
+    v_expiration    int := coalesce(nullif(callhq.opt_int(p_opts, 'defaultExpirationSeconds'), 0),
+                                    86400);
+    v_input         jsonb;      -- the input as messages
+    v_session_id    uuid;
+    v_prev_id       uuid;
+    v_assistant_id  uuid;       -- the body's assistantId
+    v_inline        jsonb;      -- the body's assistant
+    v_customer      jsonb;
+    v_number        text;
+    v_external      text;
+    v_a             callhq.assistants;
+    v_s             callhq.sessions;
+    v_prev          callhq.chats;
+    v_use_id        uuid;       -- the assistant the chat is made with: a row
+    v_use_inline    jsonb;      -- or an inline one
+    v_model         jsonb;
+    v_history       text;
+    v_hfrom         int;
+    v_hto           int;
+    v_filled        jsonb;      -- the assistant's prompts, variables filled
+    v_prompts       text;
+    v_record        jsonb;
+    v_overrides     jsonb;      -- the body's assistantOverrides
+    v_vars          jsonb;      -- the variables of the assistant's prompts
+begin
+    v_body := callhq.check_body(p_body);
+
+    -- the body, field by field
+    perform callhq.check_fields(v_body, array['input', 'sessionId', 'previousChatId',
+                                              'assistantId', 'assistant', 'customer',
+                                              'name', 'stream', 'metadata',
+                                              'assistantOverrides'], '');
+    v_input := callhq.chat_input(v_body->'input');
+    v_session_id := callhq.check_uuid(v_body->'sessionId', 'sessionId');
+    v_prev_id := callhq.check_uuid(v_body->'previousChatId', 'previousChatId');
+    v_assistant_id := callhq.check_uuid(v_body->'assistantId', 'assistantId');
+    v_inline := callhq.check_object(v_body->'assistant', 'assistant');
+    v_customer := callhq.check_customer(v_body->'customer', 'customer');
+    perform callhq.check_string(v_body->'name', 'name', 40);
+    if jsonb_typeof(v_body->'stream') not in ('boolean', 'null') then
+        perform callhq.fail(400, 'stream must be a boolean');
+    end if;
+    perform callhq.check_object(v_body->'metadata', 'metadata');
+    v_overrides := callhq.check_overrides(v_body->'assistantOverrides', 'assistantOverrides');
+
+    -- the context, exactly one way
+    if v_session_id is not null and v_prev_id is not null then
+        perform callhq.fail(400, 'sessionId and previousChatId cannot be used together');
+    end if;
+    if v_session_id is not null and v_assistant_id is not null then
+        perform callhq.fail(400, 'assistantId cannot be used with sessionId; '
+                                 'a session is tied to its assistant');
+    end if;
+    if v_session_id is not null and v_inline is not null then
+        perform callhq.fail(400, 'assistant cannot be used with sessionId; '
+                                 'a session is tied to its assistant');
+    end if;
+
+    -- the inline assistant (ignored when assistantId is given, as in POST /session)
+    if v_assistant_id is not null then
+        v_inline := null;
+    elsif v_inline is not null then
+        perform callhq.check_assistant(v_inline, 'assistant.');
+        v_inline := jsonb_strip_nulls(callhq.assistant_clean(v_inline));
+    end if;
+
+    if v_session_id is null and v_prev_id is null then
+        if v_assistant_id is null and v_inline is null then
+            perform callhq.fail(400, 'assistantId or assistant is required');
+        end if;
+        if v_customer is not null then
+            v_number := nullif(v_customer->>'number', '');
+            v_external := nullif(v_customer->>'externalId', '');
+            if v_number is null and v_external is null then
+                perform callhq.fail(400, 'customer.number or customer.externalId is required');
+            end if;
+            if v_assistant_id is null then
+                perform callhq.fail(400, 'assistantId is required with customer');
+            end if;
+        end if;
+    end if;
+
+    -- the assistant given in the body
+    if v_assistant_id is not null then
+        v_a := callhq.chat_assistant(v_org, v_assistant_id, v_body->>'assistantId');
+        v_use_id := v_a.id;
+        v_model := v_a.model;
+    elsif v_inline is not null then
+        v_use_inline := v_inline;
+        v_model := v_inline->'model';
+    end if;
+
+    if v_session_id is not null then
+        -- a session of the org, open, with its assistant
+        select s.* into v_s
+          from callhq.sessions s
+         where s.id = v_session_id and s.org_id = v_org
+           for update;
+        if not found then
+            perform callhq.fail(404, 'Session ' || (v_body->>'sessionId') || ' not found');
+        end if;
+        perform callhq.chat_session_open(v_s);
+
+        if v_s.assistant_id is not null then
+            select a.* into v_a from callhq.assistants a where a.id = v_s.assistant_id;
+        end if;
+        if v_s.assistant_id is not null and v_a.id is not null then
+            v_use_id := v_a.id;
+            v_model := v_a.model;
+        elsif v_s.assistant is not null then
+            v_use_inline := v_s.assistant;
+            v_model := v_s.assistant->'model';
+        else
+            perform callhq.fail(400, 'Session ' || v_s.id || ' has no assistant to chat with');
+        end if;
+
+    elsif v_prev_id is not null then
+        select c.* into v_prev
+          from callhq.chats c
+         where c.id = v_prev_id and c.org_id = v_org;
+        if not found then
+            perform callhq.fail(404, 'Chat ' || (v_body->>'previousChatId') || ' not found');
+        end if;
+
+        -- the previous chat's assistant, unless the body names one
+        if v_use_id is null and v_use_inline is null then
+            if v_prev.assistant_id is not null then
+                select a.* into v_a from callhq.assistants a where a.id = v_prev.assistant_id;
+            end if;
+            if v_prev.assistant_id is not null and v_a.id is not null then
+                v_use_id := v_a.id;
+                v_model := v_a.model;
+            elsif v_prev.assistant is not null then
+                v_use_inline := v_prev.assistant;
+                v_model := v_prev.assistant->'model';
+            else
+                perform callhq.fail(400, 'assistantId or assistant is required; the assistant of Chat '
+                                         || v_prev.id || ' no longer exists');
+            end if;
+        end if;
+
+    elsif v_customer is not null then
+        -- the customer's session with this assistant: one at a time per
+        -- customer, so that two first messages do not open two sessions
+        perform pg_advisory_xact_lock(hashtextextended(
+            'callhq.customer:' || v_org || ':' || v_use_id || ':'
+            || coalesce('n:' || v_number, 'x:' || v_external), 0));
+
+        if v_number is not null then
+            select s.* into v_s
+              from callhq.sessions s
+             where s.org_id = v_org and s.assistant_id = v_use_id
+               and s.customer->>'number' = v_number
+               and s.status = 'active' and s.expires_at > now()
+             order by s.updated_at desc
+             limit 1
+               for update;
+        else
+            select s.* into v_s
+              from callhq.sessions s
+             where s.org_id = v_org and s.assistant_id = v_use_id
+               and s.customer->>'externalId' = v_external
+               and s.status = 'active' and s.expires_at > now()
+             order by s.updated_at desc
+             limit 1
+               for update;
+        end if;
+    end if;
+
+    v_model := callhq.chat_model(v_model);
+
+    -- the session's turn
+    if v_s.id is not null then
+        if v_s.busy_chat is not null and v_s.busy_until >= now() then
+            return query select 'busy'::text, null::text, null::text, null::text,
+                                null::uuid, v_s.id, null::uuid, null::text;
+            return;
+        end if;
+
+        update callhq.sessions s
+           set busy_chat = v_chat,
+               busy_until = now() + make_interval(secs => v_lease)
+         where s.id = v_s.id;
+
+        select h.history, h.first_seq, h.last_seq
+          into v_history, v_hfrom, v_hto
+          from callhq.chat_history_range(v_s.id, v_max_msgs, v_max_bytes) h;
+
+    elsif v_customer is not null and v_prev_id is null and v_session_id is null then
+        -- none yet: a session that lives as long as the customer talks
+        insert into callhq.sessions (org_id, assistant_id, expiration_seconds, expires_at,
+                                     customer, renew_on_activity, busy_chat, busy_until,
+                                     assistant_overrides)
+        values (v_org, v_use_id, v_expiration,
+                callhq.now_ms() + make_interval(secs => v_expiration),
+                callhq.strip_nulls(v_customer), true,
+                v_chat, now() + make_interval(secs => v_lease),
+                v_overrides)
+        returning * into v_s;
+
+    elsif v_prev.id is not null then
+        v_history := callhq.chat_previous_history(v_prev, v_max_msgs, v_max_bytes);
+    end if;
+
+    -- the session's variables, and over them the chat's own
+    v_vars := coalesce(v_s.assistant_overrides->'variableValues', '{}')
+              || coalesce(v_overrides->'variableValues', '{}');
+    v_filled := callhq.fill_messages(v_model->'messages', v_vars);
+    if jsonb_typeof(v_filled) is distinct from 'array' then
+        v_filled := '[]';
+    end if;
+    v_prompts := callhq.chat_raws(v_filled);
+
+    v_record := jsonb_build_object(
+        'chatId',         v_chat,
+        'orgId',          v_org,
+        'sessionId',      v_s.id,
+        'assistantId',    v_use_id,
+        'assistant',      v_use_inline,
+        'previousChatId', v_prev.id,
+        'name',           v_body->'name',
+        'input',          v_body->'input',
+        'inputMessages',  v_input,
+        'metadata',       v_body->'metadata',
+        'promptCount',    jsonb_array_length(v_filled),
+        'prompts',        v_filled,
+        'historyFrom',    v_hfrom,
+        'historyTo',      v_hto);
+
+    return query select
+        'ok'::text,
+        v_record::text,
+        callhq.chat_params(v_model),
+        '[' || concat_ws(',', v_prompts, v_history, callhq.chat_raws(v_input)) || ']',
+        v_chat,
+        v_s.id,
+        v_org,
+        v_model->>'model';
+end
+$$;
+
+
+-- POST /chat, after the model: as in 003_chat.sql, but p_messages (the
+-- context chat_begin returned) is NULL for a chat of a session, whose
+-- context is kept by reference, and the answer is the chat without its
+-- context (chat_head).
+create or replace function callhq.chat_record(p_record jsonb, p_messages jsonb,
+                                              p_reply text, p_status text,
+                                              p_usage jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+#variable_conflict use_column
+declare
+    v_chat        uuid := (p_record->>'chatId')::uuid;
+    v_session_id  uuid := (p_record->>'sessionId')::uuid;
+    v_reply       text := coalesce(p_reply, '');
+    v_prompt      bigint;
+    v_completion  bigint;
+    v_usage       jsonb;
+    v_turn        jsonb;
+    v_now         timestamptz := callhq.now_ms();
+    v_messages    jsonb := p_messages;
+    v_hfrom       int := (p_record->>'historyFrom')::int;
+    v_hto         int := (p_record->>'historyTo')::int;
+    v_s           callhq.sessions;
+    v_c           callhq.chats;
+begin
+    if v_chat is null or p_record->>'orgId' is null then
+        raise exception 'callhq.chat_record: the record has no chatId or orgId';
+    end if;
+
+    -- recorded already
+    select c.* into v_c from callhq.chats c where c.id = v_chat;
+    if found then
+        return query select 201, callhq.chat_head(v_c)::text;
+        return;
+    end if;
+
+    if v_session_id is not null then
+        select s.* into v_s from callhq.sessions s where s.id = v_session_id for update;
+        if not found then
+            v_session_id := null;       -- deleted meanwhile: the chat stays alone
+        end if;
+
+        -- a twin call that held the lock before us has recorded it
+        select c.* into v_c from callhq.chats c where c.id = v_chat;
+        if found then
+            return query select 201, callhq.chat_head(v_c)::text;
+            return;
+        end if;
+    end if;
+
+    if jsonb_typeof(p_usage->'promptTokens') = 'number' then
+        v_prompt := (p_usage->>'promptTokens')::numeric::bigint;
+    end if;
+    if jsonb_typeof(p_usage->'completionTokens') = 'number' then
+        v_completion := (p_usage->>'completionTokens')::numeric::bigint;
+    end if;
+    if coalesce(v_prompt, 0) <> 0 or coalesce(v_completion, 0) <> 0 then
+        v_usage := jsonb_build_object('promptTokens', coalesce(v_prompt, 0),
+                                      'completionTokens', coalesce(v_completion, 0));
+    end if;
+
+    -- a chat of a session: its prompts and input, and where its history is
+    -- (a session deleted meanwhile took the history with it)
+    if v_messages is null then
+        v_messages := coalesce(p_record->'prompts', '[]')
+                      || coalesce(p_record->'inputMessages', '[]');
+        if v_session_id is null then
+            v_hfrom := null;
+            v_hto := null;
+        end if;
+    else
+        v_hfrom := null;
+        v_hto := null;
+    end if;
+
+    -- the assistant and the previous chat may have gone meanwhile: then the
+    -- chat keeps no link to them (key share: they cannot go before this commits)
+    insert into callhq.chats (id, org_id, assistant_id, assistant, session_id,
+                              previous_chat_id, name, input, messages, output, status,
+                              usage, metadata, prompt_count, history_from, history_to,
+                              created_at, updated_at)
+    values (v_chat,
+            (p_record->>'orgId')::uuid,
+            (select a.id from callhq.assistants a
+              where a.id = (p_record->>'assistantId')::uuid for key share),
+            callhq.jnull(p_record->'assistant'),
+            v_session_id,
+            (select c.id from callhq.chats c
+              where c.id = (p_record->>'previousChatId')::uuid for key share),
+            p_record->>'name',
+            callhq.jnull(p_record->'input'),
+            v_messages,
+            jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', v_reply)),
+            coalesce(p_status, 'completed'),
+            v_usage,
+            callhq.jnull(p_record->'metadata'),
+            (p_record->>'promptCount')::int,
+            v_hfrom, v_hto,
+            v_now, v_now)
+    on conflict (id) do nothing
+    returning * into v_c;
+
+    if not found then
+        -- a twin call (chat without session) got there first
+        select c.* into v_c from callhq.chats c where c.id = v_chat;
+        return query select 201, callhq.chat_head(v_c)::text;
+        return;
+    end if;
+
+    if v_session_id is not null then
+        v_turn := coalesce(p_record->'inputMessages', '[]')
+                  || jsonb_build_array(jsonb_build_object('role', 'assistant',
+                                                          'content', v_reply));
+
+        insert into callhq.messages (session_id, seq, role, content, raw, tokens)
+        select v_session_id, v_s.next_seq + e.n - 1, e.m->>'role', e.m->'content',
+               callhq.message_raw(e.m->>'role', e.m->'content'),
+               case when e.n = jsonb_array_length(v_turn) then nullif(v_completion, 0)::int end
+          from jsonb_array_elements(v_turn) with ordinality e(m, n);
+
+        update callhq.sessions s
+           set next_seq   = s.next_seq + jsonb_array_length(v_turn),
+               updated_at = v_now,
+               expires_at = case when s.renew_on_activity
+                                 then v_now + make_interval(secs => s.expiration_seconds)
+                                 else s.expires_at end,
+               busy_chat  = case when s.busy_chat = v_chat then null else s.busy_chat end,
+               busy_until = case when s.busy_chat = v_chat then null else s.busy_until end
+         where s.id = v_session_id;
+    end if;
+
+    return query select 201, callhq.chat_head(v_c)::text;
+end
+$$;
+
+
+------------------------------------------------------------------------------
+-- The API: chats answer with their context last
+------------------------------------------------------------------------------
+
+-- GET /chat (as in 005_sdk_compat.sql), the rows as chat_text.
+create or replace function callhq.api_chat_list(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org     uuid := callhq.auth(p_key);
+    v_q       callhq.list_query := callhq.parse_list(
+                  p_args, array['page', 'limit', 'sortOrder', 'sortBy', 'id', 'idAny',
+                                'assistantId', 'assistantIdAny', 'sessionId',
+                                'previousChatId',
+                                -- the SDK's, accepted and ignored (no squads here)
+                                'squadId']
+                          || callhq.time_params());
+    v_offset  bigint := (v_q.page - 1)::bigint * v_q.lim;
+    v_total   bigint;
+    v_rows    text;
+begin
+    select count(*) into v_total from callhq.chats_matching(v_org, v_q);
+
+    if v_q.sort_asc then
+        select string_agg(callhq.chat_text(x), ', ' order by t.created_at, t.id)
+          into v_rows
+          from (select c.id, c.created_at
+                  from callhq.chats_matching(v_org, v_q) c
+                 order by c.created_at, c.id
+                 limit v_q.lim offset v_offset) t
+          join callhq.chats x on x.id = t.id;
+    else
+        select string_agg(callhq.chat_text(x), ', '
+                          order by t.created_at desc, t.id desc)
+          into v_rows
+          from (select c.id, c.created_at
+                  from callhq.chats_matching(v_org, v_q) c
+                 order by c.created_at desc, c.id desc
+                 limit v_q.lim offset v_offset) t
+          join callhq.chats x on x.id = t.id;
+    end if;
+
+    return query select 200, '{"results": [' || coalesce(v_rows, '')
+                             || '], "metadata": '
+                             || callhq.list_metadata(v_q, v_total)::text || '}';
+end
+$$;
+
+
+-- GET /chat/{id}
+create or replace function callhq.api_chat_get(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org  uuid := callhq.auth(p_key);
+    v_id   uuid := callhq.path_id(p_id, 'Chat');
+    v_c    callhq.chats;
+begin
+    perform callhq.check_args(p_args, '{}');
+
+    select c.* into v_c from callhq.chats c where c.id = v_id and c.org_id = v_org;
+    if not found then
+        perform callhq.fail(404, 'Chat ' || p_id || ' not found');
+    end if;
+
+    return query select 200, callhq.chat_text(v_c);
+end
+$$;
+
+
+-- DELETE /chat/{id}: answers with the deleted chat (its context is still
+-- in the session's history, which stays).
+create or replace function callhq.api_chat_delete(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org  uuid := callhq.auth(p_key);
+    v_id   uuid := callhq.path_id(p_id, 'Chat');
+    v_c    callhq.chats;
+begin
+    perform callhq.check_args(p_args, '{}');
+
+    delete from callhq.chats c
+     where c.id = v_id and c.org_id = v_org
+    returning c.* into v_c;
+
+    if not found then
+        perform callhq.fail(404, 'Chat ' || p_id || ' not found');
+    end if;
+
+    return query select 200, callhq.chat_text(v_c);
+end
+$$;
+
+
+-- PATCH /session/{id} (as in 002_api.sql): new messages replace the
+-- history only when no chat of the session is running (409), and each
+-- chat of the session first keeps a copy of the context it was sent.
+create or replace function callhq.api_session_update(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org         uuid := callhq.auth(p_key);
+    v_id          uuid := callhq.path_id(p_id, 'Session');
+    v_body        jsonb;
+    v_status      text;
+    v_expiration  int;
+    v_msgs        jsonb;
+    v_s           callhq.sessions;
+begin
+    perform callhq.check_args(p_args, '{}');
+    v_body := callhq.check_body(p_body);
+
+    perform callhq.check_fields(v_body, array['name', 'status', 'expirationSeconds',
+                                              'messages', 'customer', 'metadata'], '');
+    perform callhq.check_string(v_body->'name', 'name', 40);
+    v_status := callhq.check_enum(v_body->'status', 'status', array['active', 'completed'],
+                                  v_body ? 'status');
+    v_expiration := callhq.check_int(v_body->'expirationSeconds', 'expirationSeconds',
+                                     60, 2592000, v_body ? 'expirationSeconds');
+    v_msgs := callhq.check_messages(v_body->'messages', 'messages', v_body ? 'messages');
+    perform callhq.check_customer(v_body->'customer', 'customer');
+    perform callhq.check_object(v_body->'metadata', 'metadata');
+
+    if v_msgs is not null then
+        select s.* into v_s
+          from callhq.sessions s
+         where s.id = v_id and s.org_id = v_org
+           for update;
+        if found and v_s.busy_chat is not null and v_s.busy_until >= now() then
+            perform callhq.fail(409, 'Session ' || p_id || ' is busy with another chat; '
+                                     'its messages cannot be replaced now');
+        end if;
+    end if;
+
+    update callhq.sessions s
+       set name               = case when v_body ? 'name'
+                                     then v_body->>'name' else s.name end,
+           status             = coalesce(v_status, s.status),
+           expiration_seconds = coalesce(v_expiration, s.expiration_seconds),
+           expires_at         = case when v_expiration is null then s.expires_at
+                                     when s.renew_on_activity
+                                     then callhq.now_ms() + make_interval(secs => v_expiration)
+                                     else s.created_at + make_interval(secs => v_expiration)
+                                end,
+           customer           = case when v_body ? 'customer'
+                                     then jsonb_strip_nulls(callhq.jnull(v_body->'customer'))
+                                     else s.customer end,
+           metadata           = case when v_body ? 'metadata'
+                                     then callhq.jnull(v_body->'metadata') else s.metadata end,
+           next_seq           = case when v_msgs is null then s.next_seq
+                                     else 1 + jsonb_array_length(v_msgs) end,
+           updated_at         = callhq.now_ms()
+     where s.id = v_id and s.org_id = v_org
+    returning s.* into v_s;
+
+    if not found then
+        perform callhq.fail(404, 'Session ' || p_id || ' not found');
+    end if;
+
+    if v_msgs is not null then
+        update callhq.chats c
+           set messages = callhq.chat_messages(c), history_from = null, history_to = null
+         where c.session_id = v_id and c.history_to is not null;
+
+        delete from callhq.messages m where m.session_id = v_id;
+        perform callhq.messages_insert(v_id, v_msgs, 1);
+    end if;
+
+    return query select 200, callhq.session_body(v_s);
+end
+$$;
