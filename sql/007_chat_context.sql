@@ -469,7 +469,7 @@ $$;
 -- POST /chat, after the model: as in 003_chat.sql, but p_messages (the
 -- context chat_begin returned) is NULL for a chat of a session, whose
 -- context is kept by reference, and the answer is the chat without its
--- context (chat_head).
+-- context (chat_head). Twin calls are told apart by the insert alone.
 create or replace function callhq.chat_record(p_record jsonb, p_messages jsonb,
                                               p_reply text, p_status text,
                                               p_usage jsonb)
@@ -496,24 +496,12 @@ begin
         raise exception 'callhq.chat_record: the record has no chatId or orgId';
     end if;
 
-    -- recorded already
-    select c.* into v_c from callhq.chats c where c.id = v_chat;
-    if found then
-        return query select 201, callhq.chat_head(v_c)::text;
-        return;
-    end if;
-
+    -- Twin calls for one chat take turns on the session's lock; the
+    -- second finds the chat inserted (on conflict below) and writes nothing.
     if v_session_id is not null then
         select s.* into v_s from callhq.sessions s where s.id = v_session_id for update;
         if not found then
             v_session_id := null;       -- deleted meanwhile: the chat stays alone
-        end if;
-
-        -- a twin call that held the lock before us has recorded it
-        select c.* into v_c from callhq.chats c where c.id = v_chat;
-        if found then
-            return query select 201, callhq.chat_head(v_c)::text;
-            return;
         end if;
     end if;
 
@@ -550,12 +538,16 @@ begin
                               created_at, updated_at)
     values (v_chat,
             (p_record->>'orgId')::uuid,
-            (select a.id from callhq.assistants a
-              where a.id = (p_record->>'assistantId')::uuid for key share),
+            case when p_record->>'assistantId' is not null then
+                (select a.id from callhq.assistants a
+                  where a.id = (p_record->>'assistantId')::uuid for key share) end,
             callhq.jnull(p_record->'assistant'),
             v_session_id,
-            (select c.id from callhq.chats c
-              where c.id = (p_record->>'previousChatId')::uuid for key share),
+            -- (only when there is one: a cached plan for "id = NULL" may
+            -- be a scan of the whole table)
+            case when p_record->>'previousChatId' is not null then
+                (select c.id from callhq.chats c
+                  where c.id = (p_record->>'previousChatId')::uuid for key share) end,
             p_record->>'name',
             callhq.jnull(p_record->'input'),
             v_messages,
@@ -570,7 +562,7 @@ begin
     returning * into v_c;
 
     if not found then
-        -- a twin call (chat without session) got there first
+        -- a twin call got there first: the chat as it recorded it
         select c.* into v_c from callhq.chats c where c.id = v_chat;
         return query select 201, callhq.chat_head(v_c)::text;
         return;
