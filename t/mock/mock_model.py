@@ -57,7 +57,8 @@ POST /v1/chat/completions, any POST path ending in /chat/completions, POST /
         4. usage chunk {"id":..,"object":"chat.completion.chunk",...,
            "choices":[],"usage":{...}}
         5. data: [DONE]
-    JSON is emitted with raw UTF-8 (ensure_ascii=False).
+    JSON is emitted compact with raw UTF-8 (ensure_ascii=False), unless the
+    ascii or pretty modifier says otherwise (below).
 
     Token counts are a toy: number of whitespace-separated words, at least 1.
     prompt_tokens counts the words of all message contents together,
@@ -86,6 +87,8 @@ Base behaviours (which TEXT is produced):
   echo      TEXT = json.dumps(messages, separators=(',',':'),
                               ensure_ascii=False)
             i.e. exactly the messages array that arrived upstream.
+  parrot    TEXT = the text of the last user message, as it is (empty when
+            there is none), so a test picks the reply's exact characters.
   digest    TEXT = compact JSON array with one "<role>:<sha256-12>" string per
             message, <sha256-12> being the first 12 hex digits of the SHA-256
             of the content's UTF-8 bytes (a non-string content is hashed as
@@ -136,6 +139,33 @@ Modifiers (fault injection):
                    (default 2) after each write, so the pieces arrive as
                    separate TCP segments and events / UTF-8 sequences / chunk
                    headers straddle reads.  Headers are sent in one write.
+
+Modifiers (how the JSON of a reply is written; TEXT and the pieces stay the
+same):
+  ascii            every JSON the reply carries (the non-stream body, each
+                   stream event) is written with ensure_ascii=True: non-ASCII
+                   characters as lower-case \\uXXXX escapes, characters
+                   outside the BMP as surrogate pairs ("\\u00e9" for e-acute,
+                   "\\ud83d\\ude00" for U+1F600), besides \\" \\\\ \\n \\r \\t
+                   \\b \\f; control characters and DEL as \\u00XX.
+  pretty           JSON with whitespace: the non-stream body indented by 2
+                   (one member per line), stream events on one line each with
+                   json.dumps' default separators ", " and ": ".
+  badjson-<kind>   stream: right after the first content delta (after the role
+                   chunk if TEXT is empty) one extra event whose data is not
+                   valid JSON; it is a content chunk whose content is "bad:"
+                   followed by the fault, so that a client that took it would
+                   show "bad:".  Non-stream: the reply body itself carries the
+                   fault at the end of its content string (Content-Length
+                   still exact).  <kind> is one of
+                     utf8           a raw 0xFF byte
+                     overlong       the overlong UTF-8 form C0 AF of "/"
+                     utf8surrogate  ED A0 80, UTF-8 of the surrogate U+D800
+                     surrogate      a lone high surrogate escape \\ud83d
+                     lowsurrogate   a lone low surrogate escape \\ude00
+                     nul            the escape \\u0000
+                     trailing       a valid chunk followed by one more "}"
+                   (for trailing, the non-stream body gets the "}" after it).
 """
 
 import argparse
@@ -177,6 +207,39 @@ def dumps(obj):
     return json.dumps(obj, separators=(',', ':'), ensure_ascii=False)
 
 
+def wire(obj, opts, lines=False):
+    """A reply's JSON as bytes, as the ascii / pretty modifiers have it
+    (lines: the pretty form may span lines: a non-stream body)."""
+    if opts['pretty']:
+        text = json.dumps(obj, ensure_ascii=opts['ascii'],
+                          indent=2 if lines else None)
+    else:
+        text = json.dumps(obj, separators=(',', ':'),
+                          ensure_ascii=opts['ascii'])
+    return text.encode('utf-8')
+
+
+# badjson-<kind>: what replaces BAD_MARK in the encoded JSON
+BAD_MARK = 'mock-bad-json-mark'
+BAD_JSON = {
+    'utf8': b'\xff',
+    'overlong': b'\xc0\xaf',
+    'utf8surrogate': b'\xed\xa0\x80',
+    'surrogate': b'\\ud83d',
+    'lowsurrogate': b'\\ude00',
+    'nul': b'\\u0000',
+    'trailing': b'',
+}
+
+
+def spoil(data, kind):
+    """Encoded JSON holding BAD_MARK, made invalid as badjson-<kind> says."""
+    data = data.replace(BAD_MARK.encode('ascii'), BAD_JSON[kind])
+    if kind == 'trailing':
+        data = data.rstrip(b'\n') + b'}'
+    return data
+
+
 def content_text(content):
     """Plain text of a message content (string or list of parts)."""
     if content is None:
@@ -214,11 +277,16 @@ def parse_model(model):
     opts = {
         'base': 'recall', 'slow': 0, 'slowstream': None, 'fail': None,
         'cut': None, 'reset': False, 'split': None,
+        'ascii': False, 'pretty': False, 'badjson': None,
     }
     for part in model.lower().split('+'):
         part = part.strip()
-        if part in ('echo', 'digest', 'recall'):
+        if part in ('echo', 'digest', 'recall', 'parrot'):
             opts['base'] = part
+        elif part in ('ascii', 'pretty'):
+            opts[part] = True
+        elif (m := re.fullmatch(r'badjson-(%s)' % '|'.join(BAD_JSON), part)):
+            opts['badjson'] = m.group(1)
         elif (m := re.fullmatch(r'slow-(\d+)', part)):
             opts['slow'] = int(m.group(1))
         elif (m := re.fullmatch(r'slowstream-(\d+)', part)):
@@ -340,6 +408,9 @@ def make_text(base, messages):
         return dumps(messages)
     if base == 'digest':
         return digest_text(messages)
+    if base == 'parrot':
+        users = [m for m in messages if m.get('role') == 'user']
+        return content_text(users[-1].get('content')) if users else ''
     return recall_text(messages)
 
 
@@ -601,7 +672,11 @@ class Handler(BaseHTTPRequestHandler):
                          'finish_reason': 'stop'}],
             'usage': usage,
         }
-        data = (dumps(obj) + '\n').encode('utf-8')
+        if opts['badjson']:
+            obj['choices'][0]['message']['content'] = reply + BAD_MARK
+            data = spoil(wire(obj, opts, lines=True) + b'\n', opts['badjson'])
+        else:
+            data = wire(obj, opts, lines=True) + b'\n'
         self.send_response(200)
         self.send_header('Content-Type', 'application/json')
         self.send_header('Content-Length', str(len(data)))
@@ -632,8 +707,11 @@ class Handler(BaseHTTPRequestHandler):
         split = opts['split']
 
         def emit(payload):
-            ev = ('data: ' + (payload if isinstance(payload, str)
-                              else dumps(payload)) + '\n\n').encode('utf-8')
+            if isinstance(payload, str):
+                payload = payload.encode('utf-8')
+            elif not isinstance(payload, bytes):
+                payload = wire(payload, opts)
+            ev = b'data: ' + payload + b'\n\n'
             if chunked:
                 ev = b'%x\r\n' % len(ev) + ev + b'\r\n'
             self._write(ev, split)
@@ -644,14 +722,22 @@ class Handler(BaseHTTPRequestHandler):
                     'choices': [{'index': 0, 'delta': delta,
                                  'finish_reason': finish}]}
 
+        def emit_bad():
+            bad = chunk({'content': 'bad:' + BAD_MARK})
+            emit(spoil(wire(bad, opts), opts['badjson']))
+
         emit(chunk({'role': 'assistant', 'content': ''}))
         pieces = split_pieces(reply)
+        if opts['badjson'] and not pieces:
+            emit_bad()
         for i, piece in enumerate(pieces):
             if opts['cut'] is not None and i >= opts['cut']:
                 self._abort(opts['reset'])
             if opts['slowstream'] is not None and i > 0:
                 time.sleep(opts['slowstream'] / 1000.0)
             emit(chunk({'content': piece}))
+            if opts['badjson'] and i == 0:
+                emit_bad()
         if opts['cut'] is not None:
             self._abort(opts['reset'])
         if opts['slowstream'] is not None:
