@@ -709,12 +709,12 @@ profile_section() {
         profile_one "module POST /chat, 20 messages" module /chat \
             "$body20" "$tmp/ids-20" "$profile_reqs"
     fi
-    if grep -q h1000 <<< "$missed"; then
+    if grep -q h1000 <<< "$missed" || [ "$profile" = 1 ]; then
         reset_db
         profile_one "module POST /chat, 1000 messages" module /chat \
             "$body20" "$tmp/ids-1000" "$(( profile_reqs / 10 ))"
     fi
-    if grep -q stream <<< "$missed"; then
+    if grep -q stream <<< "$missed" || [ "$profile" = 1 ]; then
         reset_db
         profile_one "module streaming POST /chat, 20 messages" module /stream/chat \
             "{\"sessionId\":\"%ID%\",\"input\":$input_json,\"stream\":true}" \

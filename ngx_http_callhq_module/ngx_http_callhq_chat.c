@@ -28,6 +28,7 @@ struct ngx_http_callhq_record_s {
     ngx_http_callhq_pg_query_t     query;
     ngx_http_request_t            *request;    /* NULL once it is gone */
     ngx_http_callhq_chat_t        *chat;
+    ngx_str_t                      context;    /* sent if SQL asks for it */
 };
 
 
@@ -43,8 +44,6 @@ static ngx_int_t ngx_http_callhq_chat_headers(ngx_http_request_t *r,
 static ngx_int_t ngx_http_callhq_chat_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_callhq_chat_finish(ngx_http_request_t *r);
-static ngx_int_t ngx_http_callhq_chat_parse_reply(ngx_http_request_t *r,
-    ngx_http_callhq_chat_t *chat);
 static ngx_int_t ngx_http_callhq_chat_fail(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 static ngx_int_t ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
@@ -66,6 +65,8 @@ static void ngx_http_callhq_chat_str(PGresult *res, int col,
     ngx_str_t *out);
 static char *ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data,
     size_t len, ngx_uint_t quote);
+static ngx_int_t ngx_http_callhq_chat_keep_context(
+    ngx_http_callhq_record_t *rec, ngx_http_callhq_chat_t *chat);
 
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_begin_stmt = {
@@ -108,9 +109,9 @@ static ngx_str_t  ngx_http_callhq_ev_completed =
 
 void
 ngx_http_callhq_chat_handler(ngx_http_request_t *r,
-    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body)
+    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body,
+    ngx_http_callhq_json_want_t *stream)
 {
-    u_char                      *stream, *end;
     ngx_int_t                    rc;
     ngx_pool_cleanup_t          *cln;
     ngx_http_callhq_chat_t      *chat;
@@ -156,16 +157,13 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     }
 
     /* the Responses API streams unless told otherwise */
-    end = body->data + body->len;
-    stream = ngx_http_callhq_json_get(body->data, end, "stream");
-
-    if (stream == NULL || ngx_http_callhq_json_is(stream, end, "null")) {
+    if (stream->value == NULL || ngx_http_callhq_json_is(stream, "null")) {
         chat->stream = chat->responses;
 
-    } else if (ngx_http_callhq_json_is(stream, end, "true")) {
+    } else if (ngx_http_callhq_json_is(stream, "true")) {
         chat->stream = 1;
 
-    } else if (ngx_http_callhq_json_is(stream, end, "false")) {
+    } else if (ngx_http_callhq_json_is(stream, "false")) {
         chat->stream = 0;
 
     } else {
@@ -511,7 +509,7 @@ ngx_http_callhq_chat_finish(ngx_http_request_t *r)
     if (!chat->stream && chat->upstream_status == NGX_HTTP_OK
         && !chat->too_big)
     {
-        (void) ngx_http_callhq_chat_parse_reply(r, chat);
+        (void) ngx_http_callhq_reply_parse(r, chat);
     }
 
     if (chat->reply.len == 0 || (!chat->stream && !chat->upstream_done)) {
@@ -537,65 +535,6 @@ ngx_http_callhq_chat_finish(ngx_http_request_t *r)
     if (ngx_http_callhq_chat_record(chat, r, 0) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_ERROR);
     }
-}
-
-
-/*
- * A non-streamed reply: one Chat Completions object.  Its text stays in
- * the reply buffer, escaped as it came: from here on chat->reply is that.
- */
-
-static ngx_int_t
-ngx_http_callhq_chat_parse_reply(ngx_http_request_t *r,
-    ngx_http_callhq_chat_t *chat)
-{
-    u_char      *p, *end;
-    ngx_str_t    text;
-    const char  *err;
-
-    p = chat->reply.data;
-    end = p + chat->reply.len;
-
-    chat->reply.len = 0;
-
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    err = ngx_http_callhq_json_check(p, end, NULL);
-    if (err) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "callhq: model reply is not JSON: %s", err);
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_callhq_json_string(
-            ngx_http_callhq_json_get(
-                ngx_http_callhq_json_get(
-                    ngx_http_callhq_json_item(
-                        ngx_http_callhq_json_get(p, end, "choices"),
-                        end, 0),
-                    end, "message"),
-                end, "content"),
-            end, &text)
-        != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "callhq: model reply has no choices[0].message."
-                      "content");
-        return NGX_ERROR;
-    }
-
-    ngx_http_callhq_chat_usage(chat, p, end);
-
-    /* the text lies within the buffer, after where it is moved to */
-    ngx_memmove(chat->reply.data, text.data, text.len);
-    chat->reply.len = text.len;
-    chat->reply.data[text.len] = '\0';
-
-    chat->upstream_done = 1;
-
-    return NGX_OK;
 }
 
 
@@ -706,6 +645,12 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
             if (rec->query.values[1] == NULL) {
                 goto failed;
             }
+
+        } else if (r) {
+            rec->context = chat->messages;
+
+        } else if (ngx_http_callhq_chat_keep_context(rec, chat) != NGX_OK) {
+            goto failed;
         }
 
         rec->query.values[2] = ngx_http_callhq_chat_dup(pool,
@@ -754,6 +699,23 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
     rec = q->data;
     r = rec->request;
+
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+        && ngx_strcmp(PQgetvalue(res, 0, 0), "100") == 0
+        && q->values[1] == NULL && rec->context.len)
+    {
+        /* the history it points to went while it ran: send the context */
+        ngx_log_error(NGX_LOG_INFO, q->log, 0,
+                      "callhq: session history changed during a chat, "
+                      "recording its context in full");
+
+        q->values[1] = ngx_http_callhq_chat_dup(rec->pool, rec->context.data,
+                                                rec->context.len, 0);
+        if (q->values[1] != NULL) {
+            ngx_http_callhq_pg_run(q->pool, q);
+            return;
+        }
+    }
 
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK
         || PQntuples(res) != 1)
@@ -1097,7 +1059,7 @@ ngx_http_callhq_chat_start_stream(ngx_http_request_t *r,
 }
 
 
-/* one SSE event, "event: <event>" if any, then the parts as data; flushed */
+/* one SSE event, "event: <event>" if any, then the parts as data */
 
 static ngx_int_t
 ngx_http_callhq_chat_event(ngx_http_request_t *r, ngx_str_t *event,
@@ -1143,7 +1105,6 @@ ngx_http_callhq_chat_event(ngx_http_request_t *r, ngx_str_t *event,
     *p++ = '\n';
     *p++ = '\n';
     b->last = p;
-    b->flush = 1;
 
     cl->buf = b;
     cl->next = NULL;
@@ -1164,7 +1125,8 @@ ngx_http_callhq_chat_cleanup(void *data)
     }
 
     if (chat->rec) {
-        /* the recording in flight goes on without us */
+        /* the recording in flight goes on without us, and the context */
+        (void) ngx_http_callhq_chat_keep_context(chat->rec, chat);
         chat->rec->request = NULL;
         chat->rec = NULL;
     }
@@ -1232,4 +1194,27 @@ ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data, size_t len,
     *p = '\0';
 
     return (char *) s;
+}
+
+
+/* a copy of a session chat's context for a recording that outlives it */
+
+static ngx_int_t
+ngx_http_callhq_chat_keep_context(ngx_http_callhq_record_t *rec,
+    ngx_http_callhq_chat_t *chat)
+{
+    if (chat->messages.len == 0 || rec->query.values[1] != NULL) {
+        return NGX_OK;
+    }
+
+    rec->context.data = ngx_pnalloc(rec->pool, chat->messages.len);
+    if (rec->context.data == NULL) {
+        rec->context.len = 0;
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(rec->context.data, chat->messages.data, chat->messages.len);
+    rec->context.len = chat->messages.len;
+
+    return NGX_OK;
 }

@@ -4,8 +4,8 @@
  *
  * A streamed reply is framed into SSE events (an event may straddle
  * buffers), each delta translated into the client's event format and
- * flushed at once; a whole reply is collected.  Either way the text is
- * kept for the recording.  Other requests pass untouched.
+ * flushed at once; a whole reply is collected, then read.  Either way the
+ * text is kept for the recording.  Other requests pass untouched.
  */
 
 
@@ -26,6 +26,35 @@ static ngx_int_t ngx_http_callhq_sse(ngx_http_request_t *r,
 static ngx_int_t ngx_http_callhq_sse_event(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, u_char *p, u_char *end,
     ngx_chain_t ***last);
+
+
+static void ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_json_want_t *want);
+
+
+/* what is read of the model's replies and stream events */
+static ngx_str_t  ngx_http_callhq_reply_text[] = {
+    ngx_string("choices"), NGX_HTTP_CALLHQ_JSON_FIRST, ngx_string("message"),
+    ngx_string("content"), ngx_null_string
+};
+
+static ngx_str_t  ngx_http_callhq_delta_text[] = {
+    ngx_string("choices"), NGX_HTTP_CALLHQ_JSON_FIRST, ngx_string("delta"),
+    ngx_string("content"), ngx_null_string
+};
+
+static ngx_str_t  ngx_http_callhq_finish_reason[] = {
+    ngx_string("choices"), NGX_HTTP_CALLHQ_JSON_FIRST,
+    ngx_string("finish_reason"), ngx_null_string
+};
+
+static ngx_str_t  ngx_http_callhq_prompt_tokens[] = {
+    ngx_string("usage"), ngx_string("prompt_tokens"), ngx_null_string
+};
+
+static ngx_str_t  ngx_http_callhq_completion_tokens[] = {
+    ngx_string("usage"), ngx_string("completion_tokens"), ngx_null_string
+};
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -154,13 +183,20 @@ ngx_http_callhq_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return NGX_OK;
     }
 
+    /* what came together goes on together, at once */
+    for (cl = out; cl->next; cl = cl->next) { /* void */ }
+    cl->buf->flush = 1;
+
     rc = ngx_http_next_body_filter(r, out);
 
     return rc == NGX_AGAIN ? NGX_OK : rc;
 }
 
 
-/* frames events: carries a cut one over to the next buffer */
+/*
+ * Frames events, in the upstream's buffer where they are whole (it is
+ * consumed here: no one else reads it); a cut one is carried over.
+ */
 
 static ngx_int_t
 ngx_http_callhq_sse(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
@@ -168,29 +204,43 @@ ngx_http_callhq_sse(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
 {
     u_char  *p, *end, *start, *q;
 
-    if (ngx_http_callhq_text_add(r->main->pool, &chat->event, data, len)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     /* SSE lines may end in CR LF: JSON payloads escape raw CRs */
-    q = chat->event.data + chat->event.len - len;
-    for (p = q; p < chat->event.data + chat->event.len; p++) {
-        if (*p != '\r') {
-            *q++ = *p;
+    q = memchr(data, '\r', len);
+
+    if (q) {
+        for (p = q; p < data + len; p++) {
+            if (*p != '\r') {
+                *q++ = *p;
+            }
         }
+
+        len = q - data;
     }
 
-    chat->event.len = q - chat->event.data;
+    if (chat->event.len) {
+        if (ngx_http_callhq_text_add(r->main->pool, &chat->event, data, len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
 
-    start = chat->event.data;
-    end = start + chat->event.len;
+        start = chat->event.data;
+        end = start + chat->event.len;
 
-    for ( ;; ) {
-        p = ngx_strlcasestrn(start, end, (u_char *) "\n\n", 2 - 1);
-        if (p == NULL) {
+    } else {
+        start = data;
+        end = data + len;
+    }
+
+    for (p = start; /* void */; p++) {
+        p = memchr(p, '\n', end - p);
+
+        if (p == NULL || p + 1 == end) {
             break;
+        }
+
+        if (p[1] != '\n') {
+            continue;
         }
 
         if (ngx_http_callhq_sse_event(r, chat, start, p, last) != NGX_OK) {
@@ -198,12 +248,26 @@ ngx_http_callhq_sse(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
         }
 
         start = p + 2;
+        p++;
+
+        if (start == end) {
+            break;
+        }
     }
 
-    chat->event.len = end - start;
-    ngx_memmove(chat->event.data, start, chat->event.len);
+    if (end - start == 0) {
+        chat->event.len = 0;
+        return NGX_OK;
+    }
 
-    return NGX_OK;
+    if (chat->event.len) {
+        chat->event.len = end - start;
+        ngx_memmove(chat->event.data, start, chat->event.len);
+        return NGX_OK;
+    }
+
+    return ngx_http_callhq_text_add(r->main->pool, &chat->event, start,
+                                    end - start);
 }
 
 
@@ -214,10 +278,11 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, u_char *p, u_char *end,
     ngx_chain_t ***last)
 {
-    u_char      *nl, *data, *choice, *reason;
-    ngx_int_t    rc;
-    ngx_str_t    delta;
-    const char  *err;
+    u_char                       *nl, *data;
+    ngx_int_t                     rc;
+    ngx_str_t                     delta;
+    const char                   *err;
+    ngx_http_callhq_json_want_t   want[4];
 
     data = NULL;
 
@@ -247,7 +312,12 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    err = ngx_http_callhq_json_check(data, nl, NULL);
+    want[0].path = ngx_http_callhq_delta_text;
+    want[1].path = ngx_http_callhq_finish_reason;
+    want[2].path = ngx_http_callhq_prompt_tokens;
+    want[3].path = ngx_http_callhq_completion_tokens;
+
+    err = ngx_http_callhq_json_check(data, nl, NULL, want, 4);
     if (err) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "callhq: model sent an event that is not JSON: %s",
@@ -256,18 +326,9 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
     }
 
     rc = NGX_OK;
-    choice = ngx_http_callhq_json_item(
-                 ngx_http_callhq_json_get(data, nl, "choices"), nl, 0);
 
     /* checked JSON: the escaped text goes on as it is */
-    if (ngx_http_callhq_json_string(
-            ngx_http_callhq_json_get(
-                ngx_http_callhq_json_get(choice, nl, "delta"),
-                nl, "content"),
-            nl, &delta)
-        == NGX_OK
-        && delta.len)
-    {
+    if (ngx_http_callhq_json_string(&want[0], &delta) == NGX_OK && delta.len) {
         if (ngx_http_callhq_text_add(r->main->pool, &chat->reply,
                                      delta.data, delta.len)
             != NGX_OK)
@@ -279,32 +340,79 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
         }
     }
 
-    reason = ngx_http_callhq_json_get(choice, nl, "finish_reason");
-    if (reason && !ngx_http_callhq_json_is(reason, nl, "null")) {
+    if (want[1].value && !ngx_http_callhq_json_is(&want[1], "null")) {
         chat->upstream_done = 1;
     }
 
-    ngx_http_callhq_chat_usage(chat, data, nl);
+    ngx_http_callhq_chat_usage(chat, &want[2]);
 
     return rc;
 }
 
 
-/* token usage, when the model reports it (a chunk or the whole reply) */
+/*
+ * A non-streamed reply: one Chat Completions object.  Its text stays in
+ * the reply buffer, escaped as it came: from here on chat->reply is that.
+ */
 
-void
-ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat, u_char *p,
-    u_char *end)
+ngx_int_t
+ngx_http_callhq_reply_parse(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat)
 {
-    u_char  *usage;
+    u_char                       *p, *end;
+    ngx_str_t                     text;
+    const char                   *err;
+    ngx_http_callhq_json_want_t   want[3];
 
-    usage = ngx_http_callhq_json_get(p, end, "usage");
+    p = chat->reply.data;
+    end = p + chat->reply.len;
 
-    if (usage && *usage == '{') {
-        chat->prompt_tokens = ngx_http_callhq_json_count(
-                   ngx_http_callhq_json_get(usage, end, "prompt_tokens"), end);
-        chat->completion_tokens = ngx_http_callhq_json_count(
-               ngx_http_callhq_json_get(usage, end, "completion_tokens"), end);
+    chat->reply.len = 0;
+
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    want[0].path = ngx_http_callhq_reply_text;
+    want[1].path = ngx_http_callhq_prompt_tokens;
+    want[2].path = ngx_http_callhq_completion_tokens;
+
+    err = ngx_http_callhq_json_check(p, end, NULL, want, 3);
+    if (err) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: model reply is not JSON: %s", err);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_callhq_json_string(&want[0], &text) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: model reply has no choices[0].message."
+                      "content");
+        return NGX_ERROR;
+    }
+
+    ngx_http_callhq_chat_usage(chat, &want[1]);
+
+    /* the text lies within the buffer, after where it is moved to */
+    ngx_memmove(chat->reply.data, text.data, text.len);
+    chat->reply.len = text.len;
+    chat->reply.data[text.len] = '\0';
+
+    chat->upstream_done = 1;
+
+    return NGX_OK;
+}
+
+
+/* token usage (want[0] prompt, want[1] completion), when reported */
+
+static void
+ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_json_want_t *want)
+{
+    if (want[0].value || want[1].value) {
+        chat->prompt_tokens = ngx_http_callhq_json_count(&want[0]);
+        chat->completion_tokens = ngx_http_callhq_json_count(&want[1]);
     }
 }
 

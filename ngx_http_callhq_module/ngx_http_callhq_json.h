@@ -44,26 +44,37 @@ ngx_int_t ngx_http_callhq_json_dump(ngx_http_request_t *r, json_t *json,
 #define NGX_HTTP_CALLHQ_JSON_MAX_DEPTH  512
 
 /*
+ * A value wanted of a text: path names the members on the way to it, and
+ * NGX_HTTP_CALLHQ_JSON_FIRST an array's first item; ngx_null_string ends
+ * it.  The check notes where the value is (the last, if a member repeats).
+ */
+typedef struct {
+    ngx_str_t                     *path;
+    u_char                        *value;      /* NULL if there is none */
+    u_char                        *end;
+} ngx_http_callhq_json_want_t;
+
+extern u_char  ngx_http_callhq_json_first[];
+
+#define NGX_HTTP_CALLHQ_JSON_FIRST  { 0, ngx_http_callhq_json_first }
+
+/*
  * NULL if [p, end) is one JSON object or array as PostgreSQL's jsonb takes
  * it (UTF-8, no \u0000, no lone surrogates); else why not, *at where.
+ * Fills in the n wants (fewer than the bits of an ngx_uint_t) on the way.
  */
-const char *ngx_http_callhq_json_check(u_char *p, u_char *end, u_char **at);
+const char *ngx_http_callhq_json_check(u_char *p, u_char *end, u_char **at,
+    ngx_http_callhq_json_want_t *want, ngx_uint_t n);
 u_char *ngx_http_callhq_json_where(u_char *buf, size_t len, u_char *start,
     u_char *p);
 
-/*
- * Lookups in a text that passed ngx_http_callhq_json_check(); each takes
- * the value at p (NULL for none) and returns the value found, or NULL.
- */
-u_char *ngx_http_callhq_json_get(u_char *p, u_char *end, const char *key);
-u_char *ngx_http_callhq_json_item(u_char *p, u_char *end, ngx_uint_t n);
-
-/* the still escaped contents of a string: NGX_OK, or NGX_DECLINED */
-ngx_int_t ngx_http_callhq_json_string(u_char *p, u_char *end,
+/* a string's still escaped contents: NGX_OK, or NGX_DECLINED */
+ngx_int_t ngx_http_callhq_json_string(ngx_http_callhq_json_want_t *w,
     ngx_str_t *raw);
+ngx_int_t ngx_http_callhq_json_count(ngx_http_callhq_json_want_t *w);
+ngx_int_t ngx_http_callhq_json_is(ngx_http_callhq_json_want_t *w,
+    const char *lit);
 size_t ngx_http_callhq_json_text_len(u_char *p, size_t len);
-ngx_int_t ngx_http_callhq_json_count(u_char *p, u_char *end);
-ngx_int_t ngx_http_callhq_json_is(u_char *p, u_char *end, const char *lit);
 
 
 #endif /* _NGX_HTTP_CALLHQ_JSON_H_INCLUDED_ */

@@ -1,9 +1,9 @@
 
 /*
- * ngx_http_callhq_module: a JSON scanner for the request path.  It checks
- * a text once and then finds values in place, so that a chat body, a
- * model reply or a stream event is never decoded into a tree only to read
- * three fields of it.
+ * ngx_http_callhq_module: a JSON scanner for the request path.  One pass
+ * checks a text and notes where the few values wanted of it are, so that
+ * a chat body, a model reply or a stream event is never decoded into a
+ * tree only to read three fields of it, nor read twice.
  */
 
 
@@ -17,11 +17,17 @@ typedef struct {
     u_char                        *end;
     const char                    *err;
     u_char                        *at;
+    ngx_http_callhq_json_want_t   *want;
 } ngx_http_callhq_scan_t;
 
 
+u_char  ngx_http_callhq_json_first[] = "[0]";
+
+
 static u_char *ngx_http_callhq_scan_value(ngx_http_callhq_scan_t *s,
-    u_char *p, ngx_uint_t depth);
+    u_char *p, ngx_uint_t depth, ngx_uint_t live);
+static ngx_uint_t ngx_http_callhq_scan_member(ngx_http_callhq_scan_t *s,
+    u_char *name, u_char *last, ngx_uint_t depth, ngx_uint_t live);
 static u_char *ngx_http_callhq_scan_string(ngx_http_callhq_scan_t *s,
     u_char *p);
 static u_char *ngx_http_callhq_scan_number(ngx_http_callhq_scan_t *s,
@@ -30,9 +36,8 @@ static u_char *ngx_http_callhq_scan_utf8(u_char *p, u_char *end);
 static ngx_int_t ngx_http_callhq_scan_hex4(u_char *p, u_char *end,
     uint32_t *u);
 static u_char *ngx_http_callhq_json_ws(u_char *p, u_char *end);
-static u_char *ngx_http_callhq_json_skip(u_char *p, u_char *end);
 static ngx_int_t ngx_http_callhq_json_key_is(u_char *p, u_char *end,
-    const char *key);
+    ngx_str_t *key);
 
 
 #define ngx_http_callhq_scan_fail(s, p, msg)                                  \
@@ -40,14 +45,22 @@ static ngx_int_t ngx_http_callhq_json_key_is(u_char *p, u_char *end,
 
 
 const char *
-ngx_http_callhq_json_check(u_char *p, u_char *end, u_char **at)
+ngx_http_callhq_json_check(u_char *p, u_char *end, u_char **at,
+    ngx_http_callhq_json_want_t *want, ngx_uint_t n)
 {
+    ngx_uint_t              i;
     ngx_http_callhq_scan_t  s;
 
     s.start = p;
     s.end = end;
     s.err = NULL;
     s.at = p;
+    s.want = want;
+
+    for (i = 0; i < n; i++) {
+        want[i].value = NULL;
+        want[i].end = NULL;
+    }
 
     p = ngx_http_callhq_json_ws(p, end);
 
@@ -59,7 +72,7 @@ ngx_http_callhq_json_check(u_char *p, u_char *end, u_char **at)
         s.at = p;
 
     } else {
-        p = ngx_http_callhq_scan_value(&s, p, 0);
+        p = ngx_http_callhq_scan_value(&s, p, 0, ((ngx_uint_t) 1 << n) - 1);
 
         if (p != NULL) {
             p = ngx_http_callhq_json_ws(p, end);
@@ -102,11 +115,17 @@ ngx_http_callhq_json_where(u_char *buf, size_t len, u_char *start, u_char *p)
 }
 
 
+/*
+ * live: the wants whose paths lead to this value (a bit each); a member or
+ * item on one's path passes it on, and a value at its end is noted.
+ */
+
 static u_char *
 ngx_http_callhq_scan_value(ngx_http_callhq_scan_t *s, u_char *p,
-    ngx_uint_t depth)
+    ngx_uint_t depth, ngx_uint_t live)
 {
-    u_char  close;
+    u_char      close, *name, *start;
+    ngx_uint_t  i, n, child;
 
     if (p == s->end) {
         return ngx_http_callhq_scan_fail(s, p, "unexpected end of text");
@@ -130,16 +149,24 @@ ngx_http_callhq_scan_value(ngx_http_callhq_scan_t *s, u_char *p,
             return p + 1;
         }
 
-        for ( ;; ) {
+        for (n = 0; /* void */; n++) {
+            child = 0;
+
             if (close == '}') {
                 if (p == s->end || *p != '"') {
                     return ngx_http_callhq_scan_fail(s, p,
                                                      "member name expected");
                 }
 
+                name = p;
                 p = ngx_http_callhq_scan_string(s, p);
                 if (p == NULL) {
                     return NULL;
+                }
+
+                if (live) {
+                    child = ngx_http_callhq_scan_member(s, name + 1, p - 1,
+                                                        depth, live);
                 }
 
                 p = ngx_http_callhq_json_ws(p, s->end);
@@ -149,11 +176,32 @@ ngx_http_callhq_scan_value(ngx_http_callhq_scan_t *s, u_char *p,
                 }
 
                 p = ngx_http_callhq_json_ws(p + 1, s->end);
+
+            } else if (n == 0) {
+                for (i = 0; live >> i; i++) {
+                    if ((live >> i & 1)
+                        && s->want[i].path[depth].data
+                           == ngx_http_callhq_json_first)
+                    {
+                        child |= (ngx_uint_t) 1 << i;
+                    }
+                }
             }
 
-            p = ngx_http_callhq_scan_value(s, p, depth + 1);
+            start = p;
+            p = ngx_http_callhq_scan_value(s, p, depth + 1, child);
             if (p == NULL) {
                 return NULL;
+            }
+
+            /* the end of a path: the last of repeated members counts */
+            for (i = 0; child >> i; i++) {
+                if ((child >> i & 1)
+                    && s->want[i].path[depth + 1].data == NULL)
+                {
+                    s->want[i].value = start;
+                    s->want[i].end = p;
+                }
             }
 
             p = ngx_http_callhq_json_ws(p, s->end);
@@ -200,6 +248,79 @@ ngx_http_callhq_scan_value(ngx_http_callhq_scan_t *s, u_char *p,
 }
 
 
+/* the wants of live whose paths go on through member name [name, last) */
+
+static ngx_uint_t
+ngx_http_callhq_scan_member(ngx_http_callhq_scan_t *s, u_char *name,
+    u_char *last, ngx_uint_t depth, ngx_uint_t live)
+{
+    ngx_str_t   *seg;
+    ngx_uint_t   i, child;
+
+    child = 0;
+
+    for (i = 0; live >> i; i++) {
+        if (!(live >> i & 1)) {
+            continue;
+        }
+
+        seg = &s->want[i].path[depth];
+
+        if (seg->data != NULL && seg->data != ngx_http_callhq_json_first
+            && ngx_http_callhq_json_key_is(name, last, seg))
+        {
+            child |= (ngx_uint_t) 1 << i;
+        }
+    }
+
+    return child;
+}
+
+
+/*
+ * Past a run of plain string bytes (printable ASCII but '"' and '\\'),
+ * eight at a time: most of a chat's text is such runs.  In the mask of
+ * special bytes, bits above the first one may be wrong; the first is not.
+ */
+
+#define NGX_HTTP_CALLHQ_ONES  0x0101010101010101ULL
+#define NGX_HTTP_CALLHQ_HIGH  0x8080808080808080ULL
+
+#define ngx_http_callhq_zero_bytes(w)                                         \
+    (((w) - NGX_HTTP_CALLHQ_ONES) & ~(w) & NGX_HTTP_CALLHQ_HIGH)
+
+static ngx_inline u_char *
+ngx_http_callhq_scan_plain(u_char *p, u_char *end)
+{
+    uint64_t  w, m;
+
+    while (end - p >= 8) {
+        ngx_memcpy(&w, p, 8);
+
+        m = ngx_http_callhq_zero_bytes(w ^ (0x22 * NGX_HTTP_CALLHQ_ONES))
+            | ngx_http_callhq_zero_bytes(w ^ (0x5c * NGX_HTTP_CALLHQ_ONES))
+            | (w & NGX_HTTP_CALLHQ_HIGH)
+            | ((w - 0x20 * NGX_HTTP_CALLHQ_ONES) & ~w & NGX_HTTP_CALLHQ_HIGH);
+
+        if (m) {
+#if (NGX_HAVE_LITTLE_ENDIAN && (__GNUC__ || __clang__))
+            return p + (__builtin_ctzll(m) >> 3);
+#else
+            break;
+#endif
+        }
+
+        p += 8;
+    }
+
+    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+        p++;
+    }
+
+    return p;
+}
+
+
 /*
  * As PostgreSQL's jsonb takes them: UTF-8, escapes paired where they
  * encode surrogates, and no \u0000, which a text cannot hold.
@@ -212,6 +333,12 @@ ngx_http_callhq_scan_string(ngx_http_callhq_scan_t *s, u_char *p)
     uint32_t   u, lo;
 
     for (p++; p < s->end; /* void */ ) {
+
+        p = ngx_http_callhq_scan_plain(p, s->end);
+
+        if (p == s->end) {
+            break;
+        }
 
         if (*p == '"') {
             return p + 1;
@@ -429,228 +556,82 @@ ngx_http_callhq_json_ws(u_char *p, u_char *end)
 }
 
 
-/*
- * The lookups below read text that ngx_http_callhq_json_check() passed:
- * they only stay within [p, end) on anything else.
- */
-
-/* past the value at p; NULL if it does not end */
-
-static u_char *
-ngx_http_callhq_json_skip(u_char *p, u_char *end)
-{
-    ngx_uint_t  depth;
-
-    if (p == end) {
-        return NULL;
-    }
-
-    if (*p != '"' && *p != '{' && *p != '[') {
-        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ':'
-               && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t')
-        {
-            p++;
-        }
-
-        return p;
-    }
-
-    depth = 0;
-
-    for ( /* void */ ; p < end; p++) {
-
-        if (*p == '"') {
-            for (p++; p < end && *p != '"'; p++) {
-                if (*p == '\\' && p + 1 < end) {
-                    p++;
-                }
-            }
-
-            if (p == end) {
-                return NULL;
-            }
-
-            if (depth == 0) {
-                return p + 1;
-            }
-
-        } else if (*p == '{' || *p == '[') {
-            depth++;
-
-        } else if (*p == '}' || *p == ']') {
-            if (--depth == 0) {
-                return p + 1;
-            }
-        }
-    }
-
-    return NULL;
-}
-
-
-/* the value of the object's member key (the last, if it repeats) */
-
-u_char *
-ngx_http_callhq_json_get(u_char *p, u_char *end, const char *key)
-{
-    u_char  *k, *found;
-
-    found = NULL;
-
-    p = (p == NULL) ? NULL : ngx_http_callhq_json_ws(p, end);
-
-    if (p == NULL || p == end || *p != '{') {
-        return NULL;
-    }
-
-    for (p++; /* void */; p++) {
-        p = ngx_http_callhq_json_ws(p, end);
-
-        if (p == end || *p != '"') {
-            return found;
-        }
-
-        k = p;
-        p = ngx_http_callhq_json_skip(p, end);
-        if (p == NULL) {
-            return found;
-        }
-
-        k = ngx_http_callhq_json_key_is(k + 1, p - 1, key) ? p : NULL;
-
-        p = ngx_http_callhq_json_ws(p, end);
-        if (p == end || *p != ':') {
-            return found;
-        }
-
-        p = ngx_http_callhq_json_ws(p + 1, end);
-
-        if (k) {
-            found = p;
-        }
-
-        p = ngx_http_callhq_json_skip(p, end);
-        if (p == NULL) {
-            return found;
-        }
-
-        p = ngx_http_callhq_json_ws(p, end);
-        if (p == end || *p != ',') {
-            return found;
-        }
-    }
-}
-
-
-/* the n-th item of the array */
-
-u_char *
-ngx_http_callhq_json_item(u_char *p, u_char *end, ngx_uint_t n)
-{
-    p = (p == NULL) ? NULL : ngx_http_callhq_json_ws(p, end);
-
-    if (p == NULL || p == end || *p != '[') {
-        return NULL;
-    }
-
-    p = ngx_http_callhq_json_ws(p + 1, end);
-
-    if (p == end || *p == ']') {
-        return NULL;
-    }
-
-    while (n--) {
-        p = ngx_http_callhq_json_skip(p, end);
-        p = (p == NULL) ? NULL : ngx_http_callhq_json_ws(p, end);
-
-        if (p == NULL || p == end || *p != ',') {
-            return NULL;
-        }
-
-        p = ngx_http_callhq_json_ws(p + 1, end);
-    }
-
-    return p;
-}
-
-
-/* the raw (still escaped) contents of the string at p */
+/* the still escaped contents of a string found */
 
 ngx_int_t
-ngx_http_callhq_json_string(u_char *p, u_char *end, ngx_str_t *raw)
+ngx_http_callhq_json_string(ngx_http_callhq_json_want_t *w, ngx_str_t *raw)
 {
-    u_char  *q;
-
-    if (p == NULL || p == end || *p != '"') {
+    if (w->value == NULL || *w->value != '"') {
         return NGX_DECLINED;
     }
 
-    q = ngx_http_callhq_json_skip(p, end);
-
-    if (q == NULL) {
-        return NGX_DECLINED;
-    }
-
-    raw->data = p + 1;
-    raw->len = q - p - 2;
+    raw->data = w->value + 1;
+    raw->len = w->end - w->value - 2;
 
     return NGX_OK;
 }
 
 
-/* a non-negative integer, as token counts are; 0 otherwise */
+/* a non-negative integer found, as token counts are; 0 otherwise */
 
 ngx_int_t
-ngx_http_callhq_json_count(u_char *p, u_char *end)
+ngx_http_callhq_json_count(ngx_http_callhq_json_want_t *w)
 {
-    ngx_int_t  n;
+    u_char     *p;
+    ngx_int_t   n;
 
-    if (p == NULL) {
+    if (w->value == NULL) {
         return 0;
     }
 
-    for (n = 0; p < end && *p >= '0' && *p <= '9'; p++) {
-        if (n >= NGX_MAX_INT_T_VALUE / 10 - 1) {
+    for (n = 0, p = w->value; p < w->end; p++) {
+        if (*p < '0' || *p > '9' || n >= NGX_MAX_INT_T_VALUE / 10 - 1) {
             return 0;
         }
 
         n = n * 10 + (*p - '0');
     }
 
-    if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) {
-        return 0;
-    }
-
     return n;
 }
 
 
-/* whether the value at p is the literal lit (true, false, null) */
+/* whether the value found is the literal lit (true, false, null) */
 
 ngx_int_t
-ngx_http_callhq_json_is(u_char *p, u_char *end, const char *lit)
+ngx_http_callhq_json_is(ngx_http_callhq_json_want_t *w, const char *lit)
 {
     size_t  len;
 
-    if (p == NULL) {
-        return 0;
-    }
-
     len = ngx_strlen(lit);
 
-    return (size_t) (end - p) >= len && ngx_strncmp(p, lit, len) == 0
-           && (p + len == end || !((p[len] | 0x20) >= 'a'
-                                   && (p[len] | 0x20) <= 'z'));
+    return w->value != NULL && (size_t) (w->end - w->value) == len
+           && ngx_strncmp(w->value, lit, len) == 0;
 }
 
 
 /* whether the raw (escaped) member name [p, end) reads key */
 
 static ngx_int_t
-ngx_http_callhq_json_key_is(u_char *p, u_char *end, const char *key)
+ngx_http_callhq_json_key_is(u_char *p, u_char *end, ngx_str_t *name)
 {
-    u_char    c;
-    uint32_t   u;
+    u_char    c, *key, *last;
+    uint32_t  u;
+
+    if ((size_t) (end - p) == name->len
+        && ngx_memcmp(p, name->data, name->len) == 0)
+    {
+        return 1;
+    }
+
+    /* only an escaped name may read the same, longer */
+    if ((size_t) (end - p) <= name->len || memchr(p, '\\', end - p) == NULL)
+    {
+        return 0;
+    }
+
+    key = name->data;
+    last = name->data + name->len;
 
     while (p < end) {
         c = *p++;
@@ -678,12 +659,12 @@ ngx_http_callhq_json_key_is(u_char *p, u_char *end, const char *key)
             }
         }
 
-        if (*key == '\0' || c != (u_char) *key++) {
+        if (key == last || c != *key++) {
             return 0;
         }
     }
 
-    return *key == '\0';
+    return key == last;
 }
 
 

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "ngx_http_callhq_pg.h"
+#include "ngx_http_callhq_json.h"
 
 
 typedef struct {
@@ -116,7 +117,8 @@ ngx_int_t ngx_http_callhq_send_pg_error(ngx_http_request_t *r,
 
 /* ngx_http_callhq_chat.c */
 void ngx_http_callhq_chat_handler(ngx_http_request_t *r,
-    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body);
+    ngx_http_callhq_ctx_t *ctx, ngx_str_t *body,
+    ngx_http_callhq_json_want_t *stream);
 ngx_int_t ngx_http_callhq_chat_precontent(ngx_http_request_t *r);
 ngx_int_t ngx_http_callhq_chat_output(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
@@ -125,8 +127,8 @@ ngx_int_t ngx_http_callhq_chat_output(ngx_http_request_t *r,
 ngx_int_t ngx_http_callhq_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_callhq_text_add(ngx_pool_t *pool,
     ngx_http_callhq_text_t *t, u_char *data, size_t len);
-void ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat, u_char *p,
-    u_char *end);
+ngx_int_t ngx_http_callhq_reply_parse(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
 
 
 extern ngx_module_t  ngx_http_callhq_module;

@@ -23,7 +23,10 @@
 --
 -- A session's history must stay what its chats point to: PATCH /session
 -- with messages copies the context into each chat of the session first,
--- and answers 409 while a chat of the session is running.
+-- and answers 409 while a chat of the session is running. A chat whose
+-- history went while it ran (its turn lease ran out and PATCH replaced the
+-- messages, or the session was deleted) gets the answer (100, '') from
+-- chat_record: the C module then calls it again with the context itself.
 
 
 ------------------------------------------------------------------------------
@@ -33,6 +36,11 @@
 alter table callhq.chats
     add column history_from  int,
     add column history_to    int;
+
+-- history_epoch  counts the times PATCH replaced the session's messages: a
+--                chat that began before the last one cannot point at them
+alter table callhq.sessions
+    add column history_epoch  int not null default 0;
 
 
 ------------------------------------------------------------------------------
@@ -451,7 +459,8 @@ begin
         'promptCount',    jsonb_array_length(v_filled),
         'prompts',        v_filled,
         'historyFrom',    v_hfrom,
-        'historyTo',      v_hto);
+        'historyTo',      v_hto,
+        'historyEpoch',   v_s.history_epoch);
 
     return query select
         'ok'::text,
@@ -505,6 +514,15 @@ begin
         end if;
     end if;
 
+    -- the history it was sent is no longer there to point at: ask for it
+    if v_messages is null and v_hto is not null
+       and (v_session_id is null
+            or v_s.history_epoch is distinct from (p_record->>'historyEpoch')::int)
+    then
+        return query select 100, ''::text;
+        return;
+    end if;
+
     if jsonb_typeof(p_usage->'promptTokens') = 'number' then
         v_prompt := (p_usage->>'promptTokens')::numeric::bigint;
     end if;
@@ -517,14 +535,9 @@ begin
     end if;
 
     -- a chat of a session: its prompts and input, and where its history is
-    -- (a session deleted meanwhile took the history with it)
     if v_messages is null then
         v_messages := coalesce(p_record->'prompts', '[]')
                       || coalesce(p_record->'inputMessages', '[]');
-        if v_session_id is null then
-            v_hfrom := null;
-            v_hto := null;
-        end if;
     else
         v_hfrom := null;
         v_hto := null;
@@ -755,6 +768,8 @@ begin
                                      then callhq.jnull(v_body->'metadata') else s.metadata end,
            next_seq           = case when v_msgs is null then s.next_seq
                                      else 1 + jsonb_array_length(v_msgs) end,
+           history_epoch      = case when v_msgs is null then s.history_epoch
+                                     else s.history_epoch + 1 end,
            updated_at         = callhq.now_ms()
      where s.id = v_id and s.org_id = v_org
     returning s.* into v_s;

@@ -21,9 +21,6 @@
 # blocks, which drops a chat still running. TEST 18 lets a turn lease of
 # 1 s run out under a model that takes 3 s.
 #
-# Known bugs: blocks with "skip_eval ... CALLHQ_TEST_KNOWN_BUGS" show
-# behaviour that is wrong today; run them with CALLHQ_TEST_KNOWN_BUGS=1.
-#
 # Blocks without their own http_config, config, more_headers or
 # no_error_log get the defaults of add_block_preprocessor below.
 
@@ -615,17 +612,9 @@ main::session_of($main::S16, $::TS, @main::N2, [user => 'late'],
 
 
 === TEST 19: ... the late chat shows the context it was sent (h1 h2), not the history PATCH put there
-# KNOWN BUG (sql/007_chat_context.sql, callhq.chat_record): a chat whose
-# turn lease ran out while the model answered is recorded with the
-# history_from/history_to that chat_begin took (1 .. 2), but PATCH has
-# replaced the session's messages meanwhile (a lease that ran out does not
-# hold PATCH back, and PATCH copied only the chats already recorded), so
-# those seqs now name n1 n2: GET /chat shows a context the model never
-# got (POST /chat answered [SYS-160, h1, h2, late], as TEST 18 checks).
-# Before 007 the chat kept its whole context. chat_record should keep the
-# context itself when the history it points to is no longer the one it
-# was sent.
---- skip_eval: 2: !$ENV{CALLHQ_TEST_KNOWN_BUGS}
+# The lease ran out and PATCH replaced the messages while the model
+# answered: chat_record finds the session's history_epoch moved on, asks
+# the module for the context (100), and keeps it in full.
 --- request eval
 "GET /chat?sessionId=$main::S16"
 --- response_body eval
@@ -655,15 +644,8 @@ main::name_chat('c160-orphan', $main::O1);
 
 
 === TEST 21: ... and GET /chat/{id} reads it back as POST /chat answered it
-# KNOWN BUG (sql/007_chat_context.sql, callhq.chat_record): when the
-# session was deleted while its chat ran, chat_record keeps the chat
-# without a session and with messages = prompts + input only ("a session
-# deleted meanwhile took the history with it"): GET /chat/{id} then shows
-# [SYS-160, orphan] while POST /chat answered, and the model got,
-# [SYS-160, h1, h2, orphan] (TEST 20). Before 007 the chat kept its whole
-# context; it should keep it (or go with its session, as DELETE /session
-# promises of its chats), never show a context that was not sent.
---- skip_eval: 2: !$ENV{CALLHQ_TEST_KNOWN_BUGS}
+# The session went while the model answered: chat_record asks the module
+# for the context (100), and the chat stays alone with all of it.
 --- request eval
 "GET /chat/$main::O1"
 --- response_body eval
