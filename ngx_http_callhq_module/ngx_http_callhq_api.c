@@ -63,6 +63,11 @@ static void ngx_http_callhq_query_done(ngx_http_callhq_pg_query_t *q,
 static ngx_int_t ngx_http_callhq_send_result(ngx_http_request_t *r,
     PGresult *res);
 static void ngx_http_callhq_cleanup(void *data);
+static ngx_int_t ngx_http_callhq_request_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+
+
+static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
 
 
 #define ngx_http_callhq_route_entry(res, item, method, idx, fn)               \
@@ -198,6 +203,9 @@ ngx_http_callhq_api_handler(ngx_http_request_t *r)
                    r->headers_in.content_length_n, lcf->max_body_size);
     }
 
+    /* a chunked body is counted as it comes (the request body filter) */
+    ctx->body_limit = lcf->max_body_size;
+
     rc = ngx_http_read_client_request_body(r, ngx_http_callhq_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -220,6 +228,15 @@ ngx_http_callhq_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    if (ctx->body_too_large) {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "request body is %O bytes, "
+                                        "the limit is %uz",
+                                        ctx->body_size, lcf->max_body_size);
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
 
     if (ngx_http_callhq_request_body(r, &body) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -734,4 +751,77 @@ ngx_http_callhq_authorize(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
     }
 
     return NULL;
+}
+
+
+ngx_int_t
+ngx_http_callhq_api_init(ngx_conf_t *cf)
+{
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_callhq_request_body_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Counts the body as it is read: past callhq_max_body_size the rest is
+ * read and dropped (nothing buffered, nothing spooled to disk), and the
+ * body handler answers 413 in JSON.
+ */
+
+static ngx_int_t
+ngx_http_callhq_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t              *cl, *out, **ll;
+    ngx_http_callhq_ctx_t    *ctx;
+    ngx_http_request_body_t  *rb;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+
+    if (ctx == NULL || ctx->body_limit == 0) {
+        return ngx_http_next_request_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        ctx->body_size += ngx_buf_size(cl->buf);
+    }
+
+    if (ctx->body_size <= (off_t) ctx->body_limit) {
+        return ngx_http_next_request_body_filter(r, in);
+    }
+
+    rb = r->request_body;
+
+    if (!ctx->body_too_large) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "callhq: request body is over callhq_max_body_size "
+                      "%uz, dropping the rest", ctx->body_limit);
+
+        ctx->body_too_large = 1;
+
+        /* what was kept goes too: nothing of this body is used */
+        for (cl = rb->bufs; cl; cl = cl->next) {
+            cl->buf->pos = cl->buf->last;
+        }
+
+        rb->bufs = NULL;
+    }
+
+    out = NULL;
+    ll = &out;
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+
+        if (cl->buf->last_buf) {
+            /* the end still goes on: it ends the reading */
+            *ll = cl;
+            ll = &cl->next;
+        }
+    }
+
+    *ll = NULL;
+
+    return ngx_http_next_request_body_filter(r, out);
 }

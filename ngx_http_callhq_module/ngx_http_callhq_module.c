@@ -417,6 +417,10 @@ ngx_http_callhq_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_callhq_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_http_callhq_api_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_callhq_filter_init(cf);
 }
 

@@ -58,6 +58,9 @@ typedef struct {
     ngx_uint_t                     status;
     ngx_http_callhq_chat_t        *chat;
     u_char                         key_hash[2 + 64 + 1];   /* \x + hex */
+    size_t                         body_limit; /* counting the body if set */
+    off_t                          body_size;
+    unsigned                       body_too_large:1;
     unsigned                       cleanup_added:1;
     unsigned                       subrequest:1;           /* our model call */
 } ngx_http_callhq_ctx_t;
@@ -109,6 +112,7 @@ struct ngx_http_callhq_chat_s {
 
 
 /* ngx_http_callhq_api.c */
+ngx_int_t ngx_http_callhq_api_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_callhq_api_handler(ngx_http_request_t *r);
 void ngx_http_callhq_run_query(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);

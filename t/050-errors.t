@@ -10,9 +10,6 @@
 # no_error_log get the defaults of add_block_preprocessor below (with the
 # webhook dispatcher off: deliveries other suites queued must not log
 # into these blocks).
-#
-# Known bugs: blocks with "skip_eval ... CALLHQ_TEST_KNOWN_BUGS" show
-# behaviour that is wrong today; run them with CALLHQ_TEST_KNOWN_BUGS=1.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -427,7 +424,6 @@ GET /session?name=e050-atomic
 
 
 === TEST 24: a chunked body far over callhq_max_body_size is refused without being stored
---- skip_eval: 5: !$ENV{CALLHQ_TEST_KNOWN_BUGS}
 --- config
 location / {
     client_body_buffer_size 16k;
