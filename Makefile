@@ -7,6 +7,8 @@
 #   make test-clients    TypeScript client and browser widget tests only
 #   make test-valgrind   the suite with nginx under valgrind
 #   make bench      benchmarks (bench/)
+#   make fuzz       libFuzzer + ASan/UBSan on the JSON scanner, each fuzzer
+#                   FUZZ_SECONDS (60) long; fails on a crash (t/fuzz/)
 #   make migrate PG="conninfo"   apply sql/ migrations to a database
 #   make api-key PG="conninfo" ORG=name   create an org and print a key
 
@@ -16,8 +18,8 @@ BUILD   := $(CURDIR)/build
 MODULE  := $(BUILD)/ngx_http_callhq_module.so
 SRCS    := $(wildcard ngx_http_callhq_module/*.c ngx_http_callhq_module/*.h)
 
-.PHONY: all deps run test test-clients test-valgrind bench migrate api-key \
-        clean
+.PHONY: all deps run test test-clients test-valgrind bench fuzz fuzz-deps \
+        migrate api-key clean
 
 all: $(MODULE)
 
@@ -58,6 +60,34 @@ test-valgrind: all
 bench: all
 	@scripts/deps.sh bench
 	@bench/run.sh
+
+# the JSON scanner compiled on its own against nginx's headers and the
+# configured build/ngx_auto_config.h, one fuzzer binary per target
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BIN     := $(BUILD)/fuzz
+FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -Wall -Wextra -Wno-unused-parameter -Werror \
+                -I$(NGX_SRC)/src/core -I$(NGX_SRC)/src/event \
+                -I$(NGX_SRC)/src/event/modules -I$(NGX_SRC)/src/os/unix \
+                -I$(NGX_SRC)/src/http -I$(NGX_SRC)/src/http/modules \
+                -I$(NGX_SRC)/src/http/v2 -I$(BUILD) -Ingx_http_callhq_module
+FUZZ_SRCS    := ngx_http_callhq_module/ngx_http_callhq_json_scan.c \
+                t/fuzz/fuzz_stubs.c
+FUZZERS      := $(FUZZ_BIN)/fuzz_scan $(FUZZ_BIN)/fuzz_jansson
+
+fuzz: $(FUZZERS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) t/fuzz/run.sh $(FUZZERS)
+
+fuzz-deps:
+	@scripts/deps.sh fuzz
+
+$(FUZZ_BIN)/%: t/fuzz/%.c t/fuzz/fuzz_paths.h $(FUZZ_SRCS) \
+        ngx_http_callhq_module/ngx_http_callhq_json.h \
+        | $(BUILD)/Makefile fuzz-deps
+	@mkdir -p $(FUZZ_BIN)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS) -ljansson
 
 migrate:
 	@test -n "$(PG)" || { echo 'usage: make migrate PG="conninfo"'; exit 2; }

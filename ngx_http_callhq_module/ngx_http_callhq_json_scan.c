@@ -188,6 +188,14 @@ ngx_http_callhq_scan_value(ngx_http_callhq_scan_t *s, u_char *p,
                 }
             }
 
+            /* a repeated member: what the one before held is gone */
+            for (i = 0; child >> i; i++) {
+                if (child >> i & 1) {
+                    s->want[i].value = NULL;
+                    s->want[i].end = NULL;
+                }
+            }
+
             start = p;
             p = ngx_http_callhq_scan_value(s, p, depth + 1, child);
             if (p == NULL) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, and only those missing.
-# Usage: scripts/deps.sh build|run|test|bench ...
+# Usage: scripts/deps.sh build|run|test|bench|fuzz ...
 set -euo pipefail
 
 pkgs_build="gcc make libc6-dev nginx nginx-dev libjansson-dev libpq-dev
@@ -13,6 +13,8 @@ pkgs_test="perl libtest-base-perl libtext-diff-perl libipc-run-perl
 pkgs_valgrind="valgrind"
 pkgs_bench="wrk procps postgresql-contrib"
 pkgs_clients="chromium fonts-dejavu-core"
+# libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev
+pkgs_fuzz="clang libclang-rt-14-dev"
 
 want=""
 for group in "$@"; do
@@ -22,6 +24,7 @@ for group in "$@"; do
     test)     want="$want $pkgs_build $pkgs_run $pkgs_test" ;;
     valgrind) want="$want $pkgs_valgrind" ;;
     bench)    want="$want $pkgs_build $pkgs_run $pkgs_bench" ;;
+    fuzz)     want="$want $pkgs_build $pkgs_fuzz" ;;
     clients)  want="$want $pkgs_build $pkgs_run $pkgs_clients"
               # Debian's Node.js/npm only when missing: a NodeSource node
               # brings its own npm, and Debian's npm would conflict with it

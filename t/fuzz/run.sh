@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# A bounded fuzzing campaign: each fuzzer given, one after the other (one
+# process at a time), for FUZZ_SECONDS seconds.  Usage (see t/fuzz/README):
+#   FUZZ_SECONDS=60 t/fuzz/run.sh build/fuzz/fuzz_scan build/fuzz/fuzz_jansson
+# Each starts from t/fuzz/corpus plus its own working corpus in build/fuzz/
+# (kept between runs; new inputs go there, never into t/fuzz/corpus).  A
+# crash, leak, timeout or sanitizer report stops the campaign: the input
+# is in build/fuzz/<fuzzer>-crash-* (or -leak-, -timeout-, ...), and the
+# exit status is non-zero.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+seconds="${FUZZ_SECONDS:-60}"
+
+[ $# -gt 0 ] || { echo "usage: $0 fuzzer..." >&2; exit 2; }
+
+for f in "$@"; do
+    name="$(basename "$f")"
+    dir="$(dirname "$f")"
+    work="$dir/corpus-$name"
+    log="$dir/$name.log"
+    mkdir -p "$work"
+
+    echo "fuzz: $name for ${seconds}s (log: $log)"
+
+    # 8192 bytes hold the deep-nesting seeds (513 levels and more)
+    if ! "$f" -max_total_time="$seconds" -max_len=8192 -timeout=10 \
+            -rss_limit_mb=2048 -dict="$here/json.dict" \
+            -artifact_prefix="$dir/$name-" -print_final_stats=1 \
+            "$work" "$here/corpus" > "$log" 2>&1
+    then
+        grep -E "^fuzz_|ERROR|SUMMARY|Test unit written" "$log" >&2 || true
+        echo "fuzz: $name FAILED; reproduce with: $f <the input above>" >&2
+        exit 1
+    fi
+
+    grep -E "^fuzz_jansson: known|^stat::number_of_executed_units|^stat::average_exec_per_sec|^Done" "$log" \
+        | sed -e "s/^fuzz_jansson: //" -e "s/^/fuzz: $name: /"
+done
+
+echo "fuzz: no crash"
