@@ -20,8 +20,9 @@
 #   BENCH_WARMUP=1       seconds of warm-up before a scenario's first repeat
 #   BENCH_CONC=16        concurrent connections (wrk -c, pgbench -c)
 #   BENCH_WORKERS="1 2"  nginx worker_processes to measure with
-#   BENCH_LONG=15000     chats in the RSS stability run (0: skip); it runs on
-#                        the last BENCH_WORKERS, on fresh workers warmed up 3 s
+#   BENCH_LONG=100000    chats in the RSS stability run (0: skip); it runs on
+#                        the last BENCH_WORKERS, on fresh workers warmed up a
+#                        tenth of its time (3 s at least)
 #   BENCH_PROFILE=auto   auto: profile when a target is missed; 1: always; 0: never
 #   BENCH_PROFILE_REQS=1000  requests sent to the profiled worker (a tenth of
 #                        that with 1000-message histories, half streaming)
@@ -49,7 +50,7 @@ else
     duration=${BENCH_DURATION:-4}
     repeats=${BENCH_REPEATS:-3}
     warmup=${BENCH_WARMUP:-1}
-    long=${BENCH_LONG:-15000}
+    long=${BENCH_LONG:-100000}
     profile_reqs=${BENCH_PROFILE_REQS:-1000}
     counts=(6000 6000 2000 300)
 fi
@@ -513,15 +514,16 @@ rs=[json.loads(l) for l in open('$results')]
 v=sorted(r['rps'] for r in rs if r['name']=='module chat h20' and r['workers']==$w)
 print(v[len(v)//2] if v else 500)")
         secs=$(python3 -c "print(max(5, int($long / max($rps, 1.0) + 0.5)))")
+        warm=$(( secs / 10 > 3 ? secs / 10 : 3 ))
         # fresh workers, warmed up with the same chats, so that the first
         # sample is not what earlier scenarios (1000-message bodies) left
         stop_nginx "$master_module"
         start_nginx module
         master=$master_module
         reset_db
-        wrk_run 3 POST /chat "{\"sessionId\":\"%ID%\",\"input\":$input_json}" \
+        wrk_run "$warm" POST /chat "{\"sessionId\":\"%ID%\",\"input\":$input_json}" \
             "$tmp/ids-20" >/dev/null 2>&1 || true
-        log "long run: ~$long chats in ${secs}s after a 3 s warm-up, sampling worker RSS"
+        log "long run: ~$long chats in ${secs}s after a ${warm} s warm-up, sampling worker RSS"
         reset_db
         read -r -a wpids <<< "$(workers_of "$master")"
         ( while :; do
@@ -598,7 +600,10 @@ profile_one() {
     port=$module_port
     [ "$conf" = proxy ] && port=$proxy_port
     if [ "$profiler" = callgrind ]; then
-        sed -i 's/^master_process on;/master_process off;/' "$tmp/nginx-$conf/conf/nginx.conf"
+        # timer_resolution wakes an idle nginx, so that callgrind_control
+        # is heard at once (it waits a minute for a process in epoll_wait)
+        sed -i 's/^master_process on;/master_process off; timer_resolution 10ms;/' \
+            "$tmp/nginx-$conf/conf/nginx.conf"
         valgrind --tool=callgrind --instr-atstart=no --dump-instr=no \
             --callgrind-out-file="$tmp/prof.$slug.out" \
             "$nginx" -p "$tmp/nginx-$conf" -c conf/nginx.conf 2>"$tmp/prof.$slug.log" &
@@ -613,7 +618,8 @@ profile_one() {
         res=$("${send[@]}" -p "$port" -n "$n")
         callgrind_control -i off "$pid" >/dev/null
         stop_nginx "$pid"
-        sed -i 's/^master_process off;/master_process on;/' "$tmp/nginx-$conf/conf/nginx.conf"
+        sed -i 's/^master_process off; timer_resolution 10ms;/master_process on;/' \
+            "$tmp/nginx-$conf/conf/nginx.conf"
     else
         start_nginx "$conf"
         eval "pid=\$(workers_of \$master_$conf)"
