@@ -85,25 +85,33 @@ $$;
 
 
 -- A chat without its context: what chat_record answers the C module.
+-- Members that are NULL are left out, as strip_nulls would, but in one
+-- expression that PostgreSQL inlines (jsonb_strip_nulls only meets the
+-- scalar members here: nested nulls in input or metadata stay).
 create or replace function callhq.chat_head(c callhq.chats)
 returns jsonb
 language sql stable
 as $$
-    select callhq.strip_nulls(jsonb_build_object(
-        'id',             c.id,
-        'orgId',          c.org_id,
-        'assistantId',    c.assistant_id,
-        'assistant',      c.assistant,
-        'sessionId',      c.session_id,
-        'previousChatId', c.previous_chat_id,
-        'name',           c.name,
-        'input',          c.input,
-        'output',         c.output,
-        'status',         c.status,
-        'usage',          c.usage,
-        'metadata',       c.metadata,
-        'createdAt',      callhq.ts(c.created_at),
-        'updatedAt',      callhq.ts(c.updated_at)))
+    select jsonb_strip_nulls(jsonb_build_object(
+               'id',             c.id,
+               'orgId',          c.org_id,
+               'assistantId',    c.assistant_id,
+               'sessionId',      c.session_id,
+               'previousChatId', c.previous_chat_id,
+               'name',           c.name,
+               'status',         c.status,
+               'createdAt',      callhq.ts(c.created_at),
+               'updatedAt',      callhq.ts(c.updated_at)))
+           || case when jsonb_typeof(c.assistant) <> 'null'
+                   then jsonb_build_object('assistant', c.assistant) else '{}' end
+           || case when jsonb_typeof(c.input) <> 'null'
+                   then jsonb_build_object('input', c.input) else '{}' end
+           || case when jsonb_typeof(c.output) <> 'null'
+                   then jsonb_build_object('output', c.output) else '{}' end
+           || case when jsonb_typeof(c.usage) <> 'null'
+                   then jsonb_build_object('usage', c.usage) else '{}' end
+           || case when jsonb_typeof(c.metadata) <> 'null'
+                   then jsonb_build_object('metadata', c.metadata) else '{}' end
 $$;
 
 

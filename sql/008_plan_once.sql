@@ -9,8 +9,10 @@
 --
 --   * helpers declared immutable whose bodies are only stable (to_jsonb,
 --     jsonb_build_object) are never inlined: declared stable now, they are
---   * the helpers that read a set (FROM ...) cannot be inlined: they are
---     PL/pgSQL now, whose plans live as long as the connection
+--   * the helpers that read a set (FROM ...) and that PL/pgSQL calls once
+--     per chat cannot be inlined: they are PL/pgSQL now, whose plans live
+--     as long as the connection (strip_nulls stays SQL: lists call it per
+--     row, within one query, where its plan is kept)
 --   * the history query runs with plan_cache_mode force_generic_plan: it
 --     is a range of the primary key, always; with histories of unequal
 --     lengths the planner judged each custom plan cheaper and planned it
@@ -23,19 +25,6 @@ alter function callhq.message_raw(text, jsonb) stable;
 alter function callhq.message_clean(jsonb) stable;
 alter function callhq.chat_params(jsonb) stable;
 alter function callhq.list_metadata(callhq.list_query, bigint) stable;
-
-
--- An object without its top-level null members (as in 002_api.sql).
-create or replace function callhq.strip_nulls(p jsonb)
-returns jsonb
-language plpgsql immutable strict parallel safe
-as $$
-begin
-    return (select coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb)
-              from jsonb_each(p) e
-             where jsonb_typeof(e.value) <> 'null');
-end
-$$;
 
 
 -- The messages of a JSON array as compact JSON joined by ',', developer as
