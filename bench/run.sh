@@ -20,9 +20,9 @@
 #   BENCH_WARMUP=1       seconds of warm-up before a scenario's first repeat
 #   BENCH_CONC=16        concurrent connections (wrk -c, pgbench -c)
 #   BENCH_WORKERS="1 2"  nginx worker_processes to measure with
-#   BENCH_LONG=100000    chats in the RSS stability run (0: skip); it runs on
-#                        the last BENCH_WORKERS, on fresh workers warmed up a
-#                        tenth of its time (3 s at least)
+#   BENCH_LONG=100000    chats (at least) in the RSS stability run (0: skip);
+#                        it runs on the last BENCH_WORKERS, on fresh workers
+#                        warmed up a tenth of its time (3 s at least)
 #   BENCH_PROFILE=auto   auto: profile when a target is missed; 1: always; 0: never
 #   BENCH_PROFILE_REQS=1000  requests sent to the profiled worker (a tenth of
 #                        that with 1000-message histories, half streaming)
@@ -449,6 +449,42 @@ scenario() {
 }
 
 wrk_run() { local d=$1; shift; wrk_cmd "$d" "$@"; }
+
+# wrk runs for a time, not a count: the long run goes on in parts until it
+# has made its chats (a growing chats table slows it down as it goes), and
+# prints one result, latencies weighted by each part's requests
+long_run() {   # chats seconds method path body ids
+    local want=$1 secs=$2 made=0 parts=0 line
+    shift 2
+    : > "$tmp/long-parts"
+    while [ "$made" -lt "$want" ] && [ "$parts" -lt 5 ]; do
+        line=$(wrk_cmd "$secs" "$@" | grep '^{' | tail -n 1) || true
+        [ -n "$line" ] || break
+        echo "$line" >> "$tmp/long-parts"
+        parts=$((parts + 1))
+        read -r made secs < <(python3 - "$tmp/long-parts" "$want" <<'PY'
+import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+made = sum(r["requests"] for r in rs)
+rate = max(rs[-1]["rps"], 1.0)
+print(made, max(2, int((int(sys.argv[2]) - made) / rate * 1.1 + 1)))
+PY
+)
+    done
+    python3 - "$tmp/long-parts" <<'PY'
+import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+n = sum(r["requests"] for r in rs) or 1
+out = {k: sum(r[k] for r in rs) for k in rs[0]
+       if k in ("requests", "duration_s", "bytes") or k.startswith("err_")}
+out["rps"] = out["requests"] / max(out["duration_s"], 1e-9)
+for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms"):
+    out[k] = sum(r[k] * r["requests"] for r in rs) / n
+out["max_ms"] = max(r["max_ms"] for r in rs)
+out["parts"] = len(rs)
+print(json.dumps(out))
+PY
+}
 sse_run() { local d=$1; shift; sse_cmd "$d" "$@"; }
 pgbench_run() {   # duration len [clients]
     local c=${3:-$conc}
@@ -513,7 +549,8 @@ import json
 rs=[json.loads(l) for l in open('$results')]
 v=sorted(r['rps'] for r in rs if r['name']=='module chat h20' and r['workers']==$w)
 print(v[len(v)//2] if v else 500)")
-        secs=$(python3 -c "print(max(5, int($long / max($rps, 1.0) + 0.5)))")
+        # the short runs' rate, less a sixth: the chats table grows
+        secs=$(python3 -c "print(max(5, int($long / max($rps, 1.0) * 1.2 + 0.5)))")
         warm=$(( secs / 10 > 3 ? secs / 10 : 3 ))
         # fresh workers, warmed up with the same chats, so that the first
         # sample is not what earlier scenarios (1000-message bodies) left
@@ -523,7 +560,7 @@ print(v[len(v)//2] if v else 500)")
         reset_db
         wrk_run "$warm" POST /chat "{\"sessionId\":\"%ID%\",\"input\":$input_json}" \
             "$tmp/ids-20" >/dev/null 2>&1 || true
-        log "long run: ~$long chats in ${secs}s after a ${warm} s warm-up, sampling worker RSS"
+        log "long run: $long chats or more (${secs}s, more if short) after a ${warm} s warm-up, sampling worker RSS"
         reset_db
         read -r -a wpids <<< "$(workers_of "$master")"
         ( while :; do
@@ -531,7 +568,7 @@ print(v[len(v)//2] if v else 500)")
               sleep 1
           done ) > "$tmp/rss-long.txt" &
         sampler_pid=$!
-        measure "module long h20" wrk "$conc" 20 1 -- wrk_run "$secs" \
+        measure "module long h20" wrk "$conc" 20 1 -- long_run "$long" "$secs" \
             POST /chat "{\"sessionId\":\"%ID%\",\"input\":$input_json}" "$tmp/ids-20"
         kill "$sampler_pid" 2>/dev/null || true
         wait "$sampler_pid" 2>/dev/null || true

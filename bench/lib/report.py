@@ -287,7 +287,10 @@ for wk in workers:
             later = "; from 10%% of the run to its end: worst %+.1f%%" % (
                 100.0 * max(((x1 - x0) / x0 for x0, x1 in zip(s0, s1) if x0),
                             key=abs))
-        target("worker RSS flat (±5%%) over a long run (%d chats)" % r["requests"],
+        parts = r.get("parts", 1)
+        target("worker RSS flat (±5%%) over a long run (%d chats%s)" % (
+                   r["requests"],
+                   ", %d wrk runs back to back" % parts if parts > 1 else ""),
                "per worker %s → %s MB, worst %+.1f%%%s%s" % (
                    "/".join("%.1f" % (x / 1024.0) for x in b),
                    "/".join("%.1f" % (x / 1024.0) for x in a),
