@@ -449,6 +449,18 @@ scenario() {
 }
 
 wrk_run() { local d=$1; shift; wrk_cmd "$d" "$@"; }
+sse_run() { local d=$1; shift; sse_cmd "$d" "$@"; }
+pgbench_run() {   # duration len [clients]
+    local c=${3:-$conc}
+    local per=$(( $(wc -l < "$tmp/ids-$2") / c ))
+    "$pgbench" -n -M prepared -r -c "$c" -j 1 -T "$1" -f "$lib/floor_b.sql" \
+        -D key="$key_hash" -D opts="$opts" -D len="$2" -D per="$per" \
+        -D input="$input" -D reply="$reply" \
+        -l --log-prefix="$tmp/pgbench" "$conninfo" > "$tmp/pgbench.out" 2>&1 || {
+        cat "$tmp/pgbench.out" >&2; return 1; }
+    python3 "$lib/pgbench_json.py" "$tmp/pgbench.out" "$tmp"/pgbench.[0-9]*
+    rm -f "$tmp"/pgbench.[0-9]*
+}
 
 # wrk runs for a time, not a count: the long run goes on in parts until it
 # has made its chats (a growing chats table slows it down as it goes), and
@@ -484,18 +496,6 @@ out["max_ms"] = max(r["max_ms"] for r in rs)
 out["parts"] = len(rs)
 print(json.dumps(out))
 PY
-}
-sse_run() { local d=$1; shift; sse_cmd "$d" "$@"; }
-pgbench_run() {   # duration len [clients]
-    local c=${3:-$conc}
-    local per=$(( $(wc -l < "$tmp/ids-$2") / c ))
-    "$pgbench" -n -M prepared -r -c "$c" -j 1 -T "$1" -f "$lib/floor_b.sql" \
-        -D key="$key_hash" -D opts="$opts" -D len="$2" -D per="$per" \
-        -D input="$input" -D reply="$reply" \
-        -l --log-prefix="$tmp/pgbench" "$conninfo" > "$tmp/pgbench.out" 2>&1 || {
-        cat "$tmp/pgbench.out" >&2; return 1; }
-    python3 "$lib/pgbench_json.py" "$tmp/pgbench.out" "$tmp"/pgbench.[0-9]*
-    rm -f "$tmp"/pgbench.[0-9]*
 }
 
 cc -O2 -o "$tmp/sse_bench" "$lib/sse_bench.c"
