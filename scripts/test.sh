@@ -10,6 +10,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
+# sql/: functions only in sql/functions/, each defined once
+scripts/sql-layout.sh
+
 module=$top/build/ngx_http_callhq_module.so
 [ -f "$module" ] || { echo "test.sh: build the module first (make)" >&2; exit 1; }
 

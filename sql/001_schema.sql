@@ -1,14 +1,14 @@
 -- 001_schema.sql: tables and indexes of ngx_http_callhq_module.
 --
 -- Applied once by sql/migrate.sh, in one transaction with its row in
--- callhq.schema_migrations. Functions live in 002_api.sql and later files.
+-- callhq.schema_migrations. Functions live in sql/functions/.
 -- Every id is a uuid from gen_random_uuid() (built into PostgreSQL 13+);
 -- every timestamp is a timestamptz. Each tenant's data hangs off callhq.orgs
 -- and goes with it (on delete cascade).
 -- The timestamps the API shows (createdAt, updatedAt, expiresAt) are kept
 -- to the millisecond, as shown, so that a client filtering on a value it
 -- was given (createdAtGt=<a createdAt>) gets exactly what it expects:
--- write them with callhq.now_ms() (002_api.sql), not now().
+-- write them with callhq.now_ms() (sql/functions/base.sql), not now().
 
 do $$
 begin

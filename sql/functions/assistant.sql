@@ -1,0 +1,272 @@
+-- assistant.sql: /assistant, and how an assistant is shown and stored.
+--
+-- Members of the official SDK's CreateAssistantDto / UpdateAssistantDto
+-- that the module has no use for (voice, transcriber, model.tools,
+-- server.backoffPlan, ...) are accepted and ignored: they are not stored,
+-- and GET /assistant does not show them. Unknown names still answer 400.
+--
+-- Re-applied by sql/migrate.sh on every run, after the migrations (see
+-- base.sql).
+
+
+create or replace function callhq.assistant_json(a callhq.assistants)
+returns jsonb
+language sql stable
+as $$
+    select callhq.strip_nulls(jsonb_build_object(
+        'id',             a.id,
+        'orgId',          a.org_id,
+        'name',           a.name,
+        'model',          a.model,
+        'firstMessage',   a.first_message,
+        'server',         a.server,
+        'serverMessages', a.server_messages,
+        'metadata',       a.metadata,
+        'createdAt',      callhq.ts(a.created_at),
+        'updatedAt',      callhq.ts(a.updated_at)))
+$$;
+
+
+-- POST /assistant
+create or replace function callhq.api_assistant_create(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org  uuid := callhq.auth(p_key);
+    v_a    callhq.assistants;
+begin
+    perform callhq.check_args(p_args, '{}');
+    perform callhq.check_assistant(callhq.check_body(p_body), '');
+
+    insert into callhq.assistants (org_id, name, model, first_message, server,
+                                   server_messages, metadata)
+    values (v_org,
+            p_body->>'name',
+            jsonb_strip_nulls(callhq.model_clean(callhq.jnull(p_body->'model'))),
+            p_body->>'firstMessage',
+            jsonb_strip_nulls(callhq.server_clean(callhq.jnull(p_body->'server'))),
+            callhq.jnull(p_body->'serverMessages'),
+            callhq.jnull(p_body->'metadata'))
+    returning * into v_a;
+
+    return query select 201, callhq.assistant_json(v_a)::text;
+end
+$$;
+
+
+-- GET /assistant: a plain array, newest first.
+create or replace function callhq.api_assistant_list(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org   uuid := callhq.auth(p_key);
+    v_q     callhq.list_query := callhq.parse_list(
+                p_args, array['limit'] || callhq.time_params());
+    v_rows  jsonb;
+begin
+    select coalesce(jsonb_agg(t.j order by t.created_at desc, t.id desc), '[]')
+      into v_rows
+      from (select callhq.assistant_json(a) j, a.created_at, a.id
+              from callhq.assistants_matching(v_org, v_q) a
+             order by a.created_at desc, a.id desc
+             limit v_q.lim) t;
+
+    return query select 200, v_rows::text;
+end
+$$;
+
+
+-- GET /assistant/{id}
+create or replace function callhq.api_assistant_get(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org  uuid := callhq.auth(p_key);
+    v_id   uuid := callhq.path_id(p_id, 'Assistant');
+    v_a    callhq.assistants;
+begin
+    perform callhq.check_args(p_args, '{}');
+
+    select a.* into v_a from callhq.assistants a where a.id = v_id and a.org_id = v_org;
+    if not found then
+        perform callhq.fail(404, 'Assistant ' || p_id || ' not found');
+    end if;
+
+    return query select 200, callhq.assistant_json(v_a)::text;
+end
+$$;
+
+
+-- PATCH /assistant/{id}: the given members replace the stored ones (null
+-- clears one); model and server are replaced whole, not merged.
+create or replace function callhq.api_assistant_update(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org  uuid := callhq.auth(p_key);
+    v_id   uuid := callhq.path_id(p_id, 'Assistant');
+    v_a    callhq.assistants;
+begin
+    perform callhq.check_args(p_args, '{}');
+    perform callhq.check_assistant(callhq.check_body(p_body), '');
+
+    update callhq.assistants a
+       set name            = case when p_body ? 'name'
+                                  then p_body->>'name' else a.name end,
+           model           = case when p_body ? 'model'
+                                  then jsonb_strip_nulls(callhq.model_clean(callhq.jnull(p_body->'model')))
+                                  else a.model end,
+           first_message   = case when p_body ? 'firstMessage'
+                                  then p_body->>'firstMessage' else a.first_message end,
+           server          = case when p_body ? 'server'
+                                  then jsonb_strip_nulls(callhq.server_clean(callhq.jnull(p_body->'server')))
+                                  else a.server end,
+           server_messages = case when p_body ? 'serverMessages'
+                                  then callhq.jnull(p_body->'serverMessages')
+                                  else a.server_messages end,
+           metadata        = case when p_body ? 'metadata'
+                                  then callhq.jnull(p_body->'metadata') else a.metadata end,
+           updated_at      = callhq.now_ms()
+     where a.id = v_id and a.org_id = v_org
+    returning a.* into v_a;
+
+    if not found then
+        perform callhq.fail(404, 'Assistant ' || p_id || ' not found');
+    end if;
+
+    return query select 200, callhq.assistant_json(v_a)::text;
+end
+$$;
+
+
+-- DELETE /assistant/{id}: its sessions and chats stay, without assistantId.
+create or replace function callhq.api_assistant_delete(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org  uuid := callhq.auth(p_key);
+    v_id   uuid := callhq.path_id(p_id, 'Assistant');
+    v_a    callhq.assistants;
+begin
+    perform callhq.check_args(p_args, '{}');
+
+    delete from callhq.assistants a
+     where a.id = v_id and a.org_id = v_org
+    returning a.* into v_a;
+
+    if not found then
+        perform callhq.fail(404, 'Assistant ' || p_id || ' not found');
+    end if;
+
+    return query select 200, callhq.assistant_json(v_a)::text;
+end
+$$;
+
+
+-- A checked message as the module keeps it: {role, content}. content is
+-- the message's content, else its "message" (the SDK's call-log shape of
+-- user and system messages), else '' (an assistant message that only
+-- carries tool_calls).
+-- Stable, not immutable, as message_raw (base.sql): jsonb_build_object is
+-- only stable, and a SQL function is inlined only when declared no
+-- stricter than its body.
+create or replace function callhq.message_clean(p_msg jsonb)
+returns jsonb
+language sql stable parallel safe
+as $$
+    select jsonb_build_object('role', p_msg->'role',
+                              'content', coalesce(callhq.jnull(p_msg->'content'),
+                                                  callhq.jnull(p_msg->'message'),
+                                                  '""'::jsonb))
+$$;
+
+
+-- The model members of the SDK's model providers that are accepted and ignored.
+create or replace function callhq.model_ignored()
+returns text[]
+language sql immutable
+as $$
+    select array['tools', 'toolIds', 'toolRefs', 'knowledgeBase', 'knowledgeBaseId',
+                 'emotionRecognitionEnabled', 'numFastTurns', 'fallbackModels',
+                 'toolStrictCompatibilityMode', 'promptCacheRetention', 'promptCacheKey',
+                 'reasoningEffort', 'thinking', 'realtimeConfig', 'metadataSendMode',
+                 'headers', 'url', 'wordLevelConfidenceEnabled', 'timeoutSeconds',
+                 'version', 'workflow', 'workflowId']
+$$;
+
+
+-- The SDK's serverMessages event names: accepted; only the five
+-- session.* / chat.* events do anything (webhook.sql).
+create or replace function callhq.server_message_names()
+returns text[]
+language sql immutable
+as $$
+    select array['assistant.started', 'assistant.speechStarted', 'conversation-update',
+                 'end-of-call-report', 'function-call', 'hang', 'language-changed',
+                 'language-change-detected', 'model-output', 'phone-call-control',
+                 'speech-update', 'status-update', 'transcript',
+                 'transcript[transcriptType="final"]', 'tool-calls',
+                 'transfer-destination-request', 'handoff-destination-request',
+                 'transfer-update', 'user-interrupted', 'voice-input', 'call.deleted',
+                 'call.delete.failed', 'call.artifact.upload']
+$$;
+
+
+-- A checked model as stored: the members the module uses, messages as
+-- message_clean makes them.
+create or replace function callhq.model_clean(p_model jsonb)
+returns jsonb
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_model) = 'object' then
+               (select coalesce(jsonb_object_agg(e.key,
+                           case when e.key = 'messages' and jsonb_typeof(e.value) = 'array'
+                                then (select coalesce(jsonb_agg(callhq.message_clean(x.m)
+                                                                order by x.n), '[]')
+                                        from jsonb_array_elements(e.value)
+                                             with ordinality x(m, n))
+                                else e.value end), '{}')
+                  from jsonb_each(p_model) e
+                 where e.key in ('provider', 'model', 'messages', 'temperature', 'maxTokens'))
+           else p_model end
+$$;
+
+
+-- A checked server as stored: url, secret, headers, timeoutSeconds.
+create or replace function callhq.server_clean(p_server jsonb)
+returns jsonb
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_server) = 'object' then
+               (select coalesce(jsonb_object_agg(e.key, e.value), '{}')
+                  from jsonb_each(p_server) e
+                 where e.key in ('url', 'secret', 'headers', 'timeoutSeconds'))
+           else p_server end
+$$;
+
+
+-- A checked inline assistant as stored: its members the module uses.
+create or replace function callhq.assistant_clean(p_obj jsonb)
+returns jsonb
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_obj) = 'object' then
+               (select coalesce(jsonb_object_agg(e.key,
+                           case e.key when 'model' then callhq.model_clean(e.value)
+                                      when 'server' then callhq.server_clean(e.value)
+                                      else e.value end), '{}')
+                  from jsonb_each(p_obj) e
+                 where e.key in ('name', 'model', 'firstMessage', 'server',
+                                 'serverMessages', 'metadata'))
+           else p_obj end
+$$;

@@ -1,0 +1,938 @@
+-- chat.sql: POST /chat (and /chat/responses), the model call's two ends;
+-- GET and DELETE /chat; a chat's context.
+--
+-- The C module calls, per chat:
+--
+--   select state, record, params, messages, chat_id, session_id, org_id, model
+--     from callhq.chat_begin($1::bytea, $2::jsonb, $3::jsonb)
+--
+-- (API key hash, client body, {"defaultExpirationSeconds", "contextMessages",
+-- "contextBytes", "turnLeaseSeconds"}) which checks the body, resolves the
+-- assistant and the context, and takes the session's turn; then, once the
+-- model has answered, exactly one of
+--
+--   select status, body from callhq.chat_record($1::jsonb, $2::jsonb,
+--                                               $3::jsonb #>> '{}', ...)
+--   select 200, '' from callhq.chat_release($1::jsonb)
+--
+-- with the record that chat_begin returned ($2, the context, only for a
+-- chat without a session, or when chat_record answered (100, '') because
+-- the session's history went while the chat ran). chat_record writes
+-- the chat and the session's new turn in one transaction, once; chat_release
+-- gives the turn back when the model failed before any output.
+--
+-- Turn order: a session runs one chat at a time. chat_begin leases the
+-- session to the new chat (sessions.busy_chat until sessions.busy_until);
+-- chat_record and chat_release end the lease. A lease left behind by a
+-- crashed nginx runs out by itself after turnLeaseSeconds.
+--
+-- A chat of a session keeps its context by reference: its prompts and its
+-- input in chats.messages, and the range of the session's history it was
+-- sent (history_from..history_to, seqs of callhq.messages); chat_context
+-- puts the three together again, byte for byte as the model got them.
+-- Other chats, and those recorded before 007_chat_context, keep their
+-- whole context in messages (history_to is NULL).
+--
+-- Re-applied by sql/migrate.sh on every run, after the migrations (see
+-- base.sql).
+
+
+-- As jsonb, for webhook events.
+create or replace function callhq.chat_json(c callhq.chats)
+returns jsonb
+language sql stable
+as $$
+    select callhq.chat_text(c)::jsonb
+$$;
+
+
+-- GET /chat: {results, metadata}, as GET /session; the rows as chat_text
+-- (each chat with its context last).
+create or replace function callhq.api_chat_list(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org     uuid := callhq.auth(p_key);
+    v_q       callhq.list_query := callhq.parse_list(
+                  p_args, array['page', 'limit', 'sortOrder', 'sortBy', 'id', 'idAny',
+                                'assistantId', 'assistantIdAny', 'sessionId',
+                                'previousChatId',
+                                -- the SDK's, accepted and ignored (no squads here)
+                                'squadId']
+                          || callhq.time_params());
+    v_offset  bigint := (v_q.page - 1)::bigint * v_q.lim;
+    v_total   bigint;
+    v_rows    text;
+begin
+    select count(*) into v_total from callhq.chats_matching(v_org, v_q);
+
+    if v_q.sort_asc then
+        select string_agg(callhq.chat_text(x), ', ' order by t.created_at, t.id)
+          into v_rows
+          from (select c.id, c.created_at
+                  from callhq.chats_matching(v_org, v_q) c
+                 order by c.created_at, c.id
+                 limit v_q.lim offset v_offset) t
+          join callhq.chats x on x.id = t.id;
+    else
+        select string_agg(callhq.chat_text(x), ', '
+                          order by t.created_at desc, t.id desc)
+          into v_rows
+          from (select c.id, c.created_at
+                  from callhq.chats_matching(v_org, v_q) c
+                 order by c.created_at desc, c.id desc
+                 limit v_q.lim offset v_offset) t
+          join callhq.chats x on x.id = t.id;
+    end if;
+
+    return query select 200, '{"results": [' || coalesce(v_rows, '')
+                             || '], "metadata": '
+                             || callhq.list_metadata(v_q, v_total)::text || '}';
+end
+$$;
+
+
+-- GET /chat/{id}
+create or replace function callhq.api_chat_get(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org  uuid := callhq.auth(p_key);
+    v_id   uuid := callhq.path_id(p_id, 'Chat');
+    v_c    callhq.chats;
+begin
+    perform callhq.check_args(p_args, '{}');
+
+    select c.* into v_c from callhq.chats c where c.id = v_id and c.org_id = v_org;
+    if not found then
+        perform callhq.fail(404, 'Chat ' || p_id || ' not found');
+    end if;
+
+    return query select 200, callhq.chat_text(v_c);
+end
+$$;
+
+
+-- DELETE /chat/{id}: answers with the deleted chat (its context is still
+-- in the session's history, which stays).
+create or replace function callhq.api_chat_delete(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_org  uuid := callhq.auth(p_key);
+    v_id   uuid := callhq.path_id(p_id, 'Chat');
+    v_c    callhq.chats;
+begin
+    perform callhq.check_args(p_args, '{}');
+
+    delete from callhq.chats c
+     where c.id = v_id and c.org_id = v_org
+    returning c.* into v_c;
+
+    if not found then
+        perform callhq.fail(404, 'Chat ' || p_id || ' not found');
+    end if;
+
+    return query select 200, callhq.chat_text(v_c);
+end
+$$;
+
+
+-- The body's input as messages: a string is one user message; an array
+-- must hold at least one {role, content}.
+create or replace function callhq.chat_input(p_value jsonb)
+returns jsonb
+language plpgsql
+as $$
+begin
+    perform callhq.check_present(p_value, 'input', true);
+
+    case jsonb_typeof(p_value)
+    when 'string' then
+        return jsonb_build_array(jsonb_build_object('role', 'user', 'content', p_value));
+    when 'array' then
+        if jsonb_array_length(p_value) = 0 then
+            perform callhq.fail(400, 'input must not be empty');
+        end if;
+        return callhq.check_messages(p_value, 'input', true);
+    else
+        perform callhq.fail(400, 'input must be a string or an array of messages');
+    end case;
+    return null;
+end
+$$;
+
+
+-- An assistant's model, checked for chatting: model.model is needed to
+-- call the model upstream.
+create or replace function callhq.chat_model(p_model jsonb)
+returns jsonb
+language plpgsql
+as $$
+begin
+    if p_model is null or jsonb_typeof(p_model) <> 'object' then
+        perform callhq.fail(400, 'assistant model is required to chat');
+    end if;
+    if jsonb_typeof(p_model->'model') is distinct from 'string'
+       or p_model->>'model' = ''
+    then
+        perform callhq.fail(400, 'assistant model.model is required to chat');
+    end if;
+    return p_model;
+end
+$$;
+
+
+-- The upstream request's members that come from the model, as a JSON
+-- fragment without braces: "model":..[,"temperature":..][,"max_tokens":..]
+-- Stable, not immutable, so that it inlines (to_jsonb is only stable).
+create or replace function callhq.chat_params(p_model jsonb)
+returns text
+language sql stable
+as $$
+    select '"model":' || to_jsonb(p_model->>'model')::text
+           || case when jsonb_typeof(p_model->'temperature') = 'number'
+                   then ',"temperature":' || (p_model->'temperature')::text
+                   else '' end
+           || case when jsonb_typeof(p_model->'maxTokens') = 'number'
+                   then ',"max_tokens":' || (p_model->'maxTokens')::text
+                   else '' end
+$$;
+
+
+-- The messages of a JSON array ({role, content} each) as compact JSON
+-- joined by ',', without brackets, developer as system; NULL when there
+-- are none.
+create or replace function callhq.chat_raws(p_msgs jsonb)
+returns text
+language plpgsql stable
+as $$
+begin
+    if jsonb_typeof(p_msgs) is distinct from 'array' then
+        return null;
+    end if;
+
+    return (select string_agg(callhq.message_raw(callhq.upstream_role(e.m->>'role'),
+                                                 e.m->'content'), ',' order by e.n)
+              from jsonb_array_elements(p_msgs) with ordinality e(m, n));
+end
+$$;
+
+
+-- A session's history as sent upstream: the raw messages joined by ',',
+-- oldest first, bounded to the p_max_msgs most recent (0: all) and to the
+-- most recent whose raw lengths in bytes sum to at most p_max_bytes (0: no
+-- bound); NULL when nothing is left. Walks the primary key backwards from
+-- the newest message and stops at p_max_msgs. Developer messages go as
+-- system: those are decoded and encoded again, the others spliced as
+-- stored.
+create or replace function callhq.chat_history(p_session uuid, p_max_msgs bigint,
+                                               p_max_bytes bigint)
+returns text
+language sql stable
+as $$
+    select string_agg(case when h.role = 'developer'
+                           then callhq.message_raw('system', h.content)
+                           else h.raw end, ',' order by h.seq)
+      from (select m.seq, m.raw, m.role, m.content,
+                   sum(octet_length(m.raw)) over (order by m.seq desc
+                                                  rows unbounded preceding) as total
+              from callhq.messages m
+             where m.session_id = p_session
+             order by m.seq desc
+             limit nullif(p_max_msgs, 0)) h
+     where p_max_bytes = 0 or h.total <= p_max_bytes
+$$;
+
+
+-- The history that a chat hands on to the chat that names it as
+-- previousChatId: its context (wherever that is kept, see chat_messages)
+-- without its leading system prompts, then its output; developer as
+-- system; bounded as chat_history.
+create or replace function callhq.chat_previous_history(p_chat callhq.chats,
+                                                        p_max_msgs bigint,
+                                                        p_max_bytes bigint)
+returns text
+language sql stable
+as $$
+    with ctx as (
+        select callhq.chat_messages(p_chat) as m
+    ),
+    skip as (
+        -- the system prompts at the head of its context: as recorded, or
+        -- for a chat recorded without the count, its leading system messages
+        select coalesce(p_chat.prompt_count,
+                        (select coalesce(min(e.n) - 1, jsonb_array_length(ctx.m))
+                           from jsonb_array_elements(ctx.m) with ordinality e(m, n)
+                          where e.m->>'role' is distinct from 'system'),
+                        0) as n
+          from ctx
+    ),
+    h as (
+        select e.n, callhq.message_raw(callhq.upstream_role(e.m->>'role'),
+                                       e.m->'content') as raw
+          from ctx, skip,
+               jsonb_array_elements(ctx.m || coalesce(p_chat.output, '[]'))
+               with ordinality e(m, n)
+         where e.n > skip.n
+    )
+    select string_agg(t.raw, ',' order by t.n)
+      from (select h.n, h.raw,
+                   sum(octet_length(h.raw)) over (order by h.n desc
+                                                  rows unbounded preceding) as total
+              from h
+             order by h.n desc
+             limit nullif(p_max_msgs, 0)) t
+     where p_max_bytes = 0 or t.total <= p_max_bytes
+$$;
+
+
+-- An assistant of the org by id; 404 naming p_text (the id as the client
+-- wrote it) when there is none.
+create or replace function callhq.chat_assistant(p_org uuid, p_id uuid, p_text text)
+returns callhq.assistants
+language plpgsql stable
+as $$
+declare
+    v_a  callhq.assistants;
+begin
+    select a.* into v_a from callhq.assistants a where a.id = p_id and a.org_id = p_org;
+    if not found then
+        perform callhq.fail(404, 'Assistant ' || p_text || ' not found');
+    end if;
+    return v_a;
+end
+$$;
+
+
+-- A session can take a chat: not completed, not expired; else 410.
+create or replace function callhq.chat_session_open(s callhq.sessions)
+returns void
+language plpgsql
+as $$
+begin
+    if s.status = 'completed' or s.expires_at <= now() then
+        perform callhq.fail(410, 'Session ' || s.id || ' is completed; create a new session');
+    end if;
+end
+$$;
+
+
+-- POST /chat, before the model: one row.
+--   state 'ok'    record    JSON object text for chat_record / chat_release;
+--                           for a chat of a session it carries what
+--                           chat_record keeps of it: the prompts sent
+--                           (prompts) and the seqs of the history sent
+--                           (historyFrom, historyTo)
+--                 params    "model":..,"temperature":..,"max_tokens":..
+--                 messages  the context as JSON array text: the assistant's
+--                           system prompts, the (bounded) history, the input
+--                 chat_id, session_id (NULL without session), org_id, model
+--   state 'busy'  the session runs another chat; only session_id is set.
+--                 Nothing was written: call again a little later.
+-- Failures raise CQ400, CQ401, CQ404, CQ410; nothing is written then.
+-- assistantOverrides: its variableValues, over those stored with the
+-- session, fill {{name}} in the contents of the assistant's model.messages
+-- sent upstream; a customer session that this chat opens keeps them.
+-- Developer messages go upstream as system (chat_raws).
+create or replace function callhq.chat_begin(p_key bytea, p_body jsonb, p_opts jsonb)
+returns table (state text, record text, params text, messages text,
+               chat_id uuid, session_id uuid, org_id uuid, model text)
+language plpgsql
+as $$
+#variable_conflict use_column
+declare
+    v_org           uuid := callhq.auth(p_key);
+    v_body          jsonb;
+    v_chat          uuid := gen_random_uuid();
+    v_max_msgs      bigint := callhq.opt_bigint(p_opts, 'contextMessages');
+    v_max_bytes     bigint := callhq.opt_bigint(p_opts, 'contextBytes');
+    v_lease         bigint := coalesce(nullif(callhq.opt_bigint(p_opts, 'turnLeaseSeconds'), 0),
+                                       600);
+    v_expiration    int := coalesce(nullif(callhq.opt_int(p_opts, 'defaultExpirationSeconds'), 0),
+                                    86400);
+    v_input         jsonb;      -- the input as messages
+    v_session_id    uuid;
+    v_prev_id       uuid;
+    v_assistant_id  uuid;       -- the body's assistantId
+    v_inline        jsonb;      -- the body's assistant
+    v_customer      jsonb;
+    v_number        text;
+    v_external      text;
+    v_a             callhq.assistants;
+    v_s             callhq.sessions;
+    v_prev          callhq.chats;
+    v_use_id        uuid;       -- the assistant the chat is made with: a row
+    v_use_inline    jsonb;      -- or an inline one
+    v_model         jsonb;
+    v_history       text;
+    v_hfrom         int;
+    v_hto           int;
+    v_filled        jsonb;      -- the assistant's prompts, variables filled
+    v_prompts       text;
+    v_record        jsonb;
+    v_overrides     jsonb;      -- the body's assistantOverrides
+    v_vars          jsonb;      -- the variables of the assistant's prompts
+begin
+    v_body := callhq.check_body(p_body);
+
+    -- the body, field by field
+    perform callhq.check_fields(v_body, array['input', 'sessionId', 'previousChatId',
+                                              'assistantId', 'assistant', 'customer',
+                                              'name', 'stream', 'metadata',
+                                              'assistantOverrides'], '');
+    v_input := callhq.chat_input(v_body->'input');
+    v_session_id := callhq.check_uuid(v_body->'sessionId', 'sessionId');
+    v_prev_id := callhq.check_uuid(v_body->'previousChatId', 'previousChatId');
+    v_assistant_id := callhq.check_uuid(v_body->'assistantId', 'assistantId');
+    v_inline := callhq.check_object(v_body->'assistant', 'assistant');
+    v_customer := callhq.check_customer(v_body->'customer', 'customer');
+    perform callhq.check_string(v_body->'name', 'name', 40);
+    if jsonb_typeof(v_body->'stream') not in ('boolean', 'null') then
+        perform callhq.fail(400, 'stream must be a boolean');
+    end if;
+    perform callhq.check_object(v_body->'metadata', 'metadata');
+    v_overrides := callhq.check_overrides(v_body->'assistantOverrides', 'assistantOverrides');
+
+    -- the context, exactly one way
+    if v_session_id is not null and v_prev_id is not null then
+        perform callhq.fail(400, 'sessionId and previousChatId cannot be used together');
+    end if;
+    if v_session_id is not null and v_assistant_id is not null then
+        perform callhq.fail(400, 'assistantId cannot be used with sessionId; '
+                                 'a session is tied to its assistant');
+    end if;
+    if v_session_id is not null and v_inline is not null then
+        perform callhq.fail(400, 'assistant cannot be used with sessionId; '
+                                 'a session is tied to its assistant');
+    end if;
+
+    -- the inline assistant (ignored when assistantId is given, as in POST /session)
+    if v_assistant_id is not null then
+        v_inline := null;
+    elsif v_inline is not null then
+        perform callhq.check_assistant(v_inline, 'assistant.');
+        v_inline := jsonb_strip_nulls(callhq.assistant_clean(v_inline));
+    end if;
+
+    if v_session_id is null and v_prev_id is null then
+        if v_assistant_id is null and v_inline is null then
+            perform callhq.fail(400, 'assistantId or assistant is required');
+        end if;
+        if v_customer is not null then
+            v_number := nullif(v_customer->>'number', '');
+            v_external := nullif(v_customer->>'externalId', '');
+            if v_number is null and v_external is null then
+                perform callhq.fail(400, 'customer.number or customer.externalId is required');
+            end if;
+            if v_assistant_id is null then
+                perform callhq.fail(400, 'assistantId is required with customer');
+            end if;
+        end if;
+    end if;
+
+    -- the assistant given in the body
+    if v_assistant_id is not null then
+        v_a := callhq.chat_assistant(v_org, v_assistant_id, v_body->>'assistantId');
+        v_use_id := v_a.id;
+        v_model := v_a.model;
+    elsif v_inline is not null then
+        v_use_inline := v_inline;
+        v_model := v_inline->'model';
+    end if;
+
+    if v_session_id is not null then
+        -- a session of the org, open, with its assistant
+        select s.* into v_s
+          from callhq.sessions s
+         where s.id = v_session_id and s.org_id = v_org
+           for update;
+        if not found then
+            perform callhq.fail(404, 'Session ' || (v_body->>'sessionId') || ' not found');
+        end if;
+        perform callhq.chat_session_open(v_s);
+
+        if v_s.assistant_id is not null then
+            select a.* into v_a from callhq.assistants a where a.id = v_s.assistant_id;
+        end if;
+        if v_s.assistant_id is not null and v_a.id is not null then
+            v_use_id := v_a.id;
+            v_model := v_a.model;
+        elsif v_s.assistant is not null then
+            v_use_inline := v_s.assistant;
+            v_model := v_s.assistant->'model';
+        else
+            perform callhq.fail(400, 'Session ' || v_s.id || ' has no assistant to chat with');
+        end if;
+
+    elsif v_prev_id is not null then
+        select c.* into v_prev
+          from callhq.chats c
+         where c.id = v_prev_id and c.org_id = v_org;
+        if not found then
+            perform callhq.fail(404, 'Chat ' || (v_body->>'previousChatId') || ' not found');
+        end if;
+
+        -- the previous chat's assistant, unless the body names one
+        if v_use_id is null and v_use_inline is null then
+            if v_prev.assistant_id is not null then
+                select a.* into v_a from callhq.assistants a where a.id = v_prev.assistant_id;
+            end if;
+            if v_prev.assistant_id is not null and v_a.id is not null then
+                v_use_id := v_a.id;
+                v_model := v_a.model;
+            elsif v_prev.assistant is not null then
+                v_use_inline := v_prev.assistant;
+                v_model := v_prev.assistant->'model';
+            else
+                perform callhq.fail(400, 'assistantId or assistant is required; the assistant of Chat '
+                                         || v_prev.id || ' no longer exists');
+            end if;
+        end if;
+
+    elsif v_customer is not null then
+        -- the customer's session with this assistant: one at a time per
+        -- customer, so that two first messages do not open two sessions
+        perform pg_advisory_xact_lock(hashtextextended(
+            'callhq.customer:' || v_org || ':' || v_use_id || ':'
+            || coalesce('n:' || v_number, 'x:' || v_external), 0));
+
+        if v_number is not null then
+            select s.* into v_s
+              from callhq.sessions s
+             where s.org_id = v_org and s.assistant_id = v_use_id
+               and s.customer->>'number' = v_number
+               and s.status = 'active' and s.expires_at > now()
+             order by s.updated_at desc
+             limit 1
+               for update;
+        else
+            select s.* into v_s
+              from callhq.sessions s
+             where s.org_id = v_org and s.assistant_id = v_use_id
+               and s.customer->>'externalId' = v_external
+               and s.status = 'active' and s.expires_at > now()
+             order by s.updated_at desc
+             limit 1
+               for update;
+        end if;
+    end if;
+
+    v_model := callhq.chat_model(v_model);
+
+    -- the session's turn
+    if v_s.id is not null then
+        if v_s.busy_chat is not null and v_s.busy_until >= now() then
+            return query select 'busy'::text, null::text, null::text, null::text,
+                                null::uuid, v_s.id, null::uuid, null::text;
+            return;
+        end if;
+
+        update callhq.sessions s
+           set busy_chat = v_chat,
+               busy_until = now() + make_interval(secs => v_lease)
+         where s.id = v_s.id;
+
+        select h.history, h.first_seq, h.last_seq
+          into v_history, v_hfrom, v_hto
+          from callhq.chat_history_range(v_s.id, v_max_msgs, v_max_bytes) h;
+
+    elsif v_customer is not null and v_prev_id is null and v_session_id is null then
+        -- none yet: a session that lives as long as the customer talks
+        insert into callhq.sessions (org_id, assistant_id, expiration_seconds, expires_at,
+                                     customer, renew_on_activity, busy_chat, busy_until,
+                                     assistant_overrides)
+        values (v_org, v_use_id, v_expiration,
+                callhq.now_ms() + make_interval(secs => v_expiration),
+                callhq.strip_nulls(v_customer), true,
+                v_chat, now() + make_interval(secs => v_lease),
+                v_overrides)
+        returning * into v_s;
+
+    elsif v_prev.id is not null then
+        v_history := callhq.chat_previous_history(v_prev, v_max_msgs, v_max_bytes);
+    end if;
+
+    -- the session's variables, and over them the chat's own
+    v_vars := coalesce(v_s.assistant_overrides->'variableValues', '{}')
+              || coalesce(v_overrides->'variableValues', '{}');
+    v_filled := callhq.fill_messages(v_model->'messages', v_vars);
+    if jsonb_typeof(v_filled) is distinct from 'array' then
+        v_filled := '[]';
+    end if;
+    v_prompts := callhq.chat_raws(v_filled);
+
+    v_record := jsonb_build_object(
+        'chatId',         v_chat,
+        'orgId',          v_org,
+        'sessionId',      v_s.id,
+        'assistantId',    v_use_id,
+        'assistant',      v_use_inline,
+        'previousChatId', v_prev.id,
+        'name',           v_body->'name',
+        'input',          v_body->'input',
+        'inputMessages',  v_input,
+        'metadata',       v_body->'metadata',
+        'promptCount',    jsonb_array_length(v_filled),
+        'prompts',        v_filled,
+        'historyFrom',    v_hfrom,
+        'historyTo',      v_hto,
+        'historyEpoch',   v_s.history_epoch);
+
+    return query select
+        'ok'::text,
+        v_record::text,
+        callhq.chat_params(v_model),
+        '[' || concat_ws(',', v_prompts, v_history, callhq.chat_raws(v_input)) || ']',
+        v_chat,
+        v_s.id,
+        v_org,
+        v_model->>'model';
+end
+$$;
+
+
+-- POST /chat, after the model: in one transaction, the chat (p_reply the
+-- reply, p_status 'completed' or 'incomplete', p_usage {promptTokens,
+-- completionTokens}, both 0 when unknown) and, when the chat has a session
+-- that still exists, the input and the reply appended to its history; the
+-- turn is given back. p_messages, the context chat_begin returned, is NULL
+-- for a chat of a session, whose context is kept by reference (the
+-- record's prompts, historyFrom, historyTo). Returns (201, the chat
+-- without its context: chat_head); (100, '') when the session's history
+-- went while the chat ran, and the caller must call again with
+-- p_messages. Called again for the same chat it writes nothing and
+-- returns the chat as recorded: twin calls are told apart by the insert
+-- alone.
+create or replace function callhq.chat_record(p_record jsonb, p_messages jsonb,
+                                              p_reply text, p_status text,
+                                              p_usage jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+#variable_conflict use_column
+declare
+    v_chat        uuid := (p_record->>'chatId')::uuid;
+    v_session_id  uuid := (p_record->>'sessionId')::uuid;
+    v_reply       text := coalesce(p_reply, '');
+    v_prompt      bigint;
+    v_completion  bigint;
+    v_usage       jsonb;
+    v_turn        jsonb;
+    v_now         timestamptz := callhq.now_ms();
+    v_messages    jsonb := p_messages;
+    v_hfrom       int := (p_record->>'historyFrom')::int;
+    v_hto         int := (p_record->>'historyTo')::int;
+    v_s           callhq.sessions;
+    v_c           callhq.chats;
+begin
+    if v_chat is null or p_record->>'orgId' is null then
+        raise exception 'callhq.chat_record: the record has no chatId or orgId';
+    end if;
+
+    -- Twin calls for one chat take turns on the session's lock; the
+    -- second finds the chat inserted (on conflict below) and writes nothing.
+    if v_session_id is not null then
+        select s.* into v_s from callhq.sessions s where s.id = v_session_id for update;
+        if not found then
+            v_session_id := null;       -- deleted meanwhile: the chat stays alone
+        end if;
+    end if;
+
+    -- the history it was sent is no longer there to point at: ask for it
+    if v_messages is null and v_hto is not null
+       and (v_session_id is null
+            or v_s.history_epoch is distinct from (p_record->>'historyEpoch')::int)
+    then
+        return query select 100, ''::text;
+        return;
+    end if;
+
+    if jsonb_typeof(p_usage->'promptTokens') = 'number' then
+        v_prompt := (p_usage->>'promptTokens')::numeric::bigint;
+    end if;
+    if jsonb_typeof(p_usage->'completionTokens') = 'number' then
+        v_completion := (p_usage->>'completionTokens')::numeric::bigint;
+    end if;
+    if coalesce(v_prompt, 0) <> 0 or coalesce(v_completion, 0) <> 0 then
+        v_usage := jsonb_build_object('promptTokens', coalesce(v_prompt, 0),
+                                      'completionTokens', coalesce(v_completion, 0));
+    end if;
+
+    -- a chat of a session: its prompts and input, and where its history is
+    if v_messages is null then
+        v_messages := coalesce(p_record->'prompts', '[]')
+                      || coalesce(p_record->'inputMessages', '[]');
+    else
+        v_hfrom := null;
+        v_hto := null;
+    end if;
+
+    -- the assistant and the previous chat may have gone meanwhile: then the
+    -- chat keeps no link to them (key share: they cannot go before this commits)
+    insert into callhq.chats (id, org_id, assistant_id, assistant, session_id,
+                              previous_chat_id, name, input, messages, output, status,
+                              usage, metadata, prompt_count, history_from, history_to,
+                              created_at, updated_at)
+    values (v_chat,
+            (p_record->>'orgId')::uuid,
+            case when p_record->>'assistantId' is not null then
+                (select a.id from callhq.assistants a
+                  where a.id = (p_record->>'assistantId')::uuid for key share) end,
+            callhq.jnull(p_record->'assistant'),
+            v_session_id,
+            -- (only when there is one: a cached plan for "id = NULL" may
+            -- be a scan of the whole table)
+            case when p_record->>'previousChatId' is not null then
+                (select c.id from callhq.chats c
+                  where c.id = (p_record->>'previousChatId')::uuid for key share) end,
+            p_record->>'name',
+            callhq.jnull(p_record->'input'),
+            v_messages,
+            jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', v_reply)),
+            coalesce(p_status, 'completed'),
+            v_usage,
+            callhq.jnull(p_record->'metadata'),
+            (p_record->>'promptCount')::int,
+            v_hfrom, v_hto,
+            v_now, v_now)
+    on conflict (id) do nothing
+    returning * into v_c;
+
+    if not found then
+        -- a twin call got there first: the chat as it recorded it
+        select c.* into v_c from callhq.chats c where c.id = v_chat;
+        return query select 201, callhq.chat_head(v_c)::text;
+        return;
+    end if;
+
+    if v_session_id is not null then
+        v_turn := coalesce(p_record->'inputMessages', '[]')
+                  || jsonb_build_array(jsonb_build_object('role', 'assistant',
+                                                          'content', v_reply));
+
+        insert into callhq.messages (session_id, seq, role, content, raw, tokens)
+        select v_session_id, v_s.next_seq + e.n - 1, e.m->>'role', e.m->'content',
+               callhq.message_raw(e.m->>'role', e.m->'content'),
+               case when e.n = jsonb_array_length(v_turn) then nullif(v_completion, 0)::int end
+          from jsonb_array_elements(v_turn) with ordinality e(m, n);
+
+        update callhq.sessions s
+           set next_seq   = s.next_seq + jsonb_array_length(v_turn),
+               updated_at = v_now,
+               expires_at = case when s.renew_on_activity
+                                 then v_now + make_interval(secs => s.expiration_seconds)
+                                 else s.expires_at end,
+               busy_chat  = case when s.busy_chat = v_chat then null else s.busy_chat end,
+               busy_until = case when s.busy_chat = v_chat then null else s.busy_until end
+         where s.id = v_session_id;
+    end if;
+
+    return query select 201, callhq.chat_head(v_c)::text;
+end
+$$;
+
+
+-- POST /chat whose model failed before any output: the session's turn goes
+-- back, if this chat still holds it. Writes nothing else.
+create or replace function callhq.chat_release(p_record jsonb)
+returns void
+language sql
+as $$
+    update callhq.sessions s
+       set busy_chat = null, busy_until = null
+     where s.id = (p_record->>'sessionId')::uuid
+       and s.busy_chat = (p_record->>'chatId')::uuid
+$$;
+
+
+-- The role a message has upstream: developer goes as system, since not
+-- every OpenAI-compatible server knows "developer".
+create or replace function callhq.upstream_role(p_role text)
+returns text
+language sql immutable parallel safe
+as $$
+    select case when p_role = 'developer' then 'system' else p_role end
+$$;
+
+
+-- p_text with {{name}} (or {{ name }}) replaced by each variable of p_vars
+-- that has a value; other {{...}} stay as they are.
+create or replace function callhq.fill_vars(p_text text, p_vars jsonb)
+returns text
+language plpgsql immutable
+as $$
+declare
+    v_text   text := p_text;
+    v_name   text;
+    v_value  text;
+begin
+    if p_text is null or jsonb_typeof(p_vars) is distinct from 'object'
+       or position('{{' in p_text) = 0
+    then
+        return p_text;
+    end if;
+
+    for v_name, v_value in
+        select e.key, case when jsonb_typeof(e.value) = 'string'
+                           then e.value #>> '{}' else e.value::text end
+          from jsonb_each(p_vars) e
+         where jsonb_typeof(e.value) <> 'null'
+    loop
+        v_text := replace(replace(v_text, '{{' || v_name || '}}', v_value),
+                          '{{ ' || v_name || ' }}', v_value);
+    end loop;
+    return v_text;
+end
+$$;
+
+
+-- Messages ({role, content}) with fill_vars applied to each string
+-- content; without variables, the messages as they are.
+create or replace function callhq.fill_messages(p_msgs jsonb, p_vars jsonb)
+returns jsonb
+language plpgsql immutable
+as $$
+begin
+    if jsonb_typeof(p_msgs) is distinct from 'array'
+       or jsonb_typeof(p_vars) is distinct from 'object' or p_vars = '{}'
+    then
+        return p_msgs;
+    end if;
+
+    return (select coalesce(jsonb_agg(
+                       case when jsonb_typeof(e.m->'content') = 'string'
+                            then jsonb_set(e.m, '{content}',
+                                           to_jsonb(callhq.fill_vars(e.m->>'content', p_vars)))
+                            else e.m end order by e.n), '[]')
+              from jsonb_array_elements(p_msgs) with ordinality e(m, n));
+end
+$$;
+
+
+-- The context a chat was sent, as JSON array text: compact messages, the
+-- roles as they went upstream (developer as system).
+create or replace function callhq.chat_context(c callhq.chats)
+returns text
+language sql stable
+as $$
+    select '[' || coalesce(concat_ws(',',
+        (select string_agg(callhq.message_raw(callhq.upstream_role(e.m->>'role'),
+                                              e.m->'content'), ',' order by e.n)
+           from jsonb_array_elements(coalesce(c.messages, '[]'))
+                with ordinality e(m, n)
+          where c.history_to is null or e.n <= coalesce(c.prompt_count, 0)),
+        (select string_agg(case when m.role = 'developer'
+                                then callhq.message_raw('system', m.content)
+                                else m.raw end, ',' order by m.seq)
+           from callhq.messages m
+          where c.history_to is not null
+            and m.session_id = c.session_id
+            and m.seq between c.history_from and c.history_to),
+        (select string_agg(callhq.message_raw(callhq.upstream_role(e.m->>'role'),
+                                              e.m->'content'), ',' order by e.n)
+           from jsonb_array_elements(coalesce(c.messages, '[]'))
+                with ordinality e(m, n)
+          where c.history_to is not null and e.n > coalesce(c.prompt_count, 0))),
+        '') || ']'
+$$;
+
+
+-- The same as jsonb (webhook events, previousChatId).
+create or replace function callhq.chat_messages(c callhq.chats)
+returns jsonb
+language sql stable
+as $$
+    select callhq.chat_context(c)::jsonb
+$$;
+
+
+-- A chat without its context: what chat_record answers the C module.
+-- Members that are NULL are left out, as strip_nulls would, but in one
+-- expression that PostgreSQL inlines (jsonb_strip_nulls only meets the
+-- scalar members here: nested nulls in input or metadata stay).
+create or replace function callhq.chat_head(c callhq.chats)
+returns jsonb
+language sql stable
+as $$
+    select jsonb_strip_nulls(jsonb_build_object(
+               'id',             c.id,
+               'orgId',          c.org_id,
+               'assistantId',    c.assistant_id,
+               'sessionId',      c.session_id,
+               'previousChatId', c.previous_chat_id,
+               'name',           c.name,
+               'status',         c.status,
+               'createdAt',      callhq.ts(c.created_at),
+               'updatedAt',      callhq.ts(c.updated_at)))
+           || case when jsonb_typeof(c.assistant) <> 'null'
+                   then jsonb_build_object('assistant', c.assistant) else '{}' end
+           || case when jsonb_typeof(c.input) <> 'null'
+                   then jsonb_build_object('input', c.input) else '{}' end
+           || case when jsonb_typeof(c.output) <> 'null'
+                   then jsonb_build_object('output', c.output) else '{}' end
+           || case when jsonb_typeof(c.usage) <> 'null'
+                   then jsonb_build_object('usage', c.usage) else '{}' end
+           || case when jsonb_typeof(c.metadata) <> 'null'
+                   then jsonb_build_object('metadata', c.metadata) else '{}' end
+$$;
+
+
+-- A chat as the API answers it: its members as jsonb prints them, then
+-- "messages", its context.
+create or replace function callhq.chat_text(c callhq.chats)
+returns text
+language sql stable
+as $$
+    select left(callhq.chat_head(c)::text, -1)
+           || ', "messages": ' || callhq.chat_context(c) || '}'
+$$;
+
+
+-- A session's history as chat_history gives it, with the seqs of its
+-- first and last message. Without bounds (0, 0), no window over it.
+-- Its query is a range of the messages' primary key, always, so it runs
+-- with a generic plan: with histories of unequal lengths the planner
+-- judged each custom plan cheaper and planned it anew for every chat.
+create or replace function callhq.chat_history_range(p_session uuid,
+                                                     p_max_msgs bigint,
+                                                     p_max_bytes bigint,
+                                                     out history text,
+                                                     out first_seq int,
+                                                     out last_seq int)
+language plpgsql stable
+set plan_cache_mode = force_generic_plan
+as $$
+begin
+    if coalesce(p_max_msgs, 0) = 0 and coalesce(p_max_bytes, 0) = 0 then
+        select string_agg(case when m.role = 'developer'
+                               then callhq.message_raw('system', m.content)
+                               else m.raw end, ',' order by m.seq),
+               min(m.seq), max(m.seq)
+          into history, first_seq, last_seq
+          from callhq.messages m
+         where m.session_id = p_session;
+        return;
+    end if;
+
+    select string_agg(case when h.role = 'developer'
+                           then callhq.message_raw('system', h.content)
+                           else h.raw end, ',' order by h.seq),
+           min(h.seq), max(h.seq)
+      into history, first_seq, last_seq
+      from (select m.seq, m.raw, m.role, m.content,
+                   sum(octet_length(m.raw)) over (order by m.seq desc
+                                                  rows unbounded preceding) as total
+              from callhq.messages m
+             where m.session_id = p_session
+             order by m.seq desc
+             limit nullif(p_max_msgs, 0)) h
+     where p_max_bytes = 0 or h.total <= p_max_bytes;
+end
+$$;
