@@ -6,24 +6,18 @@ use Test::Nginx::Socket 'no_plan';
 use lib 't';
 use CallHQ::Test;
 
-no_shuffle();
-no_root_location();
-log_level('info');
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    return if defined $block->must_die;
-    # deliveries other suites queued must not log into these blocks
-    my $http_config = $block->http_config // '';
-    $block->set_value(http_config => "$http_config\ncallhq_webhooks off;")
-        if $http_config =~ /\bcallhq_postgres\b/
-           && $http_config !~ /\bcallhq_webhooks\b/;
-    $block->set_value(more_headers =>
-        "Authorization: Bearer cq_test_a\nContent-Type: application/json")
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[error]\n[crit]\n[alert]\n[emerg]")
-        unless defined $block->no_error_log;
-});
+# Every block states its own http_config and config.
+callhq_defaults(
+    http_config => undef, config => undef, skip_must_die => 1,
+    no_error_log => "[error]\n[crit]\n[alert]\n[emerg]",
+    block => sub {
+        my $block = shift;
+        # deliveries other suites queued must not log into these blocks
+        my $http_config = $block->http_config // '';
+        $block->set_value(http_config => "$http_config\ncallhq_webhooks off;")
+            if $http_config =~ /\bcallhq_postgres\b/
+               && $http_config !~ /\bcallhq_webhooks\b/;
+    });
 
 # Sessions of this file are named c000-*.
 psql(q{delete from callhq.sessions where name like 'c000-%'});

@@ -2,8 +2,8 @@
 # sortOrder, every filter, and the 400s for bad parameters.
 #
 # Blocks without their own http_config, config, more_headers or
-# no_error_log get the defaults of add_block_preprocessor below (Org A's
-# key, a JSON body, nothing logged at [error] or worse).
+# no_error_log get the defaults of callhq_defaults (t/CallHQ/Test.pm: Org
+# A's key, a JSON body, nothing logged at [error] or worse).
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -11,22 +11,7 @@ use CallHQ::Test;
 
 BEGIN { require './t/fixtures/expect.pl' }
 
-no_shuffle();
-no_root_location();
-log_level('info');
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value(http_config =>
-        qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";})
-        unless defined $block->http_config;
-    $block->set_value(config => 'location / { callhq_api; }')
-        unless defined $block->config;
-    $block->set_value(more_headers => $::AUTH_A)
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
+callhq_defaults();
 
 # Ids 04000000-0000-4000-8000-0000000000NN, all created in April 2004.
 # Org A's assistants 01 and 02; Org A's sessions (all active until 2099):

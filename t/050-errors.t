@@ -7,32 +7,15 @@
 # read whole; a failed create leaves nothing behind.
 #
 # Blocks without their own http_config, config, more_headers or
-# no_error_log get the defaults of add_block_preprocessor below (with the
-# webhook dispatcher off: deliveries other suites queued must not log
-# into these blocks).
+# no_error_log get the defaults of callhq_defaults (t/CallHQ/Test.pm), with
+# the webhook dispatcher off: deliveries other suites queued must not log
+# into these blocks.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
 use CallHQ::Test;
 
-no_shuffle();
-no_root_location();
-log_level('info');
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value(http_config =>
-        qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";\n}
-        . qq{callhq_webhooks off;})
-        unless defined $block->http_config;
-    $block->set_value(config => 'location / { callhq_api; }')
-        unless defined $block->config;
-    $block->set_value(more_headers =>
-        "Authorization: Bearer cq_test_a\nContent-Type: application/json")
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
+callhq_defaults(extra_http => 'callhq_webhooks off;');
 
 # The exact error body the module sends (jansson, compact).
 sub err {

@@ -25,42 +25,13 @@ use lib 't';
 use CallHQ::Test;
 
 require './t/fixtures/gate.pl';
-our $HELPER_LOCATION;    # from gate.pl
 
-no_shuffle();
-no_root_location();
-log_level('info');
-check_accum_error_log();
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value(config => $block->config . $HELPER_LOCATION)
-        if defined $block->config;
-    $block->set_value(http_config => ::slow_connects($block->http_config))
-        if defined $block->http_config;
-    $block->set_value(more_headers =>
-        "Authorization: Bearer cq_test_a\nContent-Type: application/json")
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[crit]\n[alert]\nexited on signal")
-        unless defined $block->no_error_log;
-    $block->set_value(timeout => 30) unless defined $block->timeout;
-});
+gate_defaults(no_error_log => "[crit]\n[alert]\nexited on signal");
 
 sub err503 {
     my $message = shift;
     return '{"statusCode":503,"error":"Service Unavailable",'
            . '"message":"' . $message . '"}';
-}
-
-sub total_items {
-    my $n = shift;
-    return qr/\A\{"results": \[.*\], "metadata": \{.*"totalItems": $n[,}]/s;
-}
-
-# The raw answer a concurrent request got, as /_test/child/NAME shows it.
-sub raw_response {
-    my ($status, $body_re) = @_;
-    return qr/\AHTTP\/1\.1 $status .*?\r\n\r\n$body_re/s;
 }
 
 sub pg_running { -f "$ENV{CALLHQ_TEST_PGDIR}/data/postmaster.pid" }

@@ -22,38 +22,9 @@ use IO::Select ();
 use IO::Socket::INET ();
 
 require './t/fixtures/gate.pl';
-our $HELPER_LOCATION;    # from gate.pl
 
-no_shuffle();
-no_root_location();
-log_level('info');
-check_accum_error_log();
 workers(1);
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value(config => $block->config . $HELPER_LOCATION)
-        if defined $block->config;
-    $block->set_value(http_config => ::slow_connects($block->http_config))
-        if defined $block->http_config;
-    $block->set_value(more_headers =>
-        "Authorization: Bearer cq_test_a\nContent-Type: application/json")
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-    $block->set_value(timeout => 30) unless defined $block->timeout;
-});
-
-# The raw answer a concurrent request got, as /_test/child/NAME shows it.
-sub raw_response {
-    my ($status, $body_re) = @_;
-    return qr/\AHTTP\/1\.1 $status .*?\r\n\r\n$body_re/s;
-}
-
-sub total_items {
-    my $n = shift;
-    return qr/\A\{"results": \[.*\], "metadata": \{.*"totalItems": $n[,}]/s;
-}
+gate_defaults();
 
 # A PostgreSQL that never answers: the kernel completes the TCP handshake
 # (the connection waits in the backlog), nobody ever reads or writes.

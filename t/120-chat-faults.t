@@ -13,7 +13,7 @@
 # answers show each session's history and that its turn is free.
 #
 # Blocks without their own http_config, config, more_headers or
-# no_error_log get the defaults of add_block_preprocessor below.
+# no_error_log get the defaults of callhq_defaults below.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -21,42 +21,10 @@ use CallHQ::Test;
 
 BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/chat.pl' }
 
-no_shuffle();
-no_root_location();
-check_accum_error_log();    # a block's log lines count for all its requests
-log_level('info');
-timeout(10) if $ENV{TEST_NGINX_USE_VALGRIND};    # nginx is slow under valgrind
+our $CONFIG = api_location('/') . model_locations();
 
-our $CONFIG = <<'_EOC_';
-location / {
-    callhq_api;
-    callhq_model_location /_model;
-}
-location = /_model {
-    internal;
-    proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_buffering off;
-    proxy_read_timeout 2s;
-}
-location /_mock/ {
-    proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
-}
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value(http_config =>
-        qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";})
-        unless defined $block->http_config;
-    $block->set_value(config => $CONFIG)
-        unless defined $block->config;
-    $block->set_value(more_headers => $::AUTH_A)
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
+callhq_defaults(config => $CONFIG, accum_error_log => 1,
+                valgrind_timeout => 10);
 
 # Ids 12000000-0000-4000-8000-0000000000NN: assistant NN (system prompt
 # SYS-120, the model below) and its session 1N, history "before", "kept".

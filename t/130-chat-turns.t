@@ -18,7 +18,7 @@
 # Variables: $callhq_* in an access log format.
 #
 # Blocks without their own http_config, config, more_headers or
-# no_error_log get the defaults of add_block_preprocessor below.
+# no_error_log get the defaults of callhq_defaults below.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -26,61 +26,19 @@ use CallHQ::Test;
 
 BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/chat.pl' }
 
-no_shuffle();
-no_root_location();
-log_level('info');
-timeout(10) if $ENV{TEST_NGINX_USE_VALGRIND};    # nginx is slow under valgrind
+our $MODEL_LOCATIONS = model_locations();
 
-our $MODEL_LOCATIONS = <<'_EOC_';
-location = /_model {
-    internal;
-    proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_buffering off;
-    proxy_read_timeout 2s;
-}
-location /_mock/ {
-    proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
-}
-_EOC_
-
-our $CONFIG = <<'_EOC_' . $MODEL_LOCATIONS;
-location / {
-    callhq_api;
-    callhq_model_location /_model;
-}
-_EOC_
+our $CONFIG = api_location('/') . $MODEL_LOCATIONS;
 
 # The API at / with more directives, and at /patient/ with the defaults
 # (a turn timeout of 30 seconds).
 sub config_with {
     my $more = shift;
-    return <<"_EOC_" . $MODEL_LOCATIONS;
-location / {
-    callhq_api;
-    callhq_model_location /_model;
-    $more
-}
-location /patient/ {
-    callhq_api;
-    callhq_model_location /_model;
-}
-_EOC_
+    return api_location('/', $more) . api_location('/patient/')
+           . $MODEL_LOCATIONS;
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value(http_config =>
-        qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";})
-        unless defined $block->http_config;
-    $block->set_value(config => $CONFIG)
-        unless defined $block->config;
-    $block->set_value(more_headers => $::AUTH_A)
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
+callhq_defaults(config => $CONFIG, valgrind_timeout => 10);
 
 # Ids 13000000-0000-4000-8000-0000000000NN (system prompt SYS-130 each):
 #   01  c130-slow (digest+slow-1000)      02  c130-echo (echo)

@@ -7,7 +7,7 @@
 # (the --- init of the block after gives it a fixed id).
 #
 # Blocks without their own http_config, config, more_headers or
-# no_error_log get the defaults of add_block_preprocessor below.
+# no_error_log get the defaults of callhq_defaults below.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -15,38 +15,9 @@ use CallHQ::Test;
 
 BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/chat.pl' }
 
-no_shuffle();
-no_root_location();
-log_level('info');
-timeout(10) if $ENV{TEST_NGINX_USE_VALGRIND};    # nginx is slow under valgrind
+our $CONFIG = api_location('/') . model_locations(mock => 0);
 
-our $CONFIG = <<'_EOC_';
-location / {
-    callhq_api;
-    callhq_model_location /_model;
-}
-location = /_model {
-    internal;
-    proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_buffering off;
-    proxy_read_timeout 2s;
-}
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value(http_config =>
-        qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";})
-        unless defined $block->http_config;
-    $block->set_value(config => $CONFIG)
-        unless defined $block->config;
-    $block->set_value(more_headers => $::AUTH_A)
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
+callhq_defaults(config => $CONFIG, valgrind_timeout => 10);
 
 # Ids 14000000-0000-4000-8000-0000000000NN:
 #   01, 02  Org A's assistants (01 echo)   03  Org B's assistant

@@ -22,7 +22,7 @@
 # 1 s run out under a model that takes 3 s.
 #
 # Blocks without their own http_config, config, more_headers or
-# no_error_log get the defaults of add_block_preprocessor below.
+# no_error_log get the defaults of callhq_defaults below.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -32,11 +32,6 @@ BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/chat.pl' }
 
 use IO::Socket::INET ();
 use Time::HiRes ();
-
-no_shuffle();
-no_root_location();
-log_level('info');
-timeout(10) if $ENV{TEST_NGINX_USE_VALGRIND};    # nginx is slow under valgrind
 
 # Ids 16000000-0000-4000-8000-0000000000NN:
 #   01  c160-echo (echo, SYS-160)        02  c160-other (echo, SYS-160-B)
@@ -111,57 +106,15 @@ $BYTES_3 += length ::raw(@$_) for @H6[3 .. 5];
 
 our $TMP = $ENV{CALLHQ_TEST_TMP} // '/tmp';
 
-our $CONFIG = <<'_EOC_' . <<"_EOC2_";
-location / {
-    callhq_api;
-    callhq_model_location /_model;
-}
-location /m2/ {
-    callhq_api;
-    callhq_model_location /_model;
-    callhq_context_messages 2;
-}
-location /lease/ {
-    callhq_api;
-    callhq_model_location /_model;
-    callhq_turn_lease 1s;
-}
-location = /_model {
-    internal;
-    proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT/v1/chat/completions;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_buffering off;
-    proxy_read_timeout 6s;
-}
-location /_mock/ {
-    proxy_pass http://127.0.0.1:$TEST_NGINX_MOCK_PORT;
-}
-_EOC_
-location /b3/ {
-    callhq_api;
-    callhq_model_location /_model;
-    callhq_context_bytes $BYTES_3;
-}
-location /b10/ {
-    callhq_api;
-    callhq_model_location /_model;
-    callhq_context_bytes 10;
-}
-_EOC2_
+our $CONFIG = api_location('/')
+    . api_location('/m2/', 'callhq_context_messages 2;')
+    . api_location('/lease/', 'callhq_turn_lease 1s;')
+    . model_locations(read_timeout => '6s')
+    . api_location('/b3/', "callhq_context_bytes $BYTES_3;")
+    . api_location('/b10/', 'callhq_context_bytes 10;');
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value(http_config =>
-        qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";\ncallhq_webhooks off;})
-        unless defined $block->http_config;
-    $block->set_value(config => $CONFIG)
-        unless defined $block->config;
-    $block->set_value(more_headers => $::AUTH_A)
-        unless defined $block->more_headers;
-    $block->set_value(no_error_log => "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
+callhq_defaults(config => $CONFIG, extra_http => 'callhq_webhooks off;',
+                valgrind_timeout => 10);
 
 # The contexts of session 11's chats and of those after them.
 our @Q1 = (@SYS, @H2, [user => 'q1']);

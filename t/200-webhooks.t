@@ -15,10 +15,6 @@ use CallHQ::Test;
 
 BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/webhook.pl' }
 
-no_shuffle();
-no_root_location();
-log_level('info');
-
 our ($CERT, $KEY) = ::make_cert();
 our $DNS = ::free_udp_port();
 
@@ -34,17 +30,13 @@ our $R = "http://127.0.0.1:$ENV{TEST_NGINX_WH_PORT}";
 our $T = "https://127.0.0.1:$ENV{TEST_NGINX_WH_TLS_PORT}";
 our $TN = "https://hooks.test:$ENV{TEST_NGINX_WH_TLS_PORT}";
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    return if defined $block->must_die;
-    ::wh_block_defaults($block, config => <<'_EOC_');
+::wh_defaults(skip_must_die => 1, config => <<'_EOC_');
 location /_tls/ {
     proxy_pass https://127.0.0.1:$TEST_NGINX_WH_TLS_PORT/;
     proxy_read_timeout 60s;
     proxy_ssl_session_reuse off;    # nginx keeps it past exit (valgrind)
 }
 _EOC_
-});
 
 add_test_cleanup_handler(sub { ::settle_outbox('%/t200/%') });
 

@@ -17,20 +17,13 @@ use CallHQ::Test;
 
 BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/webhook.pl' }
 
-no_shuffle();
-no_root_location();
-log_level('info');
-
 $ENV{TEST_NGINX_WH_PORT} = ::start_receiver(
     '--secret', $::WH_SECRET, '--pg', $ENV{TEST_NGINX_PG_CONNINFO});
 
 our $R = "http://127.0.0.1:$ENV{TEST_NGINX_WH_PORT}";
 our $CLOSED = ::free_tcp_port();    # nobody listens there
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    ::wh_block_defaults($block);
-});
+::wh_defaults();
 
 add_test_cleanup_handler(sub {
     my $block = shift;

@@ -18,9 +18,6 @@ use Time::HiRes qw(sleep time);
 
 BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/webhook.pl' }
 
-no_shuffle();
-no_root_location();
-log_level('info');
 master_on();
 workers(2);
 
@@ -31,14 +28,11 @@ $ENV{TEST_NGINX_SECOND_PORT} = ::free_tcp_port();
 our $R = "http://127.0.0.1:$ENV{TEST_NGINX_WH_PORT}";
 our $MANY = 200;
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    ::wh_block_defaults($block, config => <<'_EOC_');
+::wh_defaults(config => <<'_EOC_');
 location /_second/ {
     proxy_pass http://127.0.0.1:$TEST_NGINX_SECOND_PORT/;
 }
 _EOC_
-});
 
 add_test_cleanup_handler(sub { ::settle_outbox('%/t220/%') });
 

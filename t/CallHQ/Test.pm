@@ -1,13 +1,124 @@
 package CallHQ::Test;
 
-# Helpers for the suites in t/: SQL on the test database, stopping and
-# starting it.  Works under both our runner and OpenResty's Test::Nginx.
+# Helpers for the suites in t/: the set-up every suite shares, the nginx
+# locations they serve the API and the mock model with, SQL on the test
+# database, stopping and starting it.  Works under both our runner (t/lib)
+# and OpenResty's Test::Nginx: the runner's functions are called by their
+# full names, Test::Nginx::Socket::..., which both define.
+#
+# A suite is
+#
+#   use Test::Nginx::Socket 'no_plan';
+#   use lib 't';
+#   use CallHQ::Test;
+#   BEGIN { require './t/fixtures/expect.pl' }     # the fixtures it uses
+#
+#   callhq_defaults(config => api_location('/') . model_locations());
+#   ... its fixtures ...
+#   run_tests();
 
 use strict;
 use warnings;
 use Exporter 'import';
 
-our @EXPORT = qw(psql pg_stop pg_start);
+our @EXPORT = qw(psql pg_stop pg_start callhq_defaults api_location
+                 model_locations);
+
+# Org A's key and a JSON body: the request headers of a block that says
+# nothing else (the same as $::AUTH_A of t/fixtures/expect.pl).
+our $AUTH_A = "Authorization: Bearer cq_test_a\nContent-Type: application/json";
+
+our $POSTGRES = qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";};
+
+# Sets the runner up as every suite does (blocks in order, no default
+# "location /", log level info) and adds a block preprocessor that gives
+# each block without its own
+#
+#   http_config   callhq_postgres "$TEST_NGINX_PG_CONNINFO";
+#                 (http_config => '...' instead, undef for none), then
+#                 "\n" and extra_http => '...' when given
+#   config        location / { callhq_api; }
+#                 (config => '...' instead, undef for none)
+#   more_headers  Org A's key and a JSON body ($AUTH_A)
+#   no_error_log  [error] [crit] [alert] (no_error_log => "..." instead)
+#   timeout       timeout => N when given (else the runner's own)
+#
+# Further options:
+#   skip_must_die => 1      blocks with --- must_die are left as they are
+#   block => sub { ... }    called with each block first, for what a
+#                           suite adds of its own
+#   accum_error_log => 1    check_accum_error_log(): a block's log lines
+#                           count for all its requests
+#   valgrind_timeout => N   timeout(N) when nginx runs under valgrind
+sub callhq_defaults {
+    my %o = (http_config => $POSTGRES,
+             config => 'location / { callhq_api; }',
+             more_headers => $AUTH_A,
+             no_error_log => "[error]\n[crit]\n[alert]",
+             @_);
+
+    Test::Nginx::Socket::no_shuffle();
+    Test::Nginx::Socket::no_root_location();
+    Test::Nginx::Socket::log_level('info');
+    Test::Nginx::Socket::check_accum_error_log() if $o{accum_error_log};
+    Test::Nginx::Socket::timeout($o{valgrind_timeout})
+        if $o{valgrind_timeout} && $ENV{TEST_NGINX_USE_VALGRIND};
+
+    my $http_config = $o{http_config};
+    $http_config .= "\n$o{extra_http}"
+        if defined $http_config && defined $o{extra_http};
+
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+        return if $o{skip_must_die} && defined $block->must_die;
+        $o{block}->($block) if $o{block};
+        for my $section (qw(http_config config more_headers no_error_log
+                            timeout))
+        {
+            my $default = $section eq 'http_config' ? $http_config
+                                                    : $o{$section};
+            $block->set_value($section => $default)
+                if defined $default && !defined $block->$section;
+        }
+    });
+}
+
+# The API served at $path through the mock model (location /_model),
+# with these directives besides:
+#
+#   location / {
+#       callhq_api;
+#       callhq_model_location /_model;
+#   }
+sub api_location {
+    my ($path, @more) = @_;
+    return "location $path {\n    callhq_api;\n"
+           . "    callhq_model_location /_model;\n"
+           . join('', map { "    $_\n" } @more) . "}\n";
+}
+
+# The model location the API's chats go to, on the mock
+# (t/mock/mock_model.py), and /_mock/ for the mock's own requests:
+#
+#   read_timeout => '2s'   its proxy_read_timeout (undef: nginx's default)
+#   buffering => 'off'     its proxy_buffering (undef: nginx's default)
+#   mock => 1              with location /_mock/ (0: without)
+sub model_locations {
+    my %o = (read_timeout => '2s', buffering => 'off', mock => 1, @_);
+    my $c = "location = /_model {\n    internal;\n"
+            . "    proxy_pass http://127.0.0.1:\$TEST_NGINX_MOCK_PORT"
+            . "/v1/chat/completions;\n"
+            . "    proxy_http_version 1.1;\n"
+            . "    proxy_set_header Connection \"\";\n";
+    $c .= "    proxy_buffering $o{buffering};\n" if defined $o{buffering};
+    $c .= "    proxy_read_timeout $o{read_timeout};\n"
+        if defined $o{read_timeout};
+    $c .= "}\n";
+    $c .= "location /_mock/ {\n"
+          . "    proxy_pass http://127.0.0.1:\$TEST_NGINX_MOCK_PORT;\n}\n"
+        if $o{mock};
+    return $c;
+}
 
 sub psql {
     my ($sql) = @_;
