@@ -7,9 +7,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
-
-BEGIN { require './t/fixtures/expect.pl' }
+use CallHQ::Test qw(expect);
 
 callhq_defaults();
 

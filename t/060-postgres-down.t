@@ -22,9 +22,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
-
-require './t/fixtures/gate.pl';
+use CallHQ::Test qw(gate);
 
 gate_defaults(no_error_log => "[crit]\n[alert]\nexited on signal");
 

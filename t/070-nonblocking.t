@@ -16,12 +16,10 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
+use CallHQ::Test qw(gate);
 
 use IO::Select ();
 use IO::Socket::INET ();
-
-require './t/fixtures/gate.pl';
 
 workers(1);
 gate_defaults();

@@ -14,9 +14,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
-
-BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/chat.pl' }
+use CallHQ::Test qw(expect chat);
 
 our $CONFIG = api_location('/') . model_locations();
 

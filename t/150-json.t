@@ -23,9 +23,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
-
-BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/chat.pl' }
+use CallHQ::Test qw(expect chat);
 
 use Encode qw(decode_utf8);
 

@@ -26,9 +26,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
-
-BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/chat.pl' }
+use CallHQ::Test qw(expect chat);
 
 use IO::Socket::INET ();
 use Time::HiRes ();

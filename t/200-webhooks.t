@@ -11,9 +11,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
-
-BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/webhook.pl' }
+use CallHQ::Test qw(expect webhook);
 
 our ($CERT, $KEY) = ::make_cert();
 our $DNS = ::free_udp_port();

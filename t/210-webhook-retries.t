@@ -13,9 +13,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
-
-BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/webhook.pl' }
+use CallHQ::Test qw(expect webhook);
 
 $ENV{TEST_NGINX_WH_PORT} = ::start_receiver(
     '--secret', $::WH_SECRET, '--pg', $ENV{TEST_NGINX_PG_CONNINFO});

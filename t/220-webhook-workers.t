@@ -10,13 +10,11 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test;
+use CallHQ::Test qw(expect webhook);
 use File::Temp ();
 use HTTP::Tiny ();
 use POSIX ();
 use Time::HiRes qw(sleep time);
-
-BEGIN { require './t/fixtures/expect.pl'; require './t/fixtures/webhook.pl' }
 
 master_on();
 workers(2);

@@ -10,8 +10,7 @@ package CallHQ::Test;
 #
 #   use Test::Nginx::Socket 'no_plan';
 #   use lib 't';
-#   use CallHQ::Test;
-#   BEGIN { require './t/fixtures/expect.pl' }     # the fixtures it uses
+#   use CallHQ::Test qw(expect chat);    # and the fixtures it uses
 #
 #   callhq_defaults(config => api_location('/') . model_locations());
 #   ... its fixtures ...
@@ -19,10 +18,19 @@ package CallHQ::Test;
 
 use strict;
 use warnings;
-use Exporter 'import';
+use Exporter ();
 
 our @EXPORT = qw(psql pg_stop pg_start callhq_defaults api_location
                  model_locations);
+
+# use CallHQ::Test qw(NAME ...): the functions above, and the fixtures
+# t/fixtures/NAME.pl loaded in this order (expect before chat and webhook).
+sub import {
+    my ($class, @fixtures) = @_;
+    local $Exporter::ExportLevel = 1;
+    Exporter::import($class);
+    require "./t/fixtures/$_.pl" for @fixtures;
+}
 
 # Org A's key and a JSON body: the request headers of a block that says
 # nothing else (the same as $::AUTH_A of t/fixtures/expect.pl).
