@@ -1,24 +1,48 @@
 #!/usr/bin/env bash
-# `make bench`: ngx_http_callhq_module side by side with its two floors.
+# `make bench`: ngx_http_callhq_module side by side with its three floors,
+# and with the module of an earlier commit (before/after in one run).
 #
 #   floor A  the same chats through a plain nginx proxy_pass (no module):
 #            the client sends the whole upstream body (history included)
 #   floor B  pgbench running the module's own SQL for one chat
 #            (callhq.chat_begin, then callhq.chat_record), no nginx at all
-#   module   POST /chat (10/20/100/1000 messages of history), streaming
-#            POST /chat, POST /session, GET /session/{id}, GET /session
+#   floor C  pgbench of a plain chat service's two statements on the
+#            obvious schema (database naive, bench/lib/floor_c_schema.sql):
+#            read session + assistant + history (json_agg), then one CTE
+#            appending the two messages, bumping the seq and inserting the
+#            chat; at BENCH_CONC and at each of BENCH_HIGH_CONC clients
+#   module   POST /chat (10/20/100/1000 messages of history; 20 also at
+#            BENCH_HIGH_CONC connections), streaming POST /chat,
+#            contention (BENCH_CONTENTION connections chatting on ONE
+#            session, each waiting for its turn), POST /session,
+#            GET /session/{id}, GET /session
+#   before   the module of commit BENCH_BEFORE (built in a git worktree,
+#            its own database migrated with that commit's sql/ and seeded
+#            the same way): chat h20 at BENCH_CONC and BENCH_HIGH_CONC,
+#            streaming h20, contention; reported next to the module with
+#            the ratio after/before
+#
+# PostgreSQL runs with pg_stat_statements (track = all) and track_functions
+# = all: the report has the top statements and functions of the last
+# repeat of the module's 20-message chats and of floor C.
 #
 # Everything runs on loopback: a throwaway PostgreSQL, a canned model (a
 # second nginx answering `return 200 ...`, so the model costs nothing), the
 # plain proxy and nginx with the module. Results go to
 # bench/results/<date>-<host>.md and are printed.
 #
-#   BENCH_QUICK=1        smoke run (~2 minutes): 2 s per scenario, one repeat,
+#   BENCH_QUICK=1        smoke run (~5 minutes): 2 s per scenario, one repeat,
 #                        worker_processes 2 only, no profile
 #   BENCH_DURATION=4     seconds measured per scenario and repeat
 #   BENCH_REPEATS=3      repeats (min/median/max are reported)
 #   BENCH_WARMUP=1       seconds of warm-up before a scenario's first repeat
 #   BENCH_CONC=16        concurrent connections (wrk -c, pgbench -c)
+#   BENCH_HIGH_CONC="32 64"  more concurrencies of module chat h20, floor C
+#                        and before (targets vs floor C are checked there)
+#   BENCH_CONTENTION=4   connections racing on one session
+#   BENCH_BEFORE=4895be3 the commit measured as "before" (0: skip)
+#   BENCH_PG_STATS=1     pg_stat_statements and track_functions = all
+#                        (0: neither, as runs before 2026-12-06 had)
 #   BENCH_WORKERS="1 2"  nginx worker_processes to measure with
 #   BENCH_LONG=100000    chats (at least) in the RSS stability run (0: skip);
 #                        it runs on the last BENCH_WORKERS, on fresh workers
@@ -26,7 +50,8 @@
 #   BENCH_PROFILE=auto   auto: profile when a target is missed; 1: always; 0: never
 #   BENCH_PROFILE_REQS=1000  requests sent to the profiled worker (a tenth of
 #                        that with 1000-message histories, half streaming)
-#   BENCH_ONLY=regex     run only the scenarios whose names match
+#   BENCH_ONLY=regex     run only the scenarios whose names match (floor C
+#                        is "floorC chat h20 ...", before "before ...")
 #   BENCH_KEEP_TMP=1     keep the temporary directory (logs, raw results)
 #   BENCH_OUT=file.md    write the report there instead of bench/results/
 set -euo pipefail
@@ -55,6 +80,10 @@ else
     counts=(6000 6000 2000 300)
 fi
 conc=${BENCH_CONC:-16}
+high_conc=${BENCH_HIGH_CONC-"32 64"}
+contention=${BENCH_CONTENTION:-4}
+before=${BENCH_BEFORE:-4895be3}
+pg_stats=${BENCH_PG_STATS:-1}
 workers_list=${workers_list:-${BENCH_WORKERS:-"1 2"}}
 profile=${profile:-${BENCH_PROFILE:-auto}}
 lengths=(10 20 100 1000)                 # history lengths of POST /chat
@@ -79,8 +108,11 @@ cp "$module" "$tmp/ngx_http_callhq_module.so"
 module=$tmp/ngx_http_callhq_module.so
 results=$tmp/results.jsonl
 : > "$results"
-read -r pg_port canned_port proxy_port module_port < <(scripts/freeport.pl 4)
-conninfo="host=127.0.0.1 port=$pg_port dbname=callhq user=callhq"
+read -r pg_port canned_port proxy_port module_port before_port < <(scripts/freeport.pl 5)
+dbinfo() { echo "host=127.0.0.1 port=$pg_port dbname=$1 user=callhq"; }
+conninfo=$(dbinfo callhq)
+before_conninfo=$(dbinfo callhq_before)
+naive_conninfo=$(dbinfo naive)
 user=""
 [ "$(id -u)" = 0 ] && user="user root;"
 hz=$(getconf CLK_TCK)
@@ -90,6 +122,8 @@ log() { printf '[bench %4ds] %s\n' $(( $(date +%s) - started )) "$*" >&2; }
 
 nginx_pids=()
 sampler_pid=""
+before_wt=""
+before_build_pid=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -105,6 +139,13 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
     done
     scripts/pg.sh stop "$tmp/pg" 2>/dev/null || true
+    if [ -n "$before_build_pid" ]; then
+        kill -- "$before_build_pid" 2>/dev/null || true
+        wait "$before_build_pid" 2>/dev/null || true
+    fi
+    if [ -n "$before_wt" ] && [ -d "$before_wt" ]; then
+        git -C "$top" worktree remove --force "$before_wt" 2>/dev/null || true
+    fi
     if [ -n "${BENCH_KEEP_TMP:-}" ] || [ $rc -ne 0 ]; then
         rm -rf "$tmp/pg/data"
         echo "bench: kept $tmp (logs and raw results; the database is gone)" >&2
@@ -117,6 +158,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$conninfo" "$@"; }
+# qdb DB args...: psql on another database of the bench's cluster
+qdb() { local db=$1; shift; psql -X -q -tA -v ON_ERROR_STOP=1 "$(dbinfo "$db")" "$@"; }
 
 
 # ---------------------------------------------------------------- processes
@@ -238,8 +281,34 @@ pg_cpu() {
 
 # ---------------------------------------------------------------- database
 
+# the module of BENCH_BEFORE, built in a git worktree while the databases
+# are seeded (waited for before the first measurement)
+before_so=""
+before_short=""
+if [ "$before" != 0 ]; then
+    before_rev=$(git -C "$top" rev-parse --verify --quiet "$before^{commit}") || {
+        echo "bench: BENCH_BEFORE=$before is not a commit (0 skips before/after)" >&2
+        exit 1; }
+    before_short=$(git -C "$top" rev-parse --short "$before_rev")
+    before_wt=$tmp/before-src
+    git -C "$top" worktree add --detach "$before_wt" "$before_rev" >/dev/null 2>&1
+    log "building the module of $before_short (BENCH_BEFORE) in $before_wt"
+    make -C "$before_wt" > "$tmp/before-build.log" 2>&1 &
+    before_build_pid=$!
+fi
+
 log "PostgreSQL on 127.0.0.1:$pg_port"
 scripts/pg.sh start "$tmp/pg" "$pg_port"
+if [ "$pg_stats" != 0 ]; then
+    # a restart loads pg_stat_statements; nested statements (those of the
+    # SQL functions) are counted too
+    q -c "alter system set shared_preload_libraries = 'pg_stat_statements'" \
+      -c "alter system set track_functions = 'all'" >/dev/null
+    scripts/pg.sh stop "$tmp/pg"
+    scripts/pg.sh start "$tmp/pg" "$pg_port"
+    q -c "alter system set pg_stat_statements.track = 'all'" \
+      -c "select pg_reload_conf()" -c "create extension pg_stat_statements" >/dev/null
+fi
 sql/migrate.sh "$conninfo" >/dev/null
 q -v key="$key" -v msg_bytes=100 -f "$lib/seed.sql" >/dev/null
 for i in "${!lengths[@]}"; do
@@ -247,6 +316,34 @@ for i in "${!lengths[@]}"; do
     q -c "select bench.seed(${lengths[$i]}, ${counts[$i]})" >/dev/null
 done
 q -c "vacuum analyze" >/dev/null
+
+# floor C: the plain service's schema in database naive, as many sessions
+# of 20 messages as the module's 20-message scenario has
+log "floor C: seeding ${counts[1]} sessions of 20 messages (database naive)"
+q -c "create database naive"
+qdb naive -f "$lib/floor_c_schema.sql" >/dev/null
+qdb naive -c "select naive.seed(20, ${counts[1]}, 100)" -c "vacuum analyze" >/dev/null
+
+# before: that commit's migrations, the same seed (20-message sessions only)
+if [ -n "$before_wt" ]; then
+    log "before: database callhq_before, migrated by $before_short's sql/migrate.sh"
+    q -c "create database callhq_before"
+    "$before_wt/sql/migrate.sh" "$before_conninfo" >/dev/null
+    qdb callhq_before -v key="$key" -v msg_bytes=100 -f "$lib/seed.sql" >/dev/null
+    qdb callhq_before -c "select bench.seed(20, ${counts[1]})" -c "vacuum analyze" >/dev/null
+    log "waiting for the build of $before_short"
+    if ! wait "$before_build_pid"; then
+        before_build_pid=""
+        tail -n 30 "$tmp/before-build.log" >&2
+        echo "bench: building $before_short failed (BENCH_BEFORE=0 skips before/after)" >&2
+        exit 1
+    fi
+    before_build_pid=""
+    before_so=$tmp/before.so
+    cp "$before_wt/build/ngx_http_callhq_module.so" "$before_so"
+    git -C "$top" worktree remove --force "$before_wt"
+    before_wt=""
+fi
 key_hash=$(q -c "select '\\x' || encode(sha256('$key'::bytea), 'hex')")
 opts='{"defaultExpirationSeconds":86400,"contextMessages":0,"contextBytes":0,"turnLeaseSeconds":600}'
 
@@ -255,6 +352,8 @@ for i in "${!lengths[@]}"; do
     q -c "select bench.sid(${lengths[$i]}, n)
             from generate_series(1, ${counts[$i]}) n" > "$tmp/ids-${lengths[$i]}"
 done
+# contention: every chat on the first 20-message session
+head -n 1 "$tmp/ids-20" > "$tmp/ids-one"
 
 # floor A's bodies: byte for byte what the module sends upstream for the
 # first session of each length (as chat_begin builds it)
@@ -274,9 +373,17 @@ for len in "${lengths[@]}"; do
     done
 done
 
+# the database the scenarios run on: callhq (the module), callhq_before
+# (the module of BENCH_BEFORE) or naive (floor C)
+cur_db=callhq
 reset_db() {
-    q -c "select bench.trim()" >/dev/null
-    q -c "vacuum callhq.messages, callhq.sessions, callhq.chats" >/dev/null
+    if [ "$cur_db" = naive ]; then
+        qdb naive -c "select naive.trim()" >/dev/null
+        qdb naive -c "vacuum naive.messages, naive.sessions, naive.chats" >/dev/null
+    else
+        qdb "$cur_db" -c "select bench.trim()" >/dev/null
+        qdb "$cur_db" -c "vacuum callhq.messages, callhq.sessions, callhq.chats" >/dev/null
+    fi
 }
 
 
@@ -326,18 +433,17 @@ model_location() {
         }"
 }
 
-write_confs() {   # $1 worker_processes
-    write_nginx_conf proxy "$1" "
+# the module's http lines and server: $1 port, $2 conninfo
+module_server() {
+    echo "
+    callhq_postgres \"$2\";
+    # pooled backends stay (one that exits mid-run can make PostgreSQL's
+    # CPU sample short: two pools, the module's and before's, sit idle in turn)
+    callhq_postgres_idle_timeout 3600s;
+    # contention: chats wait for their session's turn, never 409
+    callhq_turn_timeout 120s;
     server {
-        listen 127.0.0.1:$proxy_port backlog=4096;
-        $(model_location /v1/chat/completions /_canned)
-        $(model_location /stream/v1/chat/completions /_canned_sse)
-    }" "$upstream_block" ""
-
-    write_nginx_conf module "$1" "
-    callhq_postgres \"$conninfo\";
-    server {
-        listen 127.0.0.1:$module_port backlog=4096;
+        listen 127.0.0.1:$1 backlog=4096;
         location / {
             callhq_api;
             callhq_model_location /_model;
@@ -347,9 +453,32 @@ write_confs() {   # $1 worker_processes
             callhq_api;
             callhq_model_location /_model_sse;
         }
+        # chats racing on one session: its history grows by two messages
+        # a chat, the context sent stays at the last 20
+        location /contention/ {
+            callhq_api;
+            callhq_model_location /_model;
+            callhq_context_messages 20;
+        }
         $(model_location /_model /_canned internal\;)
         $(model_location /_model_sse /_canned_sse internal\;)
-    }" "$upstream_block" "load_module $module;"
+    }"
+}
+
+write_confs() {   # $1 worker_processes
+    write_nginx_conf proxy "$1" "
+    server {
+        listen 127.0.0.1:$proxy_port backlog=4096;
+        $(model_location /v1/chat/completions /_canned)
+        $(model_location /stream/v1/chat/completions /_canned_sse)
+    }" "$upstream_block" ""
+
+    write_nginx_conf module "$1" "$(module_server "$module_port" "$conninfo")" \
+        "$upstream_block" "load_module $module;"
+    if [ -n "$before_so" ]; then
+        write_nginx_conf before "$1" "$(module_server "$before_port" "$before_conninfo")" \
+            "$upstream_block" "load_module $before_so;"
+    fi
 }
 
 log "canned model on 127.0.0.1:$canned_port"
@@ -388,9 +517,14 @@ measure() {
         cat "$tmp/last.err" >&2
         out='{"requests":0}'
     fi
-    local sent='{}'
+    if [ -n "$stats_title" ]; then
+        pg_stats_snapshot "$stats_title" "$out" "$kind" || echo "bench: pg_stat_statements snapshot failed" >&2
+        stats_title=""
+    fi
+    local sent='{}' schema=bench
+    [ "$cur_db" = naive ] && schema=naive
     if [ "$hist" != - ]; then
-        sent=$(q -c "select row_to_json(s) from bench.sent($hist) s")
+        sent=$(qdb "$cur_db" -c "select row_to_json(s) from $schema.sent($hist) s")
     fi
     python3 - "$out" "$sent" <<PY >> "$results"
 import json, sys
@@ -444,8 +578,110 @@ scenario() {
     fi
     for rep in $(seq 1 "$repeats"); do
         [ "$trim" = 1 ] && reset_db
+        if [ "$rep" = "$repeats" ] && [ "$pg_stats" != 0 ] && [ -n "$stats_for" ] \
+                && grep -Eq -- "$stats_for" <<< "$name"; then
+            # pooled backends report their function counts when idle for
+            # 10 s: those of the warm-up must come in before the reset
+            [ "$kind" != pgbench ] && sleep 10.5
+            pg_stats_reset
+            stats_title="$name, $c connections${cur_workers:+, worker_processes $cur_workers}"
+            [ "$cur_workers" = 0 ] && stats_title="$name, $c clients"
+        fi
         measure "$name" "$kind" "$c" "$hist" "$rep" -- "$runner" "$duration" "$@"
     done
+}
+
+# pair NAME KIND CONC HIST TRIM runner args...: scenario "module NAME" on
+# the module, then "before NAME" on the module of BENCH_BEFORE
+pair() {
+    local name=$1
+    shift
+    port=$module_port master=$master_module cur_db=callhq
+    scenario "module $name" "$@"
+    if [ -n "$before_so" ]; then
+        port=$before_port master=$master_before cur_db=callhq_before
+        scenario "before $name" "$@"
+        port=$module_port master=$master_module cur_db=callhq
+    fi
+}
+
+
+# ------------------------------------------------- database-side profile
+#
+# pg_stat_statements (track = all: the statements inside SQL functions too)
+# and pg_stat_user_functions over the last repeat of the scenarios that
+# match $stats_for; each snapshot is a markdown part of the report.
+
+stats_for=""
+stats_title=""
+stats_n=0
+
+pg_stats_reset() {
+    q -c "select pg_stat_statements_reset()" >/dev/null
+    qdb "$cur_db" -c "select pg_stat_reset()" >/dev/null
+}
+
+# pg_stats_snapshot TITLE RESULT_JSON KIND
+pg_stats_snapshot() {
+    local title=$1 n f ver wal=""
+    n=$(python3 -c "import json,sys; print(json.loads(sys.argv[1]).get('requests', 0))" "$2")
+    [ "$n" -gt 0 ] || return 0
+    stats_n=$((stats_n + 1))
+    f=$tmp/pgstats-$(printf '%02d' $stats_n).md
+    ver=$(q -c "show server_version_num")
+    [ "$ver" -ge 130000 ] && wal=", round(wal_bytes / greatest(calls, 1))"
+    {
+        echo "### $title"
+        echo
+        echo "$n requests in the measured run. pg_stat_statements, top 12 by"
+        echo "total_exec_time (↳: a statement run inside a function, whose time"
+        echo "is also in the calling statement's); per call: rows, shared"
+        echo "blocks hit and read${wal:+, WAL bytes}:"
+        echo
+        echo "| statement | calls | calls/req | total ms | mean ms | rows | blks hit | blks read |${wal:+ WAL B |}"
+        echo "|---|---|---|---|---|---|---|---|${wal:+---|}"
+        q -F ' | ' -c "
+            select '\`' || replace(case when $( [ "$ver" -ge 140000 ] && echo toplevel || echo true )
+                                       then '' else '↳ ' end
+                                  || left(regexp_replace(query, '\s+', ' ', 'g'), 80), '|', '\|') || '\`',
+                   calls, round(calls::numeric / $n, 2),
+                   round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3),
+                   round(rows::numeric / greatest(calls, 1), 1),
+                   round(shared_blks_hit::numeric / greatest(calls, 1), 1),
+                   round(shared_blks_read::numeric / greatest(calls, 1), 2)$wal
+              from pg_stat_statements
+             where dbid = (select oid from pg_database where datname = '$cur_db')
+               and query !~* 'pg_stat_statements|pg_stat_reset'
+             order by total_exec_time desc
+             limit 12" | sed 's/^/| /; s/$/ |/'
+        echo
+    } > "$f"
+    # an idle backend sends its function counts within 10 s (PostgreSQL
+    # 15's PGSTAT_IDLE_INTERVAL); pgbench's backends, as they exit
+    if [ "$3" = pgbench ]; then sleep 1.5; else sleep 10.5; fi
+    local rows
+    rows=$(qdb "$cur_db" -F ' | ' -c "
+        select schemaname || '.' || funcname || '()', calls,
+               round(calls::numeric / $n, 2), round(self_time::numeric, 1),
+               round((self_time * 1000 / greatest(calls, 1))::numeric, 1),
+               round((total_time * 1000 / greatest(calls, 1))::numeric, 1)
+          from pg_stat_user_functions
+         where calls > 0
+         order by self_time desc
+         limit 12")
+    {
+        if [ -n "$rows" ]; then
+            echo "pg_stat_user_functions (track_functions = all), top 12 by self"
+            echo "time (SQL functions the planner inlines are not counted):"
+            echo
+            echo "| function | calls | calls/req | self ms | self µs/call | total µs/call |"
+            echo "|---|---|---|---|---|---|"
+            sed 's/^/| /; s/$/ |/' <<< "$rows"
+        else
+            echo "pg_stat_user_functions: no function called."
+        fi
+        echo
+    } >> "$f"
 }
 
 wrk_run() { local d=$1; shift; wrk_cmd "$d" "$@"; }
@@ -459,6 +695,34 @@ pgbench_run() {   # duration len [clients]
         -l --log-prefix="$tmp/pgbench" "$conninfo" > "$tmp/pgbench.out" 2>&1 || {
         cat "$tmp/pgbench.out" >&2; return 1; }
     python3 "$lib/pgbench_json.py" "$tmp/pgbench.out" "$tmp"/pgbench.[0-9]*
+    rm -f "$tmp"/pgbench.[0-9]*
+}
+
+# floor C: a plain chat service's two statements (bench/lib/floor_c.sql).
+# pgbench's -T includes connecting its clients (a fork and a first plan
+# each, 30 ms apiece on a loaded 2-core machine), so it is given 1 s more
+# per 16 clients, and the PostgreSQL CPU of the steady state is measured
+# too: from when every client's backend is up (0.2 s later) to the end,
+# over the transactions that ended in that window (steady_* fields)
+pgbench_c_run() {   # duration clients
+    local c=$2 pm n0 pid t_s pg_s pg_e
+    local per=$(( $(wc -l < "$tmp/ids-20") / c ))
+    pm=$(head -n 1 "$tmp/pg/data/postmaster.pid")
+    n0=$(pgrep -c -P "$pm" || true)
+    "$pgbench" -n -M prepared -r -c "$c" -j 1 -T "$(( $1 + 1 + c / 16 ))" -f "$lib/floor_c.sql" \
+        -D per="$per" -D input="$input" -D reply="$reply" \
+        -l --log-prefix="$tmp/pgbench" "$naive_conninfo" > "$tmp/pgbench.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 400); do
+        [ "$(pgrep -c -P "$pm" || true)" -ge $(( n0 + c )) ] && break
+        sleep 0.05
+    done
+    sleep 0.2
+    t_s=$(date +%s.%N); pg_s=$(pg_cpu)
+    wait "$pid" || { cat "$tmp/pgbench.out" >&2; return 1; }
+    pg_e=$(pg_cpu)
+    BENCH_STEADY_FROM=$t_s BENCH_STEADY_PG=$(awk -v a="$pg_s" -v b="$pg_e" 'BEGIN { printf "%.2f", b - a }') \
+        python3 "$lib/pgbench_json.py" "$tmp/pgbench.out" "$tmp"/pgbench.[0-9]*
     rm -f "$tmp"/pgbench.[0-9]*
 }
 
@@ -509,12 +773,24 @@ done
 # the database's share of a chat's first delta: chat_begin, unloaded
 scenario "floorB chat h20 c1" pgbench 1 20 1 pgbench_run 20 1
 
+log "floor C: pgbench, a plain chat service's two statements, $conc${high_conc:+ $high_conc} clients"
+cur_db=naive stats_for='^floorC chat h20$'
+scenario "floorC chat h20" pgbench "$conc" 20 1 pgbench_c_run "$conc"
+for c in $high_conc; do
+    scenario "floorC chat h20 c$c" pgbench "$c" 20 1 pgbench_c_run "$c"
+done
+cur_db=callhq stats_for=""
+
 for w in $workers_list; do
     cur_workers=$w
     write_confs "$w"
     start_nginx proxy
     start_nginx module
-    log "worker_processes $w: plain proxy on :$proxy_port, module on :$module_port"
+    [ -n "$before_so" ] && start_nginx before
+    log "worker_processes $w: plain proxy on :$proxy_port, module on :$module_port${before_so:+, before ($before_short) on :$before_port}"
+    # the database profile of module (and before) chat h20: last workers only
+    stats_for=""
+    [ "$w" = "$(echo $workers_list | awk '{print $NF}')" ] && stats_for='^(module|before) chat h20$'
 
     port=$proxy_port master=$master_proxy
     for len in "${lengths[@]}"; do
@@ -527,14 +803,26 @@ for w in $workers_list; do
         /stream/v1/chat/completions "@$tmp/upstream-20-true.json" ""
 
     port=$module_port master=$master_module
+    chat_body="{\"sessionId\":\"%ID%\",\"input\":$input_json}"
+    stream_body="{\"sessionId\":\"%ID%\",\"input\":$input_json,\"stream\":true}"
     for len in "${lengths[@]}"; do
-        scenario "module chat h$len" wrk "$conc" "$len" 1 wrk_run \
-            POST /chat "{\"sessionId\":\"%ID%\",\"input\":$input_json}" "$tmp/ids-$len"
+        if [ "$len" = 20 ]; then
+            pair "chat h20" wrk "$conc" 20 1 wrk_run POST /chat "$chat_body" "$tmp/ids-20"
+        else
+            scenario "module chat h$len" wrk "$conc" "$len" 1 wrk_run \
+                POST /chat "$chat_body" "$tmp/ids-$len"
+        fi
     done
-    scenario "module stream h20" sse "$conc" 20 1 sse_run "$conc" /stream/chat \
-        "{\"sessionId\":\"%ID%\",\"input\":$input_json,\"stream\":true}" "$tmp/ids-20"
-    scenario "module stream h20 c1" sse 1 20 1 sse_run 1 /stream/chat \
-        "{\"sessionId\":\"%ID%\",\"input\":$input_json,\"stream\":true}" "$tmp/ids-20"
+    stats_for=""
+    for c in $high_conc; do
+        pair "chat h20 c$c" wrk "$c" 20 1 wrk_run POST /chat "$chat_body" "$tmp/ids-20" "$c"
+    done
+    pair "stream h20" sse "$conc" 20 1 sse_run "$conc" /stream/chat "$stream_body" "$tmp/ids-20"
+    pair "stream h20 c1" sse 1 20 1 sse_run 1 /stream/chat "$stream_body" "$tmp/ids-20"
+    # all chats on one session, each waiting for its turn (the context
+    # sent stays at 20 messages, the history grows)
+    pair "contention h20 c$contention" wrk "$contention" - 1 wrk_run \
+        POST /contention/chat "$chat_body" "$tmp/ids-one" "$contention"
     reset_db
     scenario "module POST /session" wrk "$conc" - 0 wrk_run POST /session \
         "{\"assistantId\":\"$(q -c 'select assistant_id from bench.conf')\",\"name\":\"bench-new\"}" -
@@ -578,6 +866,7 @@ print(v[len(v)//2] if v else 500)")
 
     stop_nginx "$master_proxy"
     stop_nginx "$master_module"
+    [ -n "$before_so" ] && stop_nginx "$master_before"
 done
 reset_db
 
@@ -613,6 +902,8 @@ print(json.dumps({
   "module": "commit " + sh("git -C $top rev-parse --short HEAD") + (" (dirty)" if sh("git -C $top status --porcelain -- ngx_http_callhq_module sql") else ""),
   "duration": $duration, "repeats": $repeats, "warmup": $warmup, "conc": $conc,
   "workers": "$workers_list", "long": $long, "quick": bool("$quick"),
+  "high_conc": "$high_conc", "contention": $contention, "pg_stats": "$pg_stats" != "0",
+  "before": ("commit $before_short (BENCH_BEFORE), sha1 " + sh("sha1sum $before_so")[:12]) if "$before_so" else "",
 }))
 PY
 

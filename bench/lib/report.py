@@ -7,7 +7,9 @@ RESULTS.jsonl holds one object per measured run (see measure() in run.sh);
 TMPDIR the RSS samples of the long run (rss-long-w<N>.txt). The names of
 missed targets are written to MISSED_FILE, one a line, for the profiler.
 """
+import glob
 import json
+import os
 import re
 import statistics
 import sys
@@ -61,7 +63,11 @@ def summary(rs):
         s["sent_avg"] = med([float(x["avg_len"]) for x in sent])
         s["sent_min"] = min(x["min_len"] for x in sent)
         s["sent_max"] = max(x["max_len"] for x in sent)
-    for k in ("rps", "p50", "p99", "cpu", "pg", "total50", "total99"):
+    # pgbench runs of floor C: PostgreSQL CPU once every client is connected
+    st = [1000.0 * r["steady_pg_cpu_s"] / r["steady_tx"] for r in ok if r.get("steady_tx")]
+    if st:
+        s["pgs"] = st
+    for k in ("rps", "p50", "p99", "cpu", "pg", "pgs", "total50", "total99"):
         if k in s:
             s[k + "_med"] = med(s[k])
     return s
@@ -116,6 +122,9 @@ w("| PostgreSQL | %s (fsync=off, synchronous_commit=off, as scripts/pg.sh runs i
 w("| load generators | %s (1 thread), pgbench of PostgreSQL %s, bench/lib/sse_bench.c |"
   % (m["wrk"], (re.findall(r"\d+\.\d+", m["postgres"]) or ["?"])[0]))
 w("| module | %s, %s |" % (m["module"], m.get("module_so", "")))
+if m.get("before"):
+    w("| before | %s, built in a git worktree, its own database migrated by that commit's sql/ |"
+      % m["before"])
 w("| run | %s s × %s repeats per scenario (after %s s warm-up), %s connections, worker_processes %s%s |"
   % (m["duration"], m["repeats"], m["warmup"], m["conc"], m["workers"],
      ", **BENCH_QUICK smoke run**" if m["quick"] else ""))
@@ -134,7 +143,7 @@ w("")
 w("| clients | history (sent) | chats/s | p50 ms | p99 ms | chat_begin avg ms | chat_record avg ms "
   "| PostgreSQL CPU s/1k chats | pgbench CPU s/1k | other load % | errors |")
 w("|---|---|---|---|---|---|---|---|---|---|---|")
-for name in [k[1] for k in groups if k[0] == 0]:
+for name in [k[1] for k in groups if k[0] == 0 and k[1].startswith("floorB")]:
     s = get(0, name)
     if not s:
         continue
@@ -147,6 +156,56 @@ for name in [k[1] for k in groups if k[0] == 0]:
         f(med([r.get("chat_record_avg_ms") for r in rs if r.get("chat_record_avg_ms")]), "%.3f"),
         f(s["pg_med"]), f(s["gen"]), f(s["other"], "%.0f"), s["errors"]))
 w("")
+
+# --------------------------------------------------------------- floor C
+fc_names = [k[1] for k in groups if k[0] == 0 and k[1].startswith("floorC")]
+if fc_names:
+    w("## Floor C: a plain chat service's SQL (pgbench, the obvious schema)")
+    w("")
+    w("Database `naive` (bench/lib/floor_c_schema.sql): sessions(id, seq, "
+      "expires_at, assistant_id), assistants(model, prompt), messages(session_id, "
+      "seq, role, content), chats(session_id, input, output, tokens), seeded "
+      "with as many 20-message sessions as the module's 20-message scenario, the "
+      "same message texts. One transaction of pgbench = the two statements of one "
+      "chat on a random session of the client's own slice, prepared, each in its "
+      "own transaction: the session (open), its assistant and its history "
+      "(json_agg in seq order); then one CTE appending the user message and the "
+      "reply, bumping sessions.seq and inserting the chat (bench/lib/floor_c.sql).")
+    w("")
+    w("PostgreSQL CPU of the whole run includes forking and warming up one "
+      "backend per client (as floor B's does); \"steady\" counts it from when "
+      "every client is connected, over the transactions that ended after: the "
+      "module's pooled connections are warm, so the ratios below use it.")
+    w("")
+    w("| clients | history (sent) | tx/s | p50 ms | p99 ms | read avg ms | write avg ms "
+      "| PostgreSQL CPU s/1k tx | steady | pgbench CPU s/1k | other load % | errors |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in fc_names:
+        s = get(0, name)
+        if not s:
+            continue
+        rs = groups[(0, name)]
+        st = [r.get("stmt_avg_ms") or [] for r in rs]
+        w("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (
+            s["conc"], sent_text(s, 20), rng(s["rps"]), rng(s["p50"], "%.2f"),
+            rng(s["p99"], "%.2f"),
+            f(med([x[0] for x in st if len(x) > 0]), "%.3f"),
+            f(med([x[1] for x in st if len(x) > 1]), "%.3f"),
+            f(s["pg_med"]), rng(s.get("pgs"), "%.2f"), f(s["gen"]),
+            f(s["other"], "%.0f"), s["errors"]))
+    w("")
+
+
+def pg_c(s):
+    """floor C's PostgreSQL CPU per transaction, steady when measured"""
+    return s.get("pgs_med", s["pg_med"])
+
+
+def conc_of(name):
+    """the c<N> of a scenario's name, None for the main concurrency"""
+    mm = re.search(r" c(\d+)$", name)
+    return int(mm.group(1)) if mm else None
+
 
 # --------------------------------------------------------------- per workers
 workers = sorted({k[0] for k in groups if k[0] != 0})
@@ -179,14 +238,17 @@ for wk in workers:
         for p in parts:
             if p.startswith("h") and p[1:].isdigit():
                 hist = int(p[1:])
-        if name.startswith("module chat") or name.startswith("module stream"):
+        if (name.startswith("module chat") or name.startswith("module stream")) \
+                and conc_of(name) in (None, 1):
             fa = get(wk, name.replace("module", "floorA"))
             fb = get(0, "floorB chat h%d%s" % (hist, " c1" if name.endswith(" c1") else ""))
         if name.startswith("floorA"):
             sent = "%d (in the body)" % hist
+        elif "contention" in name:
+            sent = "%d (of a growing history)" % hist
         else:
-            sent = sent_text(s, hist) if name.startswith("module chat") or \
-                name.startswith("module stream") else (str(hist) if hist else "–")
+            sent = sent_text(s, hist) if re.match(r"(module|before) (chat|stream)", name) \
+                else (str(hist) if hist else "–")
         w("| %s%s | %s | %s | %s | %s | %s | %s | %.1f → %.1f | %s | %s | %d | %s | %s | %s | %s |" % (
             name, " (c=%d)" % s["conc"] if s["conc"] != int(m["conc"]) else "",
             sent, rng(s["rps"]), rng(s["p50"], "%.2f"), rng(s["p99"], "%.2f"),
@@ -201,8 +263,8 @@ for wk in workers:
 
     # streaming detail
     rows = []
-    for name in ("floorA stream h20", "module stream h20",
-                 "floorA stream h20 c1", "module stream h20 c1"):
+    for name in ("floorA stream h20", "module stream h20", "before stream h20",
+                 "floorA stream h20 c1", "module stream h20 c1", "before stream h20 c1"):
         s = get(wk, name)
         if s:
             rows.append((name, s))
@@ -215,6 +277,55 @@ for wk in workers:
             w("| %s | %d | %s | %s | %s | %s |" % (
                 name, s["conc"], rng(s["p50"], "%.3f"), rng(s["p99"], "%.3f"),
                 rng(s["total50"], "%.3f"), rng(s["total99"], "%.3f")))
+        w("")
+
+    # the module against floor C, at each concurrency both have
+    rows = []
+    for name in [k[1] for k in groups if k[0] == 0 and k[1].startswith("floorC")]:
+        c = conc_of(name)
+        mc = get(wk, "module chat h20" + (" c%d" % c if c else ""))
+        fc = get(0, name)
+        if mc and fc:
+            rows.append((fc["conc"], mc, fc))
+    if rows:
+        w("The module against floor C (a plain chat service's two statements), "
+          "20 messages: chats/s ÷ floor C tx/s (target ≥ 1.3 at 32 and 64), "
+          "PostgreSQL CPU per chat ÷ per floor C transaction (target ≤ 0.6):")
+        w("")
+        w("| connections | module chats/s | floor C tx/s | ×C | module PG CPU ms/chat "
+          "| floor C PG CPU ms/tx (steady) | ×C | module p50 / p99 ms | floor C p50 / p99 ms |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for c, mc, fc in rows:
+            w("| %d | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s |" % (
+                c, f(mc["rps_med"], "%.0f"), f(fc["rps_med"], "%.0f"),
+                ratio(mc["rps_med"], fc["rps_med"]), f(mc["pg_med"], "%.3f"),
+                f(pg_c(fc), "%.3f"), ratio(mc["pg_med"], pg_c(fc)),
+                f(mc["p50_med"]), f(mc["p99_med"]), f(fc["p50_med"]), f(fc["p99_med"])))
+        w("")
+
+    # before/after
+    rows = []
+    for name in [k[1] for k in groups if k[0] == wk and k[1].startswith("before ")]:
+        b, a = get(wk, name), get(wk, "module" + name[len("before"):])
+        if a and b:
+            rows.append((name[len("before "):], a, b))
+    if rows:
+        w("Before/after: the module of %s against this build, in the same run "
+          "(after ÷ before; latencies of streams are the first delta's):"
+          % m.get("before", "BENCH_BEFORE").split(" (")[0])
+        w("")
+        w("| scenario | conc | before req/s | after req/s | after/before "
+          "| before p50 / p99 ms | after p50 / p99 ms | before PG CPU ms/req | after PG CPU ms/req "
+          "| after/before | before / after non-2xx or errors |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, a, b in rows:
+            w("| %s | %d | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %d / %d |" % (
+                name, a["conc"], f(b["rps_med"], "%.0f"), f(a["rps_med"], "%.0f"),
+                ratio(a["rps_med"], b["rps_med"]),
+                f(b["p50_med"], "%.3f"), f(b["p99_med"], "%.3f"),
+                f(a["p50_med"], "%.3f"), f(a["p99_med"], "%.3f"),
+                f(b["pg_med"], "%.3f"), f(a["pg_med"], "%.3f"),
+                ratio(a["pg_med"], b["pg_med"]), b["errors"], a["errors"]))
         w("")
 
     # targets
@@ -256,6 +367,26 @@ for wk in workers:
                            "1 client" if sfx else "%s clients" % m["conc"], begin)
                        if begin else ""),
                    d <= 1.0, "stream_first_delta" + sfx.replace(" ", "_"))
+    for c in [conc_of(k[1]) for k in groups
+              if k[0] == 0 and k[1].startswith("floorC") and conc_of(k[1])]:
+        mc, fc = get(wk, "module chat h20 c%d" % c), get(0, "floorC chat h20 c%d" % c)
+        if mc and fc:
+            r = mc["rps_med"] / fc["rps_med"]
+            target("chat req/s ≥ 1.3 × floor C at %d connections (20 messages)" % c,
+                   "%.0f vs %.0f = %.2f×" % (mc["rps_med"], fc["rps_med"], r),
+                   r >= 1.3, "rps_vs_floorC")
+            r = mc["pg_med"] / pg_c(fc) if pg_c(fc) else float("inf")
+            target("PostgreSQL CPU per chat ≤ 0.6 × floor C's per transaction at %d "
+                   "connections" % c,
+                   "%.3f vs %.3f ms (steady) = %.2f×" % (mc["pg_med"], pg_c(fc), r),
+                   r <= 0.6, "pg_vs_floorC")
+    a, b = get(wk, "module chat h20"), get(wk, "before chat h20")
+    if a and b:
+        r = a["rps_med"] / b["rps_med"]
+        target("chat req/s after ≥ 2.5 × before (%s, 20 messages, %s connections)"
+               % (m.get("before", "").split(" (")[0], m["conc"]),
+               "%.0f vs %.0f chats/s = %.2f×" % (a["rps_med"], b["rps_med"], r),
+               r >= 2.5, "after_before")
     lr = groups.get((wk, "module long h20"))
     if lr and lr[0].get("requests"):
         r = lr[0]
@@ -314,6 +445,19 @@ if any(k[1] == "module long h20" for k in groups):
               sent_text(s, 20)))
     w("")
 
+parts = sorted(glob.glob(os.path.join(tmp, "pgstats-*.md")))
+if parts:
+    w("## Database profile")
+    w("")
+    w("PostgreSQL ran with pg_stat_statements (track = all) and track_functions "
+      "= all in every scenario; the counters were reset before the last repeat "
+      "of each scenario below and read right after it (functions: once the "
+      "backends had reported them).")
+    w("")
+    for part in parts:
+        out.extend(open(part).read().rstrip("\n").split("\n"))
+        w("")
+
 w("## Targets")
 w("")
 w("| workers | target | measured | |")
@@ -343,6 +487,22 @@ w("- Each chat appends two messages: chats rotate over thousands of seeded "
   "back to the seed (bench.trim()) and vacuumed before every repeat. "
   "\"history sent\" is the mean (min–max) history length that chats really "
   "sent, computed from the turns appended.")
+w("- Floor C: pgbench of the two statements a plain chat service would run "
+  "for one chat, on the obvious schema (database `naive`, "
+  "bench/lib/floor_c_schema.sql and floor_c.sql), at the module's "
+  "concurrency and at %s clients; the module's 20-message chats run at those "
+  "connections too, for the ratios." % (m.get("high_conc") or "no more"))
+w("- Contention: %s connections of wrk post chats to ONE session; each chat "
+  "waits for the previous one's turn (callhq_turn_timeout 120s, so no 409: "
+  "non-2xx answers are counted as errors). The location sends the last 20 "
+  "messages as context (callhq_context_messages 20) while the history grows."
+  % m.get("contention", 4))
+if m.get("before"):
+    w("- Before: the module of %s, built from a git worktree of that commit "
+      "(`make`), on its own database (callhq_before) migrated by that commit's "
+      "sql/migrate.sh and seeded by the same bench/lib/seed.sql (20-message "
+      "sessions only); its scenarios run right after the module's, on the "
+      "same nginx configuration." % m["before"].split(",")[0])
 w("- Latency: wrk's percentiles (bench/lib/bench.lua); streaming: "
   "bench/lib/sse_bench.c, time to the first `data:` line and to the end of "
   "the response; floor B: pgbench's per-transaction log.")
