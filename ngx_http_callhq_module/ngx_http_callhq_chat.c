@@ -29,6 +29,9 @@ struct ngx_http_callhq_record_s {
     ngx_http_request_t            *request;    /* NULL once it is gone */
     ngx_http_callhq_chat_t        *chat;
     ngx_str_t                      context;    /* sent if SQL asks for it */
+    ngx_str_t                      record;     /* for callhq.chat_record */
+    unsigned                       fast:1;     /* the record statement */
+    unsigned                       general:1;  /* callhq.chat_record */
 };
 
 
@@ -36,6 +39,18 @@ static void ngx_http_callhq_chat_begin(ngx_http_request_t *r);
 static void ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 static void ngx_http_callhq_chat_orphan(PGresult *res);
+static void ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+static void ngx_http_callhq_chat_take_orphan(PGresult *res);
+static void ngx_http_callhq_chat_reread(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+static void ngx_http_callhq_chat_go(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+static ngx_int_t ngx_http_callhq_chat_busy(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, u_char *session);
+static ngx_int_t ngx_http_callhq_chat_record_general(
+    ngx_http_callhq_record_t *rec, ngx_http_callhq_chat_t *chat,
+    ngx_str_t *record);
 static void ngx_http_callhq_chat_retry(ngx_event_t *ev);
 static ngx_int_t ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
@@ -178,6 +193,15 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     chat->retry.log = r->connection->log;
     chat->backoff = 20;
 
+    rc = ngx_http_callhq_turn_body(r, chat);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    chat->fast = (rc == NGX_OK);
+
     ngx_http_callhq_chat_begin(r);
 }
 
@@ -190,6 +214,22 @@ ngx_http_callhq_chat_begin(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    if (ctx->chat->fast) {
+        if (ngx_http_callhq_turn_take(r, ctx->chat, &ctx->query,
+                                      ctx->key_hash)
+            != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ctx->query.handler = ngx_http_callhq_chat_taken;
+        ctx->query.orphan = ngx_http_callhq_chat_take_orphan;
+
+        ngx_http_callhq_run_query(r, ctx);
+        return;
+    }
 
     ctx->query.stmt = &ngx_http_callhq_chat_begin_stmt;
     ctx->query.values[0] = (char *) ctx->key_hash;
@@ -236,12 +276,10 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
     ngx_http_request_t          *r;
     ngx_http_callhq_ctx_t       *ctx;
     ngx_http_callhq_chat_t      *chat;
-    ngx_http_callhq_loc_conf_t  *lcf;
 
     r = q->data;
     c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
     chat = ctx->chat;
 
     if (res == NULL) {
@@ -258,23 +296,13 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
     }
 
     if (ngx_strcmp(PQgetvalue(res, 0, 0), "busy") == 0) {
-
-        /* another chat of this session runs: wait for its turn */
-        if (chat->waited >= lcf->turn_timeout) {
-            rc = ngx_http_callhq_send_error(r, NGX_HTTP_CONFLICT,
-                                            "Session %s is busy with "
-                                            "another chat",
-                                            PQgetvalue(res, 0, 5));
-            goto done;
+        rc = ngx_http_callhq_chat_busy(r, chat,
+                                       (u_char *) PQgetvalue(res, 0, 5));
+        if (rc == NGX_AGAIN) {
+            return;
         }
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                       "callhq: session busy, retry in %M ms", chat->backoff);
-
-        ngx_add_timer(&chat->retry, chat->backoff);
-        chat->waited += chat->backoff;
-        chat->backoff = ngx_min(chat->backoff * 2, 500);
-        return;
+        goto done;
     }
 
     /* the chat reads the context where libpq put it, until it ends */
@@ -283,11 +311,221 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
     ngx_http_callhq_chat_str(res, 1, &chat->record);
     ngx_http_callhq_chat_str(res, 2, &chat->params);
-    ngx_http_callhq_chat_str(res, 3, &chat->messages);
+    ngx_http_callhq_chat_str(res, 3, &chat->context[0]);
     ngx_http_callhq_chat_str(res, 4, &chat->chat_id);
     ngx_http_callhq_chat_str(res, 5, &chat->session_id);
     ngx_http_callhq_chat_str(res, 6, &chat->org_id);
     ngx_http_callhq_chat_str(res, 7, &chat->model);
+    chat->ncontext = 1;
+
+    ngx_http_callhq_chat_go(r, chat);
+    return;
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the take statement answered (ngx_http_callhq_turn.c) */
+
+static void
+ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
+{
+    ngx_int_t                rc;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_callhq_ctx_t   *ctx;
+    ngx_http_callhq_chat_t  *chat;
+
+    r = q->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    chat = ctx->chat;
+
+    if (res == NULL) {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "%s", q->error);
+        goto done;
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "callhq: taking the turn failed: %s",
+                      PQresultErrorMessage(res));
+    }
+
+    rc = ngx_http_callhq_turn_taken(chat, res);
+
+    if (rc == NGX_BUSY) {
+        rc = ngx_http_callhq_chat_busy(r, chat, (u_char *) chat->session_z);
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        goto done;
+    }
+
+    if (rc == NGX_DECLINED) {
+        /* the general way says what is wrong, once the turn is back */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "callhq: chat goes the general way");
+
+        if (chat->chat_id.len) {
+            (void) ngx_http_callhq_chat_record(chat, NULL, 1);
+        }
+
+        chat->fast = 0;
+        chat->finished = 0;
+        ngx_str_null(&chat->chat_id);
+        ngx_str_null(&chat->org_id);
+        ngx_str_null(&chat->session_id);
+        ngx_str_null(&chat->model);
+        ngx_str_null(&chat->params);
+
+        ngx_http_callhq_chat_begin(r);
+        return;
+    }
+
+    ngx_http_callhq_pg_keep(q);
+    chat->begun = res;
+
+    if (chat->stale) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "callhq: reading the history again");
+
+        ngx_http_callhq_turn_history(chat, q, r->pool);
+        q->handler = ngx_http_callhq_chat_reread;
+        q->orphan = NULL;
+
+        if (q->values[1] == NULL) {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto done;
+        }
+
+        ngx_http_callhq_run_query(r, ctx);
+        return;
+    }
+
+    ngx_http_callhq_chat_go(r, chat);
+    return;
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_callhq_chat_reread(ngx_http_callhq_pg_query_t *q, PGresult *res)
+{
+    ngx_int_t                rc;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_callhq_ctx_t   *ctx;
+    ngx_http_callhq_chat_t  *chat;
+
+    r = q->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    chat = ctx->chat;
+
+    if (res == NULL) {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "%s", q->error);
+        goto failed;
+    }
+
+    if (ngx_http_callhq_turn_history_read(chat, res) != NGX_OK) {
+        rc = ngx_http_callhq_send_pg_error(r, res);
+        goto failed;
+    }
+
+    ngx_http_callhq_pg_keep(q);
+    chat->reread = res;
+
+    ngx_http_callhq_chat_go(r, chat);
+    return;
+
+failed:
+
+    (void) ngx_http_callhq_chat_record(chat, NULL, 1);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the client left as its chat took the turn: give it back */
+
+static void
+ngx_http_callhq_chat_take_orphan(PGresult *res)
+{
+    ngx_http_callhq_chat_t  chat;
+
+    ngx_memzero(&chat, sizeof(ngx_http_callhq_chat_t));
+
+    if (ngx_http_callhq_turn_taken(&chat, res) == NGX_BUSY
+        || chat.chat_id.len == 0)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "callhq: client left as its chat began, "
+                  "releasing the session's turn");
+
+    chat.fast = 1;
+
+    (void) ngx_http_callhq_chat_record(&chat, NULL, 1);
+}
+
+
+/*
+ * Another chat of this session runs: wait for its turn.  NGX_AGAIN while
+ * waiting; else the response to finalize with (409 after the time-out).
+ */
+
+static ngx_int_t
+ngx_http_callhq_chat_busy(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
+    u_char *session)
+{
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    if (chat->waited >= lcf->turn_timeout) {
+        return ngx_http_callhq_send_error(r, NGX_HTTP_CONFLICT,
+                                          "Session %s is busy with "
+                                          "another chat", session);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "callhq: session busy, retry in %M ms", chat->backoff);
+
+    ngx_add_timer(&chat->retry, chat->backoff);
+    chat->waited += chat->backoff;
+    chat->backoff = ngx_min(chat->backoff * 2, 500);
+
+    return NGX_AGAIN;
+}
+
+
+/* the context is ready: the model is called */
+
+static void
+ngx_http_callhq_chat_go(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    if (chat->fast) {
+        ngx_http_callhq_turn_context(chat);
+    }
 
     chat->locked = chat->session_id.len ? 1 : 0;
 
@@ -301,10 +539,10 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
         return;
     }
 
+    (void) ngx_http_callhq_chat_record(chat, NULL, 1);
+
     rc = ngx_http_callhq_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                     "could not call the model");
-
-done:
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
@@ -329,7 +567,8 @@ static ngx_int_t
 ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat)
 {
-    ngx_str_t                       parts[5];
+    ngx_uint_t                      i, n;
+    ngx_str_t                       parts[4 + NGX_HTTP_CALLHQ_CONTEXT_PARTS];
     ngx_chain_t                    *cl;
     ngx_http_request_t             *sr;
     ngx_http_callhq_ctx_t          *sctx;
@@ -343,17 +582,21 @@ ngx_http_callhq_chat_subrequest(ngx_http_request_t *r,
     ngx_str_set(&parts[0], "{");
     parts[1] = chat->params;
     ngx_str_set(&parts[2], ",\"messages\":");
-    parts[3] = chat->messages;
+    n = 3;
+
+    for (i = 0; i < chat->ncontext; i++) {
+        parts[n++] = chat->context[i];
+    }
 
     if (chat->stream) {
-        ngx_str_set(&parts[4], ",\"stream\":true,\"stream_options\":"
+        ngx_str_set(&parts[n], ",\"stream\":true,\"stream_options\":"
                                "{\"include_usage\":true}}");
 
     } else {
-        ngx_str_set(&parts[4], ",\"stream\":false}");
+        ngx_str_set(&parts[n], ",\"stream\":false}");
     }
 
-    cl = ngx_http_callhq_chain(r->pool, parts, 5, &chat->upstream);
+    cl = ngx_http_callhq_chain(r->pool, parts, n + 1, &chat->upstream);
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_callhq_ctx_t));
@@ -596,12 +839,14 @@ static ngx_int_t
 ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     ngx_http_request_t *r, ngx_uint_t release)
 {
-    u_char                       *p;
+    ngx_int_t                     rc;
     ngx_pool_t                   *pool;
     ngx_http_callhq_record_t     *rec;
     ngx_http_callhq_main_conf_t  *mcf;
 
-    if (chat->finished || chat->record.len == 0) {
+    if (chat->finished
+        || (chat->fast ? chat->chat_id.len : chat->record.len) == 0)
+    {
         return NGX_OK;
     }
 
@@ -626,49 +871,39 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     rec->query.data = rec;
     rec->query.log = ngx_cycle->log;
 
-    rec->query.values[0] = ngx_http_callhq_chat_dup(pool, chat->record.data,
-                                                    chat->record.len, 0);
-    if (rec->query.values[0] == NULL) {
-        goto failed;
-    }
+    if (chat->fast) {
+        if (release) {
+            rc = ngx_http_callhq_turn_release(chat, &rec->query, pool);
 
-    if (release) {
-        rec->query.stmt = &ngx_http_callhq_chat_release_stmt;
+        } else {
+            rec->fast = 1;
+            rc = ngx_http_callhq_turn_record(chat, &rec->query, pool,
+                                             r && !chat->stream
+                                             && !chat->responses);
 
-    } else {
-        rec->query.stmt = &ngx_http_callhq_chat_record_stmt;
-
-        if (chat->session_id.len == 0) {
-            rec->query.values[1] = ngx_http_callhq_chat_dup(pool,
-                                       chat->messages.data,
-                                       chat->messages.len, 0);
-            if (rec->query.values[1] == NULL) {
-                goto failed;
+            /* nobody to ask later, should the general way be needed */
+            if (rc == NGX_OK && r == NULL) {
+                rc = ngx_http_callhq_chat_keep_context(rec, chat);
             }
+        }
 
-        } else if (r) {
-            rec->context = chat->messages;
-
-        } else if (ngx_http_callhq_chat_keep_context(rec, chat) != NGX_OK) {
+        if (rc != NGX_OK) {
             goto failed;
         }
 
-        rec->query.values[2] = ngx_http_callhq_chat_dup(pool,
-                                                        chat->reply.data,
-                                                        chat->reply.len, 1);
-        rec->query.values[3] = (char *) chat->chat_status;
-
-        p = ngx_pnalloc(pool, sizeof("{\"promptTokens\":,"
-                                     "\"completionTokens\":}")
-                              + 2 * NGX_INT_T_LEN);
-
-        if (rec->query.values[2] == NULL || p == NULL) {
+    } else if (release) {
+        rec->query.stmt = &ngx_http_callhq_chat_release_stmt;
+        rec->query.values[0] = ngx_http_callhq_chat_dup(pool,
+                                                        chat->record.data,
+                                                        chat->record.len, 0);
+        if (rec->query.values[0] == NULL) {
             goto failed;
         }
 
-        rec->query.values[4] = (char *) p;
-        *ngx_sprintf(p, "{\"promptTokens\":%i,\"completionTokens\":%i}",
-                     chat->prompt_tokens, chat->completion_tokens) = '\0';
+    } else if (ngx_http_callhq_chat_record_general(rec, chat, &chat->record)
+               != NGX_OK)
+    {
+        goto failed;
     }
 
     if (r) {
@@ -687,11 +922,64 @@ failed:
 }
 
 
+/*
+ * callhq.chat_record with the record as chat_begin gave it, the reply and
+ * usage from the chat.
+ */
+
+static ngx_int_t
+ngx_http_callhq_chat_record_general(ngx_http_callhq_record_t *rec,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *record)
+{
+    u_char      *p;
+    ngx_pool_t  *pool;
+
+    pool = rec->pool;
+
+    rec->query.values[0] = ngx_http_callhq_chat_dup(pool, record->data,
+                                                    record->len, 0);
+    if (rec->query.values[0] == NULL) {
+        return NGX_ERROR;
+    }
+
+    rec->query.stmt = &ngx_http_callhq_chat_record_stmt;
+    rec->general = 1;
+
+    if (chat->session_id.len == 0 && chat->ncontext) {
+        rec->query.values[1] = ngx_http_callhq_chat_dup(pool,
+                                   chat->context[0].data,
+                                   chat->context[0].len, 0);
+        if (rec->query.values[1] == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    rec->query.values[2] = ngx_http_callhq_chat_dup(pool, chat->reply.data,
+                                                    chat->reply.len, 1);
+    rec->query.values[3] = (char *) chat->chat_status;
+
+    p = ngx_pnalloc(pool, sizeof("{\"promptTokens\":,"
+                                 "\"completionTokens\":}")
+                          + 2 * NGX_INT_T_LEN);
+
+    if (rec->query.values[2] == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rec->query.values[4] = (char *) p;
+    *ngx_sprintf(p, "{\"promptTokens\":%i,\"completionTokens\":%i}",
+                 chat->prompt_tokens, chat->completion_tokens) = '\0';
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 {
     size_t                    len;
     ngx_int_t                 rc;
+    ngx_str_t                 head;
     ngx_connection_t         *c;
     ngx_http_request_t       *r;
     ngx_http_callhq_chat_t   *chat;
@@ -699,19 +987,69 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
     rec = q->data;
     r = rec->request;
+    ngx_str_null(&head);
+
+    if (rec->fast) {
+        rec->fast = 0;
+
+        if (res && ngx_http_callhq_turn_recorded(res, &head) == NGX_OK) {
+            goto recorded;
+        }
+
+        /* a twin, a changed session, an error: the general way decides */
+        ngx_log_error(NGX_LOG_INFO, q->log, 0,
+                      "callhq: chat %s recorded by callhq.chat_record%s%s",
+                      q->values[0], res ? ": " : "",
+                      res ? PQresultErrorMessage(res) : "");
+
+        if (r && ngx_http_callhq_chat_keep_context(rec, rec->chat) != NGX_OK) {
+            goto failed;
+        }
+
+        if (rec->record.len == 0) {
+            goto failed;
+        }
+
+        /* the reply, status and tokens as the record statement had them */
+        q->values[2] = q->values[7];
+        q->values[3] = q->values[8];
+        q->values[4] = ngx_pnalloc(rec->pool,
+                                   sizeof("{\"promptTokens\":,"
+                                          "\"completionTokens\":}")
+                                   + 2 * NGX_INT_T_LEN);
+        if (q->values[4] == NULL) {
+            goto failed;
+        }
+
+        *ngx_sprintf((u_char *) q->values[4],
+                     "{\"promptTokens\":%s,\"completionTokens\":%s}",
+                     q->values[9], q->values[10]) = '\0';
+
+        q->values[0] = (char *) rec->record.data;
+        q->values[1] = NULL;
+        q->stmt = &ngx_http_callhq_chat_record_stmt;
+        rec->general = 1;
+
+        ngx_http_callhq_pg_run(q->pool, q);
+        return;
+    }
 
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
         && ngx_strcmp(PQgetvalue(res, 0, 0), "100") == 0
-        && q->values[1] == NULL && rec->context.len)
+        && q->values[1] == NULL)
     {
         /* the history it points to went while it ran: send the context */
         ngx_log_error(NGX_LOG_INFO, q->log, 0,
                       "callhq: session history changed during a chat, "
                       "recording its context in full");
 
+        if (r && ngx_http_callhq_chat_keep_context(rec, rec->chat) != NGX_OK) {
+            goto failed;
+        }
+
         q->values[1] = ngx_http_callhq_chat_dup(rec->pool, rec->context.data,
                                                 rec->context.len, 0);
-        if (q->values[1] != NULL) {
+        if (rec->context.len && q->values[1] != NULL) {
             ngx_http_callhq_pg_run(q->pool, q);
             return;
         }
@@ -724,6 +1062,15 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
                       "callhq: chat could not be recorded: %s",
                       res ? PQresultErrorMessage(res) : q->error);
     }
+
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+        && PQnfields(res) == 2)
+    {
+        head.data = (u_char *) PQgetvalue(res, 0, 1);
+        head.len = PQgetlength(res, 0, 1);
+    }
+
+recorded:
 
     if (r == NULL) {
         ngx_destroy_pool(rec->pool);
@@ -748,14 +1095,18 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
     } else {
         /* the chat without its context, a small object */
-        len = PQgetlength(res, 0, 1);
+        len = head.len;
 
         chat->result.data = ngx_pnalloc(r->pool, len + 1);
         if (chat->result.data == NULL) {
             rc = NGX_ERROR;
 
         } else {
-            ngx_memcpy(chat->result.data, PQgetvalue(res, 0, 1), len + 1);
+            if (len) {
+                ngx_memcpy(chat->result.data, head.data, len);
+            }
+
+            chat->result.data[len] = '\0';
             chat->result.len = len;
 
             rc = ngx_http_callhq_chat_respond(r, chat);
@@ -766,6 +1117,26 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
+    return;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ERR, r ? r->connection->log : ngx_cycle->log, 0,
+                  "callhq: chat could not be recorded");
+
+    if (r == NULL) {
+        ngx_destroy_pool(rec->pool);
+        return;
+    }
+
+    c = r->connection;
+    rec->chat->rec = NULL;
+    ngx_destroy_pool(rec->pool);
+
+    ngx_http_finalize_request(r, rec->chat->sent_header
+                                 ? NGX_ERROR
+                                 : NGX_HTTP_INTERNAL_SERVER_ERROR);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -773,8 +1144,9 @@ static ngx_int_t
 ngx_http_callhq_chat_respond(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat)
 {
-    ngx_int_t  rc;
-    ngx_str_t  parts[4];
+    ngx_int_t   rc;
+    ngx_uint_t  i, n;
+    ngx_str_t   parts[3 + NGX_HTTP_CALLHQ_CONTEXT_PARTS];
 
     if (chat->stream) {
         return ngx_http_callhq_chat_send_last(r, chat);
@@ -802,10 +1174,15 @@ ngx_http_callhq_chat_respond(ngx_http_request_t *r,
     parts[0].data = chat->result.data;
     parts[0].len = chat->result.len - 1;
     ngx_str_set(&parts[1], ", \"messages\": ");
-    parts[2] = chat->messages;
-    ngx_str_set(&parts[3], "}");
+    n = 2;
 
-    return ngx_http_callhq_send_json_parts(r, NGX_HTTP_CREATED, parts, 4);
+    for (i = 0; i < chat->ncontext; i++) {
+        parts[n++] = chat->context[i];
+    }
+
+    ngx_str_set(&parts[n], "}");
+
+    return ngx_http_callhq_send_json_parts(r, NGX_HTTP_CREATED, parts, n + 1);
 }
 
 
@@ -1146,6 +1523,11 @@ ngx_http_callhq_chat_cleanup(void *data)
         PQclear(chat->begun);
         chat->begun = NULL;
     }
+
+    if (chat->reread) {
+        PQclear(chat->reread);
+        chat->reread = NULL;
+    }
 }
 
 
@@ -1203,18 +1585,42 @@ static ngx_int_t
 ngx_http_callhq_chat_keep_context(ngx_http_callhq_record_t *rec,
     ngx_http_callhq_chat_t *chat)
 {
-    if (chat->messages.len == 0 || rec->query.values[1] != NULL) {
-        return NGX_OK;
-    }
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   i;
 
-    rec->context.data = ngx_pnalloc(rec->pool, chat->messages.len);
-    if (rec->context.data == NULL) {
-        rec->context.len = 0;
+    /* the record callhq.chat_record would need, should it be asked */
+    if (chat->fast && rec->record.len == 0 && chat->chat_id.len
+        && ngx_http_callhq_turn_record_json(chat, rec->pool, &rec->record)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(rec->context.data, chat->messages.data, chat->messages.len);
-    rec->context.len = chat->messages.len;
+    /* a chat without a session sends its context in full anyway */
+    if (chat->ncontext == 0 || rec->context.len
+        || chat->session_id.len == 0)
+    {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (i = 0; i < chat->ncontext; i++) {
+        len += chat->context[i].len;
+    }
+
+    p = ngx_pnalloc(rec->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rec->context.data = p;
+    rec->context.len = len;
+
+    for (i = 0; i < chat->ncontext; i++) {
+        p = ngx_cpymem(p, chat->context[i].data, chat->context[i].len);
+    }
 
     return NGX_OK;
 }

@@ -47,6 +47,8 @@ typedef struct {
 } ngx_http_callhq_text_t;
 
 
+#define NGX_HTTP_CALLHQ_CONTEXT_PARTS  8
+
 typedef struct ngx_http_callhq_chat_s    ngx_http_callhq_chat_t;
 typedef struct ngx_http_callhq_record_s  ngx_http_callhq_record_t;
 
@@ -71,11 +73,33 @@ struct ngx_http_callhq_chat_s {
     ngx_http_request_t            *sr;
     ngx_str_t                      body;       /* the client's JSON */
 
-    /* from callhq.chat_begin(), pointing into its result */
+    /* a chat of a session in two statements (ngx_http_callhq_turn.c) */
+    ngx_str_t                      session_arg;    /* in the body */
+    ngx_str_t                      input;          /* its JSON string */
+    ngx_str_t                      name;           /* text, or NULL */
+    ngx_str_t                      metadata;       /* JSON, or NULL */
+    char                          *session_z;
+    char                          *lease_z;
+    char                          *max_msgs_z;
+    char                          *max_bytes_z;
+
+    /* from the take statement or callhq.chat_begin(), in their results */
     PGresult                      *begun;
+    PGresult                      *reread;     /* the history read again */
     ngx_str_t                      record;     /* JSON, given back to SQL */
     ngx_str_t                      params;     /* "model":..,"temperature":.. */
-    ngx_str_t                      messages;   /* the context, JSON array */
+    ngx_str_t                      assistant_id;
+    ngx_str_t                      assistant_inline;
+    ngx_str_t                      next_seq;
+    ngx_str_t                      epoch;
+    ngx_str_t                      history;
+    ngx_str_t                      hfrom;
+    ngx_str_t                      hto;
+    ngx_str_t                      prompts;
+    ngx_str_t                      prompts_json;
+    ngx_str_t                      prompt_count;
+    ngx_str_t                      context[NGX_HTTP_CALLHQ_CONTEXT_PARTS];
+    ngx_uint_t                     ncontext;   /* the JSON array, in parts */
     ngx_str_t                      chat_id;
     ngx_str_t                      session_id;
     ngx_str_t                      org_id;
@@ -102,6 +126,8 @@ struct ngx_http_callhq_chat_s {
 
     unsigned                       stream:1;
     unsigned                       responses:1;
+    unsigned                       fast:1;     /* two statements */
+    unsigned                       stale:1;    /* history to read again */
     unsigned                       locked:1;   /* holds the session lease */
     unsigned                       sent_header:1;
     unsigned                       upstream_done:1;
@@ -126,6 +152,27 @@ void ngx_http_callhq_chat_handler(ngx_http_request_t *r,
 ngx_int_t ngx_http_callhq_chat_precontent(ngx_http_request_t *r);
 ngx_int_t ngx_http_callhq_chat_output(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
+
+/* ngx_http_callhq_turn.c */
+ngx_int_t ngx_http_callhq_turn_body(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+ngx_int_t ngx_http_callhq_turn_take(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_http_callhq_pg_query_t *q,
+    u_char *key_hash);
+ngx_int_t ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat,
+    PGresult *res);
+void ngx_http_callhq_turn_history(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool);
+ngx_int_t ngx_http_callhq_turn_history_read(ngx_http_callhq_chat_t *chat,
+    PGresult *res);
+void ngx_http_callhq_turn_context(ngx_http_callhq_chat_t *chat);
+ngx_int_t ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool, ngx_uint_t want_chat);
+ngx_int_t ngx_http_callhq_turn_recorded(PGresult *res, ngx_str_t *head);
+ngx_int_t ngx_http_callhq_turn_release(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool);
+ngx_int_t ngx_http_callhq_turn_record_json(ngx_http_callhq_chat_t *chat,
+    ngx_pool_t *pool, ngx_str_t *out);
 
 /* ngx_http_callhq_filter.c */
 ngx_int_t ngx_http_callhq_filter_init(ngx_conf_t *cf);

@@ -1,0 +1,865 @@
+
+/*
+ * ngx_http_callhq_module: a chat of a session in two plain statements.
+ *
+ * POST /chat {sessionId, input} is the hot path, and the database is the
+ * bound: the body is checked here, in C, by the scanner that read it, and
+ * PostgreSQL runs two prepared statements of plain SQL, no PL/pgSQL.  The
+ * first takes the session's turn and returns what the model needs (the
+ * assistant's settings and prompts, the history as ready JSON text); it
+ * commits without waiting for a WAL flush, since losing it in a crash
+ * only frees the turn.  The second appends the user turn and the reply,
+ * writes the chat and gives the turn back, as durably as the server is
+ * configured; it is idempotent on the chat id.
+ *
+ * Any other body, and any answer these statements cannot give (no such
+ * key or session, a closed one, an assistant without a model, a session
+ * whose history changed while the chat ran), goes the general way:
+ * callhq.chat_begin and callhq.chat_record, which say exactly what is
+ * wrong.  This file only fills in queries and reads their results; the
+ * chat (ngx_http_callhq_chat.c) runs them.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_callhq_module.h"
+#include "ngx_http_callhq_json.h"
+
+
+/* the columns of the take statement */
+enum {
+    NGX_HTTP_CALLHQ_TAKE_STATE = 0,
+    NGX_HTTP_CALLHQ_TAKE_CHAT,
+    NGX_HTTP_CALLHQ_TAKE_ORG,
+    NGX_HTTP_CALLHQ_TAKE_ASSISTANT,
+    NGX_HTTP_CALLHQ_TAKE_INLINE,
+    NGX_HTTP_CALLHQ_TAKE_NEXT_SEQ,
+    NGX_HTTP_CALLHQ_TAKE_EPOCH,
+    NGX_HTTP_CALLHQ_TAKE_LAST_SEQ,
+    NGX_HTTP_CALLHQ_TAKE_HISTORY,
+    NGX_HTTP_CALLHQ_TAKE_HFROM,
+    NGX_HTTP_CALLHQ_TAKE_HTO,
+    NGX_HTTP_CALLHQ_TAKE_MODEL,
+    NGX_HTTP_CALLHQ_TAKE_PARAMS,
+    NGX_HTTP_CALLHQ_TAKE_PROMPTS,
+    NGX_HTTP_CALLHQ_TAKE_PROMPTS_JSON,
+    NGX_HTTP_CALLHQ_TAKE_PROMPT_COUNT,
+    NGX_HTTP_CALLHQ_TAKE_SESSION,
+    NGX_HTTP_CALLHQ_TAKE_COLUMNS
+};
+
+
+static ngx_int_t ngx_http_callhq_turn_members(ngx_str_t *body,
+    ngx_http_callhq_json_want_t *want, ngx_uint_t n);
+static ngx_int_t ngx_http_callhq_turn_uuid(ngx_str_t *s);
+static void ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out);
+static char *ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s);
+
+
+/*
+ * The session's history as the model is sent it, newest messages kept
+ * when callhq_context_messages ($m) or callhq_context_bytes ($b) bound
+ * it; developer messages go as system.  Read below the seq the turn was
+ * taken at ($n).
+ */
+#define NGX_HTTP_CALLHQ_HISTORY(from, s, n, m, b)                                   \
+    "select string_agg(case when x.role = 'developer' "                       \
+    "then callhq.message_raw('system', x.content) else x.raw end, ',' "       \
+    "order by x.seq) as history, min(x.seq) as hfrom, max(x.seq) as hto "     \
+    "from (select m.seq, m.role, m.raw, m.content, "                          \
+    "sum(octet_length(m.raw)) over (order by m.seq desc "                     \
+    "rows unbounded preceding) as total "                                     \
+    "from " from "callhq.messages m "                                          \
+    "where m.session_id = " s " and m.seq < " n " "                           \
+    "order by m.seq desc limit nullif(" m ", 0)) x "                          \
+    "where " b " = 0 or x.total <= " b
+
+
+/*
+ * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds.
+ * The turn is taken in the UPDATE, whose conditions PostgreSQL checks
+ * again on the row a concurrent chat leaves behind; the history is read
+ * with the statement's snapshot, so last_seq tells whether it saw all of
+ * it (a chat that ended just before this one took the turn may be newer).
+ */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
+    16, "callhq_turn_take",
+    "with k as ("
+    " select k.org_id from callhq.api_keys k where k.key_hash = $1::bytea),"
+    " t as ("
+    " update callhq.sessions s"
+    " set busy_chat = gen_random_uuid(),"
+    " busy_until = now() + make_interval(secs => $3::int)"
+    " from k"
+    " where s.id = $2::uuid and s.org_id = k.org_id"
+    " and s.status = 'active' and s.expires_at > now()"
+    " and (s.busy_chat is null or s.busy_until < now())"
+    " returning s.id, s.busy_chat, s.next_seq, s.history_epoch, s.assistant_id,"
+    " s.assistant, s.assistant_overrides,"
+    " set_config('synchronous_commit', 'off', true)),"
+    " a as ("
+    " select case when a.id is not null then a.model"
+    " else t.assistant->'model' end as model, a.id,"
+    " case when a.id is null then t.assistant end as inline,"
+    " coalesce(t.assistant_overrides->'variableValues', '{}') as vars"
+    " from t left join callhq.assistants a on a.id = t.assistant_id),"
+    " p as ("
+    " select case when jsonb_typeof(a.model->'messages') is distinct from"
+    " 'array' then '[]'::jsonb when a.vars = '{}' then a.model->'messages'"
+    " else callhq.fill_messages(a.model->'messages', a.vars) end as filled"
+    " from a),"
+    " h as (" NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
+                                     "$5::int") "),"
+    " l as ("
+    " select max(m.seq) as seq from t, callhq.messages m"
+    " where m.session_id = $2::uuid)"
+    " select case when t.busy_chat is not null then 'ok'"
+    " when exists (select 1 from callhq.sessions s, k"
+    " where s.id = $2::uuid and s.org_id = k.org_id"
+    " and s.status = 'active' and s.expires_at > now()) then 'busy'"
+    " else 'other' end,"
+    " t.busy_chat, k.org_id, a.id, a.inline::text, t.next_seq,"
+    " t.history_epoch, coalesce(l.seq, 0), h.history, h.hfrom, h.hto,"
+    " a.model->>'model', callhq.chat_params(a.model),"
+    " (select string_agg('{\"role\":'"
+    " || to_jsonb(callhq.upstream_role(e.m->>'role'))::text"
+    " || ',\"content\":' || case when jsonb_typeof(e.m->'content') = 'string'"
+    " then (e.m->'content')::text"
+    " else coalesce(callhq.json_compact(e.m->'content'), 'null') end"
+    " || '}', ',' order by e.n)"
+    " from jsonb_array_elements(p.filled) with ordinality e(m, n)),"
+    " p.filled::text, jsonb_array_length(p.filled), t.id"
+    " from (select 1) one left join k on true left join t on true"
+    " left join a on true left join p on true left join h on true"
+    " left join l on true",
+    5
+};
+
+
+/* the history again, in a new snapshot: $1 session, $2 next seq, bounds */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
+    17, "callhq_turn_history",
+    NGX_HTTP_CALLHQ_HISTORY("", "$1::uuid", "$2::int", "$3::int", "$4::int"),
+    4
+};
+
+
+/*
+ * $1 chat, $2 org, $3 session, $4 assistant, $5 history epoch, $6 name,
+ * $7 input (a JSON string), $8 reply (a JSON string), $9 status,
+ * $10 and $11 tokens, $12 metadata, $13 prompts, $14 their count,
+ * $15 and $16 the history sent, $17 whether the chat is wanted back.
+ *
+ * Nothing is written when the chat is there already (a twin call) or the
+ * session's history changed (PATCH) or went: no row comes back, and
+ * callhq.chat_record sorts it out.  Webhook triggers are told whether
+ * anyone listens (callhq.quiet), so that a chat costs them nothing then.
+ */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
+    18, "callhq_turn_record",
+    "with w as ("
+    " select set_config('callhq.quiet', case when"
+    " coalesce(s.assistant->'server'->>'url', '') <> ''"
+    " or exists (select 1 from callhq.assistants a"
+    " where a.id = s.assistant_id and a.server->>'url' <> '')"
+    " then 'off' else 'on' end, true) as quiet, s.assistant"
+    " from callhq.sessions s"
+    " where s.id = $3::uuid and s.history_epoch = $5::int),"
+    " c as ("
+    " insert into callhq.chats as c"
+    " (id, org_id, assistant_id, assistant, session_id, name, input,"
+    " messages, output, status, usage, metadata, prompt_count,"
+    " history_from, history_to, created_at, updated_at)"
+    " select $1::uuid, $2::uuid,"
+    " (select a.id from callhq.assistants a where a.id = $4::uuid"
+    " for key share),"
+    " case when $4::uuid is null then w.assistant end,"
+    " $3::uuid, $6::text, $7::jsonb,"
+    " $13::jsonb || jsonb_build_array(jsonb_build_object('role', 'user',"
+    " 'content', $7::jsonb)),"
+    " jsonb_build_array(jsonb_build_object('role', 'assistant',"
+    " 'content', $8::jsonb)),"
+    " $9::text,"
+    " case when $10::int <> 0 or $11::int <> 0 then"
+    " jsonb_build_object('promptTokens', $10::int,"
+    " 'completionTokens', $11::int) end,"
+    " $12::jsonb, $14::int, $15::int, $16::int,"
+    " callhq.now_ms(), callhq.now_ms()"
+    " from w"
+    " on conflict (id) do nothing"
+    " returning case when $17::bool then callhq.chat_head(c)::text end"
+    " as head, c.created_at),"
+    " u as ("
+    " update callhq.sessions s"
+    " set next_seq = s.next_seq + 2, updated_at = c.created_at,"
+    " expires_at = case when s.renew_on_activity"
+    " then c.created_at + make_interval(secs => s.expiration_seconds)"
+    " else s.expires_at end,"
+    " busy_chat = case when s.busy_chat = $1::uuid then null"
+    " else s.busy_chat end,"
+    " busy_until = case when s.busy_chat = $1::uuid then null"
+    " else s.busy_until end"
+    " from c where s.id = $3::uuid"
+    " returning s.next_seq - 2 as seq),"
+    " m as ("
+    " insert into callhq.messages (session_id, seq, role, content, raw,"
+    " tokens)"
+    " select $3::uuid, u.seq + v.n, v.role, v.content::jsonb, v.raw, v.tokens"
+    " from u, (values (0, 'user', $7::text,"
+    " '{\"role\":\"user\",\"content\":' || $7::text || '}', null::int),"
+    " (1, 'assistant', $8::text,"
+    " '{\"role\":\"assistant\",\"content\":' || $8::text || '}',"
+    " nullif($11::int, 0))) v(n, role, content, raw, tokens))"
+    " select c.head from c",
+    17
+};
+
+
+/* $1 session, $2 chat: the turn back, without waiting for a WAL flush */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_release_stmt = {
+    19, "callhq_turn_release",
+    "update callhq.sessions set busy_chat = null, busy_until = null"
+    " where id = $1::uuid and busy_chat = $2::uuid"
+    " returning set_config('synchronous_commit', 'off', true)",
+    2
+};
+
+
+static ngx_str_t  ngx_http_callhq_turn_names[] = {
+    ngx_string("sessionId"),
+    ngx_string("input"),
+    ngx_string("stream"),
+    ngx_string("name"),
+    ngx_string("metadata")
+};
+
+#define NGX_HTTP_CALLHQ_TURN_WANTS                                            \
+    (sizeof(ngx_http_callhq_turn_names) / sizeof(ngx_str_t))
+
+
+/*
+ * Whether the body is one this file serves: {sessionId, input[, stream]
+ * [, name][, metadata]} with a plain session id, a string input, a short
+ * name without escapes and an object (or null) metadata.  Anything else
+ * is NGX_DECLINED: callhq.chat_begin checks it and says what is wrong.
+ */
+
+ngx_int_t
+ngx_http_callhq_turn_body(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
+{
+    u_char                       *p, *at;
+    ngx_uint_t                    i, chars;
+    ngx_str_t                    *path;
+    ngx_http_callhq_json_want_t   want[NGX_HTTP_CALLHQ_TURN_WANTS];
+
+    path = ngx_palloc(r->pool, 2 * NGX_HTTP_CALLHQ_TURN_WANTS
+                               * sizeof(ngx_str_t));
+    if (path == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_CALLHQ_TURN_WANTS; i++) {
+        path[2 * i] = ngx_http_callhq_turn_names[i];
+        ngx_str_null(&path[2 * i + 1]);
+        want[i].path = &path[2 * i];
+    }
+
+    /* checked already: this only finds the members */
+    if (ngx_http_callhq_json_check(chat->body.data,
+                                   chat->body.data + chat->body.len, &at,
+                                   want, NGX_HTTP_CALLHQ_TURN_WANTS)
+        != NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_callhq_turn_members(&chat->body, want,
+                                     NGX_HTTP_CALLHQ_TURN_WANTS)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* sessionId */
+    if (ngx_http_callhq_json_string(&want[0], &chat->session_arg) != NGX_OK
+        || ngx_http_callhq_turn_uuid(&chat->session_arg) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* input, as the client wrote it: a JSON string */
+    if (want[1].value == NULL || want[1].value[0] != '"') {
+        return NGX_DECLINED;
+    }
+
+    chat->input.data = want[1].value;
+    chat->input.len = want[1].end - want[1].value;
+
+    /* name: at most 40 characters, as text */
+    if (want[3].value && !ngx_http_callhq_json_is(&want[3], "null")) {
+
+        if (ngx_http_callhq_json_string(&want[3], &chat->name) != NGX_OK
+            || ngx_strlchr(chat->name.data,
+                           chat->name.data + chat->name.len, '\\')
+               != NULL)
+        {
+            return NGX_DECLINED;
+        }
+
+        chars = 0;
+
+        for (p = chat->name.data; p < chat->name.data + chat->name.len; p++) {
+            if ((*p & 0xc0) != 0x80) {
+                chars++;
+            }
+        }
+
+        if (chars > 40) {
+            return NGX_DECLINED;
+        }
+    }
+
+    /* metadata: an object */
+    if (want[4].value && !ngx_http_callhq_json_is(&want[4], "null")) {
+
+        if (want[4].value[0] != '{') {
+            return NGX_DECLINED;
+        }
+
+        chat->metadata.data = want[4].value;
+        chat->metadata.len = want[4].end - want[4].value;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The object's members are the wanted ones and no others, each once:
+ * walks "name": value pairs from one wanted value's end to the next.
+ */
+
+static ngx_int_t
+ngx_http_callhq_turn_members(ngx_str_t *body,
+    ngx_http_callhq_json_want_t *want, ngx_uint_t n)
+{
+    u_char      *p, *last;
+    ngx_uint_t   i;
+
+    p = body->data;
+    last = body->data + body->len;
+
+    while (p < last && *p != '{') {
+        p++;
+    }
+
+    for ( ;; ) {
+
+        /* '{' or ',' */
+        for (p++; p < last && (*p == ' ' || *p == '\t' || *p == '\r'
+                               || *p == '\n'); p++) { /* void */ }
+
+        if (p == last) {
+            return NGX_DECLINED;
+        }
+
+        if (*p == '}') {
+            return NGX_OK;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (want[i].value
+                && (size_t) (last - p) > want[i].path[0].len + 2
+                && p[0] == '"'
+                && ngx_strncmp(p + 1, want[i].path[0].data,
+                               want[i].path[0].len)
+                   == 0
+                && p[want[i].path[0].len + 1] == '"')
+            {
+                break;
+            }
+        }
+
+        if (i == n) {
+            return NGX_DECLINED;
+        }
+
+        /* the value after the name must be the one the scanner noted */
+        for (p += want[i].path[0].len + 2;
+             p < last && (*p == ' ' || *p == '\t' || *p == '\r'
+                          || *p == '\n' || *p == ':');
+             p++)
+        { /* void */ }
+
+        if (p != want[i].value) {
+            return NGX_DECLINED;
+        }
+
+        for (p = want[i].end; p < last && (*p == ' ' || *p == '\t'
+                                           || *p == '\r' || *p == '\n');
+             p++)
+        { /* void */ }
+
+        if (p == last) {
+            return NGX_DECLINED;
+        }
+
+        if (*p == '}') {
+            return NGX_OK;
+        }
+
+        if (*p != ',') {
+            return NGX_DECLINED;
+        }
+    }
+}
+
+
+/* 8-4-4-4-12 hex digits, as PostgreSQL prints a uuid */
+
+static ngx_int_t
+ngx_http_callhq_turn_uuid(ngx_str_t *s)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (s->len != 36) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < 36; i++) {
+        c = s->data[i];
+
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') {
+                return NGX_DECLINED;
+            }
+
+            continue;
+        }
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+              || (c >= 'A' && c <= 'F')))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the take statement for a chat whose body ngx_http_callhq_turn_body() took */
+
+ngx_int_t
+ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_pg_query_t *q, u_char *key_hash)
+{
+    u_char                      *p;
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    if (chat->session_z == NULL) {
+        chat->session_z = ngx_http_callhq_turn_cstr(r->pool,
+                                                    &chat->session_arg);
+        p = ngx_pnalloc(r->pool, 3 * (NGX_INT_T_LEN + 1));
+
+        if (chat->session_z == NULL || p == NULL) {
+            return NGX_ERROR;
+        }
+
+        chat->lease_z = (char *) p;
+        p = ngx_sprintf(p, "%T", lcf->turn_lease);
+        *p++ = '\0';
+
+        chat->max_msgs_z = (char *) p;
+        p = ngx_sprintf(p, "%ui", lcf->context_messages);
+        *p++ = '\0';
+
+        chat->max_bytes_z = (char *) p;
+        p = ngx_sprintf(p, "%uz", lcf->context_bytes);
+        *p = '\0';
+    }
+
+    q->stmt = &ngx_http_callhq_turn_take_stmt;
+    q->values[0] = (char *) key_hash;
+    q->values[1] = chat->session_z;
+    q->values[2] = chat->lease_z;
+    q->values[3] = chat->max_msgs_z;
+    q->values[4] = chat->max_bytes_z;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Reads the take statement's answer into the chat (pointing into res,
+ * which the chat keeps).  NGX_OK: the turn is the chat's, and the
+ * context is ready unless chat->stale says the history must be read
+ * again (ngx_http_callhq_turn_history()); NGX_BUSY: another chat has the
+ * turn; NGX_DECLINED: this path cannot tell, callhq.chat_begin will
+ * (when chat->chat_id is set, the turn was taken and must go back first).
+ */
+
+ngx_int_t
+ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res)
+{
+    ngx_int_t  next, last, hto;
+    ngx_str_t  state, s;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
+        || PQnfields(res) != NGX_HTTP_CALLHQ_TAKE_COLUMNS)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_STATE, &state);
+
+    if (state.len == 4 && ngx_strncmp(state.data, "busy", 4) == 0) {
+        return NGX_BUSY;
+    }
+
+    if (state.len != 2 || ngx_strncmp(state.data, "ok", 2) != 0) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_CHAT, &chat->chat_id);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_ORG, &chat->org_id);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_ASSISTANT,
+                             &chat->assistant_id);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_INLINE,
+                             &chat->assistant_inline);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_NEXT_SEQ,
+                             &chat->next_seq);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_EPOCH, &chat->epoch);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_HISTORY,
+                             &chat->history);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_HFROM, &chat->hfrom);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_HTO, &chat->hto);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_MODEL, &chat->model);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_PARAMS, &chat->params);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_PROMPTS,
+                             &chat->prompts);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_PROMPTS_JSON,
+                             &chat->prompts_json);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_PROMPT_COUNT,
+                             &chat->prompt_count);
+
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_SESSION,
+                             &chat->session_id);
+
+    /* a model to call is needed; else chat_begin names what is missing */
+    if (chat->model.len == 0 || chat->params.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    next = ngx_atoi(chat->next_seq.data, chat->next_seq.len);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_LAST_SEQ, &s);
+    last = ngx_atoi(s.data, s.len);
+    hto = chat->hto.len ? ngx_atoi(chat->hto.data, chat->hto.len) : 0;
+
+    if (next == NGX_ERROR || last == NGX_ERROR || hto == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    /* a chat that ended as this one took the turn is not in the snapshot */
+    chat->stale = (last != next - 1 || (hto && hto != last));
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_callhq_turn_history(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool)
+{
+    q->stmt = &ngx_http_callhq_turn_history_stmt;
+    q->values[0] = chat->session_z;
+    q->values[1] = ngx_http_callhq_turn_cstr(pool, &chat->next_seq);
+    q->values[2] = chat->max_msgs_z;
+    q->values[3] = chat->max_bytes_z;
+}
+
+
+ngx_int_t
+ngx_http_callhq_turn_history_read(ngx_http_callhq_chat_t *chat,
+    PGresult *res)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
+        || PQnfields(res) != 3)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_callhq_turn_col(res, 0, &chat->history);
+    ngx_http_callhq_turn_col(res, 1, &chat->hfrom);
+    ngx_http_callhq_turn_col(res, 2, &chat->hto);
+
+    chat->stale = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The context the model is sent, as parts over the take's result and the
+ * client's body: [prompts, history, {"role":"user","content":input}].
+ */
+
+void
+ngx_http_callhq_turn_context(ngx_http_callhq_chat_t *chat)
+{
+    ngx_str_t  *part;
+
+    part = chat->context;
+
+    ngx_str_set(part, "[");
+    part++;
+
+    if (chat->prompts.len) {
+        *part++ = chat->prompts;
+        ngx_str_set(part, ",");
+        part++;
+    }
+
+    if (chat->history.len) {
+        *part++ = chat->history;
+        ngx_str_set(part, ",");
+        part++;
+    }
+
+    ngx_str_set(part, "{\"role\":\"user\",\"content\":");
+    part++;
+    *part++ = chat->input;
+    ngx_str_set(part, "}]");
+    part++;
+
+    chat->ncontext = part - chat->context;
+}
+
+
+/*
+ * The record statement, its values copied into pool (the recording may
+ * outlive the request).  The reply is the JSON string's escaped contents.
+ */
+
+ngx_int_t
+ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool, ngx_uint_t want_chat)
+{
+    u_char     *p;
+    ngx_str_t   null;
+
+    ngx_str_null(&null);
+
+    q->stmt = &ngx_http_callhq_turn_record_stmt;
+
+    q->values[0] = ngx_http_callhq_turn_cstr(pool, &chat->chat_id);
+    q->values[1] = ngx_http_callhq_turn_cstr(pool, &chat->org_id);
+    q->values[2] = ngx_http_callhq_turn_cstr(pool, &chat->session_id);
+    q->values[3] = chat->assistant_id.len
+                   ? ngx_http_callhq_turn_cstr(pool, &chat->assistant_id)
+                   : NULL;
+    q->values[4] = ngx_http_callhq_turn_cstr(pool, &chat->epoch);
+    q->values[5] = chat->name.data
+                   ? ngx_http_callhq_turn_cstr(pool, &chat->name) : NULL;
+    q->values[6] = ngx_http_callhq_turn_cstr(pool, &chat->input);
+
+    p = ngx_pnalloc(pool, chat->reply.len + 3);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    q->values[7] = (char *) p;
+    *p++ = '"';
+    p = ngx_cpymem(p, chat->reply.data, chat->reply.len);
+    *p++ = '"';
+    *p = '\0';
+
+    q->values[8] = (char *) chat->chat_status;
+
+    p = ngx_pnalloc(pool, 2 * (NGX_INT_T_LEN + 1));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    q->values[9] = (char *) p;
+    p = ngx_sprintf(p, "%i", chat->prompt_tokens);
+    *p++ = '\0';
+    q->values[10] = (char *) p;
+    p = ngx_sprintf(p, "%i", chat->completion_tokens);
+    *p = '\0';
+
+    q->values[11] = chat->metadata.data
+                    ? ngx_http_callhq_turn_cstr(pool, &chat->metadata) : NULL;
+    q->values[12] = ngx_http_callhq_turn_cstr(pool, &chat->prompts_json);
+    q->values[13] = ngx_http_callhq_turn_cstr(pool, &chat->prompt_count);
+    q->values[14] = chat->hfrom.len
+                    ? ngx_http_callhq_turn_cstr(pool, &chat->hfrom) : NULL;
+    q->values[15] = chat->hto.len
+                    ? ngx_http_callhq_turn_cstr(pool, &chat->hto) : NULL;
+    q->values[16] = want_chat ? "true" : "false";
+
+    if (q->values[0] == NULL || q->values[1] == NULL || q->values[2] == NULL
+        || q->values[4] == NULL || q->values[6] == NULL
+        || q->values[12] == NULL || q->values[13] == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* whether the record statement wrote the chat; *head is its JSON then */
+
+ngx_int_t
+ngx_http_callhq_turn_recorded(PGresult *res, ngx_str_t *head)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
+        || PQnfields(res) != 1)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_callhq_turn_col(res, 0, head);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_callhq_turn_release(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool)
+{
+    q->stmt = &ngx_http_callhq_turn_release_stmt;
+    q->values[0] = ngx_http_callhq_turn_cstr(pool, &chat->session_id);
+    q->values[1] = ngx_http_callhq_turn_cstr(pool, &chat->chat_id);
+
+    if (q->values[0] == NULL || q->values[1] == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * What callhq.chat_record takes as the record of a chat: for the general
+ * path when this one cannot record it (a changed or deleted session, a
+ * twin call, an error), into pool.
+ */
+
+ngx_int_t
+ngx_http_callhq_turn_record_json(ngx_http_callhq_chat_t *chat,
+    ngx_pool_t *pool, ngx_str_t *out)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   name, meta, hfrom, hto, assistant, inline_a;
+
+    ngx_str_set(&name, "null");
+    ngx_str_set(&meta, "null");
+    ngx_str_set(&hfrom, "null");
+    ngx_str_set(&hto, "null");
+    ngx_str_set(&assistant, "null");
+    ngx_str_set(&inline_a, "null");
+
+    if (chat->name.data) {
+        name.data = chat->name.data - 1;    /* with its quotes */
+        name.len = chat->name.len + 2;
+    }
+
+    if (chat->metadata.data) {
+        meta = chat->metadata;
+    }
+
+    if (chat->hfrom.len) {
+        hfrom = chat->hfrom;
+        hto = chat->hto;
+    }
+
+    if (chat->assistant_inline.len) {
+        inline_a = chat->assistant_inline;
+    }
+
+    len = sizeof("{\"chatId\":\"\",\"orgId\":\"\",\"sessionId\":\"\","
+                 "\"assistantId\":\"\",\"assistant\":,"
+                 "\"previousChatId\":null,\"name\":,\"input\":,"
+                 "\"inputMessages\":[{\"role\":\"user\",\"content\":}],"
+                 "\"metadata\":,\"promptCount\":,\"prompts\":,"
+                 "\"historyFrom\":,\"historyTo\":,\"historyEpoch\":}")
+          + chat->chat_id.len + chat->org_id.len + chat->session_id.len
+          + chat->assistant_id.len + inline_a.len + name.len
+          + 2 * chat->input.len + meta.len + chat->prompt_count.len
+          + chat->prompts_json.len + hfrom.len + hto.len + chat->epoch.len
+          + sizeof("null");
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    p = ngx_sprintf(p, "{\"chatId\":\"%V\",\"orgId\":\"%V\","
+                    "\"sessionId\":\"%V\",\"assistantId\":",
+                    &chat->chat_id, &chat->org_id, &chat->session_id);
+
+    if (chat->assistant_id.len) {
+        p = ngx_sprintf(p, "\"%V\"", &chat->assistant_id);
+
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
+    p = ngx_sprintf(p, ",\"assistant\":%V,\"previousChatId\":null,"
+                    "\"name\":%V,\"input\":%V,\"inputMessages\":"
+                    "[{\"role\":\"user\",\"content\":%V}],"
+                    "\"metadata\":%V,\"promptCount\":%V,\"prompts\":%V,"
+                    "\"historyFrom\":%V,\"historyTo\":%V,"
+                    "\"historyEpoch\":%V}",
+                    &inline_a, &name, &chat->input, &chat->input, &meta,
+                    &chat->prompt_count, &chat->prompts_json, &hfrom, &hto,
+                    &chat->epoch);
+    *p = '\0';
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/* a column where libpq put it, NUL-terminated; empty when NULL */
+
+static void
+ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out)
+{
+    if (PQgetisnull(res, 0, col)) {
+        ngx_str_null(out);
+        return;
+    }
+
+    out->data = (u_char *) PQgetvalue(res, 0, col);
+    out->len = PQgetlength(res, 0, col);
+}
+
+
+static char *
+ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *ngx_cpymem(p, s->data, s->len) = '\0';
+
+    return (char *) p;
+}
