@@ -258,21 +258,25 @@ create constraint trigger webhook_session_created
     deferrable initially deferred
     for each row execute function callhq.webhook_session_event();
 
+-- callhq.quiet: a statement that knows nobody listens (the C module's chat
+-- record, when the session's assistant has no server.url) sets it 'on' for
+-- its transaction, and its rows then queue no trigger call at all.
 drop trigger if exists webhook_session_updated on callhq.sessions;
 create constraint trigger webhook_session_updated
     after update on callhq.sessions
     deferrable initially deferred
     for each row
-    when (old.name               is distinct from new.name
-       or old.status             is distinct from new.status
-       or old.expiration_seconds is distinct from new.expiration_seconds
-       or old.expires_at         is distinct from new.expires_at
-       or old.customer           is distinct from new.customer
-       or old.metadata           is distinct from new.metadata
-       or old.next_seq           is distinct from new.next_seq
-       or old.assistant_id       is distinct from new.assistant_id
-       or old.assistant          is distinct from new.assistant
-       or old.updated_at         is distinct from new.updated_at)
+    when (current_setting('callhq.quiet', true) is distinct from 'on'
+      and (old.name               is distinct from new.name
+        or old.status             is distinct from new.status
+        or old.expiration_seconds is distinct from new.expiration_seconds
+        or old.expires_at         is distinct from new.expires_at
+        or old.customer           is distinct from new.customer
+        or old.metadata           is distinct from new.metadata
+        or old.next_seq           is distinct from new.next_seq
+        or old.assistant_id       is distinct from new.assistant_id
+        or old.assistant          is distinct from new.assistant
+        or old.updated_at         is distinct from new.updated_at))
     execute function callhq.webhook_session_event();
 
 drop trigger if exists webhook_session_deleted on callhq.sessions;
@@ -337,7 +341,9 @@ drop trigger if exists webhook_chat_created on callhq.chats;
 create constraint trigger webhook_chat_created
     after insert on callhq.chats
     deferrable initially deferred
-    for each row execute function callhq.webhook_chat_event();
+    for each row
+    when (current_setting('callhq.quiet', true) is distinct from 'on')
+    execute function callhq.webhook_chat_event();
 
 drop trigger if exists webhook_chat_deleted on callhq.chats;
 create constraint trigger webhook_chat_deleted
