@@ -356,7 +356,7 @@ ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
                       PQresultErrorMessage(res));
     }
 
-    rc = ngx_http_callhq_turn_taken(chat, res);
+    rc = ngx_http_callhq_turn_taken(chat, res, r->pool);
 
     if (rc == NGX_BUSY) {
         rc = ngx_http_callhq_chat_busy(r, chat, (u_char *) chat->session_z);
@@ -467,7 +467,7 @@ ngx_http_callhq_chat_take_orphan(PGresult *res)
 
     ngx_memzero(&chat, sizeof(ngx_http_callhq_chat_t));
 
-    if (ngx_http_callhq_turn_taken(&chat, res) == NGX_BUSY
+    if (ngx_http_callhq_turn_taken(&chat, res, NULL) == NGX_BUSY
         || chat.chat_id.len == 0)
     {
         return;
@@ -992,7 +992,7 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
     if (rec->fast) {
         rec->fast = 0;
 
-        if (res && ngx_http_callhq_turn_recorded(res, &head) == NGX_OK) {
+        if (res && ngx_http_callhq_turn_recorded(res, q, &head) == NGX_OK) {
             goto recorded;
         }
 

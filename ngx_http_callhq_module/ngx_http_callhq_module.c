@@ -16,6 +16,8 @@ static char *ngx_http_callhq_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_callhq_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_callhq_history_cache(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_callhq_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_callhq_add_variables(ngx_conf_t *cf);
@@ -32,6 +34,13 @@ static ngx_conf_num_bounds_t  ngx_http_callhq_pool_size_bounds = {
 
 
 static ngx_command_t  ngx_http_callhq_commands[] = {
+
+    { ngx_string("callhq_history_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_callhq_history_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("callhq_postgres"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -249,6 +258,7 @@ ngx_http_callhq_create_main_conf(ngx_conf_t *cf)
     mcf->pg.query_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.queue_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.idle_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->history_size = NGX_CONF_UNSET;
 
     return mcf;
 }
@@ -265,6 +275,51 @@ ngx_http_callhq_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->pg.query_timeout, 30000);
     ngx_conf_init_msec_value(mcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(mcf->pg.idle_timeout, 60000);
+
+    if (mcf->history_size == NGX_CONF_UNSET) {
+        mcf->history_size = 32 * 1024 * 1024;
+    }
+
+    if (mcf->pg.conninfo.len && mcf->history_size > 0
+        && ngx_http_callhq_history_zone(cf, mcf->history_size) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* callhq_history_cache <size> | off */
+
+static char *
+ngx_http_callhq_history_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_callhq_main_conf_t *mcf = conf;
+
+    ngx_str_t  *value;
+
+    if (mcf->history_size != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        mcf->history_size = 0;
+        return NGX_CONF_OK;
+    }
+
+    mcf->history_size = ngx_parse_size(&value[1]);
+
+    if (mcf->history_size == NGX_ERROR
+        || mcf->history_size < (ssize_t) (8 * ngx_pagesize))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must be \"off\" or a size of %uzk "
+                           "at least", &cmd->name, 8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

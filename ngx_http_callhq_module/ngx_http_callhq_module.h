@@ -22,6 +22,8 @@
 typedef struct {
     ngx_http_callhq_pg_conf_t      pg;
     ngx_http_callhq_pg_pool_t     *pool;       /* this worker's */
+    ssize_t                        history_size;
+    ngx_shm_zone_t                *history;    /* callhq_history_cache */
 } ngx_http_callhq_main_conf_t;
 
 
@@ -82,6 +84,7 @@ struct ngx_http_callhq_chat_s {
     char                          *lease_z;
     char                          *max_msgs_z;
     char                          *max_bytes_z;
+    char                          *cached_z;   /* the version cached */
 
     /* from the take statement or callhq.chat_begin(), in their results */
     PGresult                      *begun;
@@ -128,6 +131,7 @@ struct ngx_http_callhq_chat_s {
     unsigned                       responses:1;
     unsigned                       fast:1;     /* two statements */
     unsigned                       stale:1;    /* history to read again */
+    unsigned                       cacheable:1;
     unsigned                       locked:1;   /* holds the session lease */
     unsigned                       sent_header:1;
     unsigned                       upstream_done:1;
@@ -160,7 +164,7 @@ ngx_int_t ngx_http_callhq_turn_take(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_http_callhq_pg_query_t *q,
     u_char *key_hash);
 ngx_int_t ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat,
-    PGresult *res);
+    PGresult *res, ngx_pool_t *pool);
 void ngx_http_callhq_turn_history(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool);
 ngx_int_t ngx_http_callhq_turn_history_read(ngx_http_callhq_chat_t *chat,
@@ -168,7 +172,17 @@ ngx_int_t ngx_http_callhq_turn_history_read(ngx_http_callhq_chat_t *chat,
 void ngx_http_callhq_turn_context(ngx_http_callhq_chat_t *chat);
 ngx_int_t ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool, ngx_uint_t want_chat);
-ngx_int_t ngx_http_callhq_turn_recorded(PGresult *res, ngx_str_t *head);
+ngx_int_t ngx_http_callhq_turn_recorded(PGresult *res,
+    ngx_http_callhq_pg_query_t *q, ngx_str_t *head);
+
+/* ngx_http_callhq_history.c */
+ngx_int_t ngx_http_callhq_history_zone(ngx_conf_t *cf, size_t size);
+ngx_int_t ngx_http_callhq_history_peek(ngx_str_t *session,
+    ngx_int_t *next_seq, ngx_int_t *epoch);
+ngx_int_t ngx_http_callhq_history_get(ngx_str_t *session,
+    ngx_int_t next_seq, ngx_int_t epoch, ngx_pool_t *pool, ngx_str_t *out);
+void ngx_http_callhq_history_put(ngx_str_t *session, ngx_int_t epoch,
+    ngx_int_t from, ngx_int_t next_seq, ngx_str_t *parts, ngx_uint_t n);
 ngx_int_t ngx_http_callhq_turn_release(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool);
 ngx_int_t ngx_http_callhq_turn_record_json(ngx_http_callhq_chat_t *chat,

@@ -48,6 +48,7 @@ enum {
     NGX_HTTP_CALLHQ_TAKE_PROMPTS_JSON,
     NGX_HTTP_CALLHQ_TAKE_PROMPT_COUNT,
     NGX_HTTP_CALLHQ_TAKE_SESSION,
+    NGX_HTTP_CALLHQ_TAKE_CACHED,
     NGX_HTTP_CALLHQ_TAKE_COLUMNS
 };
 
@@ -55,6 +56,8 @@ enum {
 static ngx_int_t ngx_http_callhq_turn_members(ngx_str_t *body,
     ngx_http_callhq_json_want_t *want, ngx_uint_t n);
 static ngx_int_t ngx_http_callhq_turn_uuid(ngx_str_t *s);
+static void ngx_http_callhq_turn_remember(ngx_http_callhq_chat_t *chat,
+    ngx_int_t next, ngx_int_t epoch);
 static void ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out);
 static char *ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s);
 
@@ -65,7 +68,7 @@ static char *ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s);
  * it; developer messages go as system.  Read below the seq the turn was
  * taken at ($n).
  */
-#define NGX_HTTP_CALLHQ_HISTORY(from, s, n, m, b)                                   \
+#define NGX_HTTP_CALLHQ_HISTORY(from, s, n, m, b, cond)                                   \
     "select string_agg(case when x.role = 'developer' "                       \
     "then callhq.message_raw('system', x.content) else x.raw end, ',' "       \
     "order by x.seq) as history, min(x.seq) as hfrom, max(x.seq) as hto "     \
@@ -73,13 +76,19 @@ static char *ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s);
     "sum(octet_length(m.raw)) over (order by m.seq desc "                     \
     "rows unbounded preceding) as total "                                     \
     "from " from "callhq.messages m "                                          \
-    "where m.session_id = " s " and m.seq < " n " "                           \
+    "where m.session_id = " s " and m.seq < " n cond " "                      \
     "order by m.seq desc limit nullif(" m ", 0)) x "                          \
     "where " b " = 0 or x.total <= " b
 
 
+/* the node's history cache has the session at this version: $6, $7 */
+#define NGX_HTTP_CALLHQ_UNCACHED                                              \
+    " and (t.next_seq <> $6::int or t.history_epoch <> $7::int)"
+
+
 /*
- * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds.
+ * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds,
+ * $6 and $7 the version of the history the node has cached (0, 0: none).
  * The turn is taken in the UPDATE, whose conditions PostgreSQL checks
  * again on the row a concurrent chat leaves behind; the history is read
  * with the statement's snapshot, so last_seq tells whether it saw all of
@@ -112,10 +121,11 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " else callhq.fill_messages(a.model->'messages', a.vars) end as filled"
     " from a),"
     " h as (" NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
-                                     "$5::int") "),"
+                                     "$5::int", NGX_HTTP_CALLHQ_UNCACHED)
+    "),"
     " l as ("
     " select max(m.seq) as seq from t, callhq.messages m"
-    " where m.session_id = $2::uuid)"
+    " where m.session_id = $2::uuid" NGX_HTTP_CALLHQ_UNCACHED ")"
     " select case when t.busy_chat is not null then 'ok'"
     " when exists (select 1 from callhq.sessions s, k"
     " where s.id = $2::uuid and s.org_id = k.org_id"
@@ -131,18 +141,20 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " else coalesce(callhq.json_compact(e.m->'content'), 'null') end"
     " || '}', ',' order by e.n)"
     " from jsonb_array_elements(p.filled) with ordinality e(m, n)),"
-    " p.filled::text, jsonb_array_length(p.filled), t.id"
+    " p.filled::text, jsonb_array_length(p.filled), t.id,"
+    " not (true" NGX_HTTP_CALLHQ_UNCACHED ")"
     " from (select 1) one left join k on true left join t on true"
     " left join a on true left join p on true left join h on true"
     " left join l on true",
-    5
+    7
 };
 
 
 /* the history again, in a new snapshot: $1 session, $2 next seq, bounds */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     17, "callhq_turn_history",
-    NGX_HTTP_CALLHQ_HISTORY("", "$1::uuid", "$2::int", "$3::int", "$4::int"),
+    NGX_HTTP_CALLHQ_HISTORY("", "$1::uuid", "$2::int", "$3::int", "$4::int",
+                            ""),
     4
 };
 
@@ -213,7 +225,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
     " (1, 'assistant', $8::text,"
     " '{\"role\":\"assistant\",\"content\":' || $8::text || '}',"
     " nullif($11::int, 0))) v(n, role, content, raw, tokens))"
-    " select c.head from c",
+    " select c.head, u.seq from c, u",
     17
 };
 
@@ -459,9 +471,36 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q, u_char *key_hash)
 {
     u_char                      *p;
+    ngx_int_t                    seq, epoch;
     ngx_http_callhq_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    /* a bounded context is a window: only whole histories are cached */
+    chat->cacheable = (lcf->context_messages == 0 && lcf->context_bytes == 0);
+
+    if (chat->cached_z == NULL) {
+        chat->cached_z = ngx_pnalloc(r->pool, 2 * (NGX_INT_T_LEN + 1));
+        if (chat->cached_z == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* the version this node has (asked again at each try) */
+    if (!chat->cacheable
+        || ngx_http_callhq_history_peek(&chat->session_arg, &seq, &epoch)
+           != NGX_OK)
+    {
+        seq = 0;
+        epoch = 0;
+    }
+
+    p = ngx_sprintf((u_char *) chat->cached_z, "%i", seq);
+    *p++ = '\0';
+    *ngx_sprintf(p, "%i", epoch) = '\0';
+
+    q->values[5] = chat->cached_z;
+    q->values[6] = (char *) p;
 
     if (chat->session_z == NULL) {
         chat->session_z = ngx_http_callhq_turn_cstr(r->pool,
@@ -506,10 +545,12 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
  */
 
 ngx_int_t
-ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res)
+ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
+    ngx_pool_t *pool)
 {
-    ngx_int_t  next, last, hto;
-    ngx_str_t  state, s;
+    u_char     *p;
+    ngx_int_t   next, last, hto, epoch;
+    ngx_str_t   state, s;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
         || PQnfields(res) != NGX_HTTP_CALLHQ_TAKE_COLUMNS)
@@ -558,16 +599,56 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res)
     }
 
     next = ngx_atoi(chat->next_seq.data, chat->next_seq.len);
+    epoch = ngx_atoi(chat->epoch.data, chat->epoch.len);
+
+    if (next == NGX_ERROR || epoch == NGX_ERROR || pool == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_CACHED, &s);
+
+    if (s.len == 1 && s.data[0] == 't') {
+
+        /* no rows were read: the node has the history at this version */
+        if (ngx_http_callhq_history_get(&chat->session_id, next, epoch, pool,
+                                        &chat->history)
+            != NGX_OK)
+        {
+            chat->stale = 1;
+            return NGX_OK;
+        }
+
+        ngx_str_null(&chat->hfrom);
+        ngx_str_null(&chat->hto);
+
+        if (next > 1) {
+            p = ngx_pnalloc(pool, NGX_INT_T_LEN);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_str_set(&chat->hfrom, "1");
+            chat->hto.data = p;
+            chat->hto.len = ngx_sprintf(p, "%i", next - 1) - p;
+        }
+
+        return NGX_OK;
+    }
+
     ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_LAST_SEQ, &s);
     last = ngx_atoi(s.data, s.len);
     hto = chat->hto.len ? ngx_atoi(chat->hto.data, chat->hto.len) : 0;
 
-    if (next == NGX_ERROR || last == NGX_ERROR || hto == NGX_ERROR) {
+    if (last == NGX_ERROR || hto == NGX_ERROR) {
         return NGX_DECLINED;
     }
 
     /* a chat that ended as this one took the turn is not in the snapshot */
     chat->stale = (last != next - 1 || (hto && hto != last));
+
+    if (!chat->stale) {
+        ngx_http_callhq_turn_remember(chat, next, epoch);
+    }
 
     return NGX_OK;
 }
@@ -600,6 +681,12 @@ ngx_http_callhq_turn_history_read(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_turn_col(res, 2, &chat->hto);
 
     chat->stale = 0;
+
+    ngx_http_callhq_turn_remember(chat,
+                                  ngx_atoi(chat->next_seq.data,
+                                           chat->next_seq.len),
+                                  ngx_atoi(chat->epoch.data,
+                                           chat->epoch.len));
 
     return NGX_OK;
 }
@@ -718,17 +805,66 @@ ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
 /* whether the record statement wrote the chat; *head is its JSON then */
 
 ngx_int_t
-ngx_http_callhq_turn_recorded(PGresult *res, ngx_str_t *head)
+ngx_http_callhq_turn_recorded(PGresult *res, ngx_http_callhq_pg_query_t *q,
+    ngx_str_t *head)
 {
+    ngx_int_t  seq, epoch;
+    ngx_str_t  s, session, parts[8];
+
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
-        || PQnfields(res) != 1)
+        || PQnfields(res) != 2)
     {
         return NGX_DECLINED;
     }
 
     ngx_http_callhq_turn_col(res, 0, head);
+    ngx_http_callhq_turn_col(res, 1, &s);
+
+    /* the node's copy of the history, if it has it, gains the turn */
+    seq = ngx_atoi(s.data, s.len);
+    epoch = ngx_atoi((u_char *) q->values[4], ngx_strlen(q->values[4]));
+
+    if (seq == NGX_ERROR || epoch == NGX_ERROR) {
+        return NGX_OK;
+    }
+
+    session.data = (u_char *) q->values[2];
+    session.len = ngx_strlen(q->values[2]);
+
+    ngx_str_set(&parts[0], ",");
+    ngx_str_set(&parts[1], "{\"role\":\"user\",\"content\":");
+    parts[2].data = (u_char *) q->values[6];
+    parts[2].len = ngx_strlen(q->values[6]);
+    ngx_str_set(&parts[3], "},{\"role\":\"assistant\",\"content\":");
+    parts[4].data = (u_char *) q->values[7];
+    parts[4].len = ngx_strlen(q->values[7]);
+    ngx_str_set(&parts[5], "}");
+
+    if (seq == 1) {
+        /* nothing before it: the version (epoch, 1) is never cached */
+        return NGX_OK;
+    }
+
+    ngx_http_callhq_history_put(&session, epoch, seq, seq + 2, parts, 6);
 
     return NGX_OK;
+}
+
+
+/* the history just read, for the node's cache */
+
+static void
+ngx_http_callhq_turn_remember(ngx_http_callhq_chat_t *chat, ngx_int_t next,
+    ngx_int_t epoch)
+{
+    if (!chat->cacheable || next == NGX_ERROR || epoch == NGX_ERROR
+        || next <= 1 || chat->history.len == 0)
+    {
+        return;
+    }
+
+    ngx_http_callhq_history_put(&chat->session_id, epoch, 0, next,
+                                &chat->history, 1);
 }
 
 

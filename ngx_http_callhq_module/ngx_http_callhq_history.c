@@ -1,0 +1,493 @@
+
+/*
+ * ngx_http_callhq_module: a node's cache of session histories.
+ *
+ * A session that chats on one node need not have its history read from
+ * PostgreSQL at every turn: the node saw it last time, and knows the two
+ * messages it appended since.  The cache, in a shared memory zone that
+ * all workers use (callhq_history_cache), keeps each session's history
+ * as the model is sent it (JSON text, messages joined by ','), with the
+ * version it is of: the session's next seq and history epoch.  The take
+ * statement is told that version and reads no history rows when the
+ * session is still at it; any other node's chat or a PATCH of the
+ * messages moves the version on, and the history is read again.
+ *
+ * Entries are found by session id (its 36 characters, lower case) in a
+ * red-black tree, and the least recently used go first when the zone is
+ * full.  The zone's mutex is held only to copy an entry in or out.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_callhq_module.h"
+
+
+#define NGX_HTTP_CALLHQ_ID_LEN  36
+
+
+typedef struct {
+    ngx_rbtree_node_t              node;       /* key: crc32 of the id */
+    ngx_queue_t                    lru;
+    u_char                         id[NGX_HTTP_CALLHQ_ID_LEN];
+    ngx_int_t                      next_seq;
+    ngx_int_t                      epoch;
+    size_t                         len;
+    u_char                         data[1];
+} ngx_http_callhq_history_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                   rbtree;
+    ngx_rbtree_node_t              sentinel;
+    ngx_queue_t                    lru;        /* most recent first */
+} ngx_http_callhq_history_sh_t;
+
+
+typedef struct {
+    ngx_http_callhq_history_sh_t  *sh;
+    ngx_slab_pool_t               *shpool;
+} ngx_http_callhq_history_t;
+
+
+static ngx_int_t ngx_http_callhq_history_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_http_callhq_history_t *ngx_http_callhq_history_cache(void);
+static ngx_int_t ngx_http_callhq_history_key(ngx_str_t *session,
+    u_char *id, uint32_t *hash);
+static ngx_http_callhq_history_node_t *ngx_http_callhq_history_find(
+    ngx_http_callhq_history_t *cache, u_char *id, uint32_t hash);
+static ngx_http_callhq_history_node_t *ngx_http_callhq_history_alloc(
+    ngx_http_callhq_history_t *cache, size_t len);
+static void ngx_http_callhq_history_free(ngx_http_callhq_history_t *cache,
+    ngx_http_callhq_history_node_t *hn);
+static void ngx_http_callhq_history_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+
+
+static ngx_str_t  ngx_http_callhq_history_zone_name =
+    ngx_string("callhq_history_cache");
+
+
+/* called by the callhq_history_cache directive's handler */
+
+ngx_int_t
+ngx_http_callhq_history_zone(ngx_conf_t *cf, size_t size)
+{
+    ngx_shm_zone_t               *shm_zone;
+    ngx_http_callhq_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_callhq_module);
+
+    shm_zone = ngx_shared_memory_add(cf, &ngx_http_callhq_history_zone_name,
+                                     size, &ngx_http_callhq_module);
+    if (shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    shm_zone->init = ngx_http_callhq_history_init_zone;
+    shm_zone->data = ngx_pcalloc(cf->pool,
+                                 sizeof(ngx_http_callhq_history_t));
+    if (shm_zone->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->history = shm_zone;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_history_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_callhq_history_t  *ocache = data;
+
+    size_t                      len;
+    ngx_http_callhq_history_t  *cache;
+
+    cache = shm_zone->data;
+
+    if (ocache) {
+        /* a reload keeps what the old cycle's workers cached */
+        cache->sh = ocache->sh;
+        cache->shpool = ocache->shpool;
+        return NGX_OK;
+    }
+
+    cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        cache->sh = cache->shpool->data;
+        return NGX_OK;
+    }
+
+    cache->sh = ngx_slab_alloc(cache->shpool,
+                               sizeof(ngx_http_callhq_history_sh_t));
+    if (cache->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->shpool->data = cache->sh;
+
+    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
+                    ngx_http_callhq_history_insert_value);
+    ngx_queue_init(&cache->sh->lru);
+
+    len = sizeof(" in callhq history cache \"\"") + shm_zone->shm.name.len;
+
+    cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
+    if (cache->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(cache->shpool->log_ctx, " in callhq history cache \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    cache->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The version of a session's history this node has: NGX_OK with *next_seq
+ * and *epoch, or NGX_DECLINED.
+ */
+
+ngx_int_t
+ngx_http_callhq_history_peek(ngx_str_t *session, ngx_int_t *next_seq,
+    ngx_int_t *epoch)
+{
+    uint32_t                         hash;
+    ngx_http_callhq_history_t       *cache;
+    ngx_http_callhq_history_node_t  *hn;
+    u_char                           id[NGX_HTTP_CALLHQ_ID_LEN];
+
+    cache = ngx_http_callhq_history_cache();
+
+    if (cache == NULL
+        || ngx_http_callhq_history_key(session, id, &hash) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    hn = ngx_http_callhq_history_find(cache, id, hash);
+
+    if (hn) {
+        *next_seq = hn->next_seq;
+        *epoch = hn->epoch;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return hn ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* a copy of the history at that version into pool, or NGX_DECLINED */
+
+ngx_int_t
+ngx_http_callhq_history_get(ngx_str_t *session, ngx_int_t next_seq,
+    ngx_int_t epoch, ngx_pool_t *pool, ngx_str_t *out)
+{
+    u_char                          *p;
+    uint32_t                         hash;
+    ngx_int_t                        rc;
+    ngx_http_callhq_history_t       *cache;
+    ngx_http_callhq_history_node_t  *hn;
+    u_char                           id[NGX_HTTP_CALLHQ_ID_LEN];
+
+    cache = ngx_http_callhq_history_cache();
+
+    if (cache == NULL
+        || ngx_http_callhq_history_key(session, id, &hash) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    hn = ngx_http_callhq_history_find(cache, id, hash);
+
+    if (hn && hn->next_seq == next_seq && hn->epoch == epoch) {
+
+        p = ngx_pnalloc(pool, hn->len + 1);
+
+        if (p == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_memcpy(p, hn->data, hn->len);
+            p[hn->len] = '\0';
+            out->data = p;
+            out->len = hn->len;
+
+            ngx_queue_remove(&hn->lru);
+            ngx_queue_insert_head(&cache->sh->lru, &hn->lru);
+
+            rc = NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Keeps the session's history at that version: the n parts joined, after
+ * what the node had at version (epoch, from) when from is not 0.  Without
+ * that, the node forgets the session.
+ */
+
+void
+ngx_http_callhq_history_put(ngx_str_t *session, ngx_int_t epoch,
+    ngx_int_t from, ngx_int_t next_seq, ngx_str_t *parts, ngx_uint_t n)
+{
+    u_char                          *p;
+    size_t                           len, old;
+    uint32_t                         hash;
+    ngx_uint_t                       i;
+    ngx_http_callhq_history_t       *cache;
+    ngx_http_callhq_history_node_t  *hn, *nn;
+    u_char                           id[NGX_HTTP_CALLHQ_ID_LEN];
+
+    cache = ngx_http_callhq_history_cache();
+
+    if (cache == NULL
+        || ngx_http_callhq_history_key(session, id, &hash) != NGX_OK)
+    {
+        return;
+    }
+
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        len += parts[i].len;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    hn = ngx_http_callhq_history_find(cache, id, hash);
+    old = 0;
+
+    if (from) {
+        if (hn == NULL || hn->epoch != epoch || hn->next_seq != from) {
+            goto forget;
+        }
+
+        old = hn->len;
+    }
+
+    /* the old entry stays in the tree while the new one is made */
+    if (hn) {
+        ngx_queue_remove(&hn->lru);
+        ngx_queue_insert_head(&cache->sh->lru, &hn->lru);
+    }
+
+    nn = ngx_http_callhq_history_alloc(cache, old + len);
+    if (nn == NULL) {
+        goto forget;
+    }
+
+    /* allocating may have evicted it */
+    hn = ngx_http_callhq_history_find(cache, id, hash);
+
+    if (old && hn == NULL) {
+        ngx_slab_free_locked(cache->shpool, nn);
+        goto unlock;
+    }
+
+    ngx_memcpy(nn->id, id, NGX_HTTP_CALLHQ_ID_LEN);
+    nn->node.key = hash;
+    nn->next_seq = next_seq;
+    nn->epoch = epoch;
+    nn->len = old + len;
+
+    p = nn->data;
+
+    if (old) {
+        p = ngx_cpymem(p, hn->data, old);
+    }
+
+    for (i = 0; i < n; i++) {
+        p = ngx_cpymem(p, parts[i].data, parts[i].len);
+    }
+
+    if (hn) {
+        ngx_http_callhq_history_free(cache, hn);
+    }
+
+    ngx_rbtree_insert(&cache->sh->rbtree, &nn->node);
+    ngx_queue_insert_head(&cache->sh->lru, &nn->lru);
+
+    goto unlock;
+
+forget:
+
+    hn = ngx_http_callhq_history_find(cache, id, hash);
+
+    if (hn) {
+        ngx_http_callhq_history_free(cache, hn);
+    }
+
+unlock:
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+static ngx_http_callhq_history_t *
+ngx_http_callhq_history_cache(void)
+{
+    ngx_http_callhq_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                              ngx_http_callhq_module);
+
+    if (mcf == NULL || mcf->history == NULL) {
+        return NULL;
+    }
+
+    return mcf->history->data;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_history_key(ngx_str_t *session, u_char *id, uint32_t *hash)
+{
+    if (session->len != NGX_HTTP_CALLHQ_ID_LEN) {
+        return NGX_DECLINED;
+    }
+
+    ngx_strlow(id, session->data, NGX_HTTP_CALLHQ_ID_LEN);
+    *hash = ngx_crc32_short(id, NGX_HTTP_CALLHQ_ID_LEN);
+
+    return NGX_OK;
+}
+
+
+static ngx_http_callhq_history_node_t *
+ngx_http_callhq_history_find(ngx_http_callhq_history_t *cache, u_char *id,
+    uint32_t hash)
+{
+    ngx_int_t                        rc;
+    ngx_rbtree_node_t               *node, *sentinel;
+    ngx_http_callhq_history_node_t  *hn;
+
+    node = cache->sh->rbtree.root;
+    sentinel = cache->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        hn = (ngx_http_callhq_history_node_t *) node;
+
+        rc = ngx_memcmp(id, hn->id, NGX_HTTP_CALLHQ_ID_LEN);
+
+        if (rc == 0) {
+            return hn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/* room for an entry, the least recently used going first if need be */
+
+static ngx_http_callhq_history_node_t *
+ngx_http_callhq_history_alloc(ngx_http_callhq_history_t *cache, size_t len)
+{
+    ngx_uint_t                       i;
+    ngx_queue_t                     *q;
+    ngx_http_callhq_history_node_t  *hn;
+
+    len += offsetof(ngx_http_callhq_history_node_t, data);
+
+    for (i = 0; i < 64; i++) {
+        hn = ngx_slab_alloc_locked(cache->shpool, len);
+
+        if (hn) {
+            return hn;
+        }
+
+        if (ngx_queue_empty(&cache->sh->lru)) {
+            return NULL;
+        }
+
+        q = ngx_queue_last(&cache->sh->lru);
+        hn = ngx_queue_data(q, ngx_http_callhq_history_node_t, lru);
+
+        ngx_http_callhq_history_free(cache, hn);
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_callhq_history_free(ngx_http_callhq_history_t *cache,
+    ngx_http_callhq_history_node_t *hn)
+{
+    ngx_queue_remove(&hn->lru);
+    ngx_rbtree_delete(&cache->sh->rbtree, &hn->node);
+    ngx_slab_free_locked(cache->shpool, hn);
+}
+
+
+static void
+ngx_http_callhq_history_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t               **p;
+    ngx_http_callhq_history_node_t   *hn, *hnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            hn = (ngx_http_callhq_history_node_t *) node;
+            hnt = (ngx_http_callhq_history_node_t *) temp;
+
+            p = (ngx_memcmp(hn->id, hnt->id, NGX_HTTP_CALLHQ_ID_LEN) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
