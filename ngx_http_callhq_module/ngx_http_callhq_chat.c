@@ -367,6 +367,12 @@ ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
         goto done;
     }
 
+    if (rc == NGX_ERROR) {
+        (void) ngx_http_callhq_chat_record(chat, NULL, 1);
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
     if (rc == NGX_DECLINED) {
         /* the general way says what is wrong, once the turn is back */
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
