@@ -62,7 +62,6 @@ static void ngx_http_callhq_query_done(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 static ngx_int_t ngx_http_callhq_send_result(ngx_http_request_t *r,
     PGresult *res);
-static void ngx_http_callhq_cleanup(void *data);
 static ngx_int_t ngx_http_callhq_request_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 
@@ -374,41 +373,6 @@ ngx_http_callhq_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
 }
 
 
-/*
- * Runs ctx->query for the request; its handler finalizes the request.
- * The query is cancelled if the request goes first.
- */
-
-void
-ngx_http_callhq_run_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
-{
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_callhq_main_conf_t  *mcf;
-
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_callhq_module);
-
-    ctx->query.data = r;
-    ctx->query.log = r->connection->log;
-
-    if (!ctx->cleanup_added) {
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        cln->handler = ngx_http_callhq_cleanup;
-        cln->data = &ctx->query;
-        ctx->cleanup_added = 1;
-    }
-
-    /* notice a client that leaves while the database works */
-    r->read_event_handler = ngx_http_test_reading;
-
-    ngx_http_callhq_pg_run(mcf->pool, &ctx->query);
-}
-
-
 static void
 ngx_http_callhq_query_done(ngx_http_callhq_pg_query_t *q, PGresult *res)
 {
@@ -460,80 +424,6 @@ ngx_http_callhq_send_result(ngx_http_request_t *r, PGresult *res)
     }
 
     return ngx_http_callhq_send_pg_error(r, res);
-}
-
-
-/* maps a failed statement to the HTTP error it means */
-
-ngx_int_t
-ngx_http_callhq_send_pg_error(ngx_http_request_t *r, PGresult *res)
-{
-    char                   *state, *msg;
-    ngx_int_t               status;
-    ngx_http_callhq_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
-
-    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-    if (state == NULL || msg == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "callhq: unexpected postgres result: %s %s",
-                      PQresStatus(PQresultStatus(res)),
-                      PQresultErrorMessage(res));
-        return ngx_http_callhq_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "internal error");
-    }
-
-    /* CQnnn: the SQL function's own answer, nnn is the HTTP status */
-    if (state[0] == 'C' && state[1] == 'Q') {
-        status = ngx_atoi((u_char *) state + 2, 3);
-        if (status >= 400 && status < 600) {
-            ctx->status = status;
-            return ngx_http_callhq_send_error(r, status, "%s", msg);
-        }
-    }
-
-    /* data exceptions: input the SQL checks did not catch */
-    if (state[0] == '2' && state[1] == '2') {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "callhq: rejected input: %s %s", state, msg);
-        return ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
-    }
-
-    /* statement_timeout: the query time-out, rolled back by the server */
-    if (ngx_strcmp(state, "57014") == 0) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "callhq: postgres query timed out: %s", msg);
-        return ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                          "database query timed out");
-    }
-
-    /* connection exceptions, server shutting down */
-    if ((state[0] == '0' && state[1] == '8')
-        || (state[0] == '5' && state[1] == '7'))
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "callhq: postgres unavailable: %s %s", state, msg);
-        return ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                          "database unavailable");
-    }
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "callhq: postgres error %s: %s", state, msg);
-
-    return ngx_http_callhq_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                      "internal error");
-}
-
-
-static void
-ngx_http_callhq_cleanup(void *data)
-{
-    ngx_http_callhq_pg_query_t  *q = data;
-
-    ngx_http_callhq_pg_cancel(q);
 }
 
 

@@ -141,13 +141,15 @@ struct ngx_http_callhq_chat_s {
 };
 
 
-/* ngx_http_callhq_api.c */
-ngx_int_t ngx_http_callhq_api_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_callhq_api_handler(ngx_http_request_t *r);
+/* ngx_http_callhq_query.c */
 void ngx_http_callhq_run_query(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
 ngx_int_t ngx_http_callhq_send_pg_error(ngx_http_request_t *r,
     PGresult *res);
+
+/* ngx_http_callhq_api.c */
+ngx_int_t ngx_http_callhq_api_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_callhq_api_handler(ngx_http_request_t *r);
 
 /* ngx_http_callhq_chat.c */
 void ngx_http_callhq_chat_handler(ngx_http_request_t *r,
