@@ -19,3 +19,12 @@ drop index if exists callhq.chats_org_updated_idx;
 drop index if exists callhq.chats_previous_idx;
 create index chats_previous_idx on callhq.chats (previous_chat_id)
     where previous_chat_id is not null;
+
+-- Every chat of an org, and of an assistant, used to take a share lock on
+-- that one org's and that one assistant's row (the foreign keys' checks),
+-- so that all of an org's concurrent chats queued on two rows (and made
+-- PostgreSQL build multixacts for them). What those keys did on delete is
+-- done by triggers now (sql/functions/org.sql, assistant.sql): deleting an
+-- org deletes its chats, deleting an assistant leaves its chats without it.
+alter table callhq.chats drop constraint if exists chats_org_id_fkey;
+alter table callhq.chats drop constraint if exists chats_assistant_id_fkey;

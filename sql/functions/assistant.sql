@@ -270,3 +270,23 @@ as $$
                                  'serverMessages', 'metadata'))
            else p_obj end
 $$;
+
+
+-- Chats made with a deleted assistant keep no link to it (chats.assistant_id
+-- is not a foreign key: a key's check on every chat would lock the
+-- assistant's row). A chat recorded while its assistant is being deleted
+-- may keep the id.
+create or replace function callhq.assistant_chats_unlink()
+returns trigger
+language plpgsql
+as $$
+begin
+    update callhq.chats c set assistant_id = null where c.assistant_id = old.id;
+    return null;
+end
+$$;
+
+drop trigger if exists assistant_chats_unlink on callhq.assistants;
+create trigger assistant_chats_unlink
+    after delete on callhq.assistants
+    for each row execute function callhq.assistant_chats_unlink();

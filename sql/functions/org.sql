@@ -80,3 +80,22 @@ begin
     return v_key;
 end
 $$;
+
+
+-- An org's chats go with it (chats.org_id is not a foreign key: a key's
+-- check on every chat would lock the org's row). Those of its sessions go
+-- with the sessions already; these are the others.
+create or replace function callhq.org_chats_delete()
+returns trigger
+language plpgsql
+as $$
+begin
+    delete from callhq.chats c where c.org_id = old.id;
+    return null;
+end
+$$;
+
+drop trigger if exists org_chats_delete on callhq.orgs;
+create trigger org_chats_delete
+    after delete on callhq.orgs
+    for each row execute function callhq.org_chats_delete();
