@@ -16,15 +16,26 @@
 #            contention (BENCH_CONTENTION connections chatting on ONE
 #            session, each waiting for its turn), POST /session,
 #            GET /session/{id}, GET /session
+#   revisit  POST /chat h20 where chats come back to their sessions, as
+#            real conversations do: the connections go round a ring of
+#            BENCH_REVISIT sessions per connection (never two chats at
+#            once on one session), so that each session gets a few turns
+#            per repeat and the history cache (callhq_history_cache) hits;
+#            at BENCH_CONC and BENCH_REVISIT_CONC connections, with the
+#            cache on ("module"), off ("nocache": a second nginx with
+#            `callhq_history_cache off;`) and before; on the last
+#            BENCH_WORKERS only, with a table cache on vs off
 #   before   the module of commit BENCH_BEFORE (built in a git worktree,
 #            its own database migrated with that commit's sql/ and seeded
 #            the same way): chat h20 at BENCH_CONC and BENCH_HIGH_CONC,
-#            streaming h20, contention; reported next to the module with
-#            the ratio after/before
+#            streaming h20, contention, revisit; reported next to the
+#            module with the ratio after/before
 #
 # PostgreSQL runs with pg_stat_statements (track = all) and track_functions
 # = all: the report has the top statements and functions of the last
-# repeat of the module's 20-message chats and of floor C.
+# repeat of the module's 20-message chats (random sessions, and revisit
+# with the history cache on and off) and of floor C, and the shared blocks
+# per request of every run (top-level statements).
 #
 # Everything runs on loopback: a throwaway PostgreSQL, a canned model (a
 # second nginx answering `return 200 ...`, so the model costs nothing), the
@@ -41,6 +52,9 @@
 #   BENCH_HIGH_CONC="32 64"  more concurrencies of module chat h20, floor C
 #                        and before (targets vs floor C are checked there)
 #   BENCH_CONTENTION=4   connections racing on one session
+#   BENCH_REVISIT=25     sessions per connection in the revisit scenarios
+#                        (0: skip them)
+#   BENCH_REVISIT_CONC=32  more concurrencies of the revisit scenarios
 #   BENCH_BEFORE=4895be3 the commit measured as "before" (0: skip)
 #   BENCH_PG_STATS=1     pg_stat_statements and track_functions = all
 #                        (0: neither, as runs before 2026-12-06 had)
@@ -84,6 +98,8 @@ fi
 conc=${BENCH_CONC:-16}
 high_conc=${BENCH_HIGH_CONC-"32 64"}
 contention=${BENCH_CONTENTION:-4}
+revisit=${BENCH_REVISIT:-25}
+revisit_conc=${BENCH_REVISIT_CONC-32}
 before=${BENCH_BEFORE:-4895be3}
 pg_stats=${BENCH_PG_STATS:-1}
 stats_wait=${stats_wait:-10.5}
@@ -111,7 +127,8 @@ cp "$module" "$tmp/ngx_http_callhq_module.so"
 module=$tmp/ngx_http_callhq_module.so
 results=$tmp/results.jsonl
 : > "$results"
-read -r pg_port canned_port proxy_port module_port before_port < <(scripts/freeport.pl 5)
+read -r pg_port canned_port proxy_port module_port before_port nocache_port \
+    < <(scripts/freeport.pl 6)
 dbinfo() { echo "host=127.0.0.1 port=$pg_port dbname=$1 user=callhq"; }
 conninfo=$(dbinfo callhq)
 before_conninfo=$(dbinfo callhq_before)
@@ -312,6 +329,7 @@ if [ "$pg_stats" != 0 ]; then
     q -c "alter system set pg_stat_statements.track = 'all'" \
       -c "select pg_reload_conf()" -c "create extension pg_stat_statements" >/dev/null
 fi
+pg_ver=$(q -c "show server_version_num")
 sql/migrate.sh "$conninfo" >/dev/null
 q -v key="$key" -v msg_bytes=100 -f "$lib/seed.sql" >/dev/null
 for i in "${!lengths[@]}"; do
@@ -482,6 +500,10 @@ write_confs() {   # $1 worker_processes
         write_nginx_conf before "$1" "$(module_server "$before_port" "$before_conninfo")" \
             "$upstream_block" "load_module $before_so;"
     fi
+    # the module without its history cache (revisit scenarios)
+    write_nginx_conf nocache "$1" "$(module_server "$nocache_port" "$conninfo")" \
+        "$upstream_block
+    callhq_history_cache off;" "load_module $module;"
 }
 
 log "canned model on 127.0.0.1:$canned_port"
@@ -505,6 +527,8 @@ measure() {
     read -r -a cpids <<< "$(workers_of "$master_canned")"
     local cpu0 pg0 rss0 can0 gen0 busy0 cpu1 pg1 rss1 can1 gen1 busy1 t0 t1 load
     load=$(cut -d' ' -f1 /proc/loadavg)
+    local blk0 blk1
+    blk0=$(pg_blks)
     cpu0=$(cpu_of "${wpids[@]}"); rss0=$(rss_of "${wpids[@]}"); pg0=$(pg_cpu)
     can0=$(cpu_of "${cpids[@]}"); busy0=$(machine_busy)
     times > "$tmp/times0"
@@ -514,6 +538,7 @@ measure() {
     times > "$tmp/times1"
     busy1=$(machine_busy); can1=$(cpu_of "${cpids[@]}")
     cpu1=$(cpu_of "${wpids[@]}"); rss1=$(rss_of "${wpids[@]}"); pg1=$(pg_cpu)
+    blk1=$(pg_blks)
     gen0=$(children_cpu "$tmp/times0"); gen1=$(children_cpu "$tmp/times1")
     if [ -z "$out" ]; then
         echo "bench: $name produced no result:" >&2
@@ -529,9 +554,12 @@ measure() {
     if [ "$hist" != - ]; then
         sent=$(qdb "$cur_db" -c "select row_to_json(s) from $schema.sent($hist) s")
     fi
-    python3 - "$out" "$sent" <<PY >> "$results"
+    python3 - "$out" "$sent" "$blk0" "$blk1" <<PY >> "$results"
 import json, sys
 r = json.loads(sys.argv[1])
+b0, b1 = sys.argv[3].split(), sys.argv[4].split()
+if len(b0) == 2 and len(b1) == 2:
+    r.update(pg_blks_hit=int(b1[0]) - int(b0[0]), pg_blks_read=int(b1[1]) - int(b0[1]))
 wall = $t1 - $t0
 ours = ($cpu1 - $cpu0) + ($pg1 - $pg0) + ($can1 - $can0) + ($gen1 - $gen0)
 r.update(name="$name", kind="$kind", conc=$c, hist="$hist", repeat=$rep,
@@ -554,6 +582,18 @@ print('%-30s w=%s #%s: %8.1f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu: worker %.2f
   r.get('p99_ms', r.get('first_p99_ms', 0)), r['worker_cpu_s'], r['pg_cpu_s'],
   r['loadgen_cpu_s'], r['other_cpu_s'],
   sum(v for k, v in r.items() if k.startswith('err') or k in ('bad_status', 'no_delta', 'errors'))))")"
+}
+
+# shared blocks hit and read so far by the top-level statements on
+# $cur_db (pg_stat_statements; they include those of the statements they
+# run), "hit read", or nothing without pg_stat_statements or before 14
+pg_blks() {
+    [ "$pg_stats" != 0 ] && [ "$pg_ver" -ge 140000 ] || return 0
+    q -F ' ' -c "
+        select coalesce(sum(shared_blks_hit), 0), coalesce(sum(shared_blks_read), 0)
+          from pg_stat_statements
+         where toplevel and dbid = (select oid from pg_database where datname = '$cur_db')" \
+        2>/dev/null || true
 }
 
 wrk_cmd() {   # duration method path body ids [conc]
@@ -829,6 +869,29 @@ for w in $workers_list; do
     # sent stays at 20 messages, the history grows)
     pair "contention h20 c$contention" wrk "$contention" - 1 wrk_run \
         POST /contention/chat "$chat_body" "$tmp/ids-one" "$contention"
+    # revisit: chats come back to their sessions (a ring of BENCH_REVISIT
+    # sessions per connection), with the history cache on, off and before;
+    # the database profile with the cache on and off
+    if [ "$revisit" -gt 0 ] && [ "$w" = "$(echo $workers_list | awk '{print $NF}')" ]; then
+        start_nginx nocache
+        log "worker_processes $w: revisit, $revisit sessions per connection; history cache off on :$nocache_port"
+        for c in $conc $revisit_conc; do
+            sfx=""
+            [ "$c" = "$conc" ] || sfx=" c$c"
+            head -n $(( c * revisit )) "$tmp/ids-20" > "$tmp/ids-revisit-$c"
+            [ "$(wc -l < "$tmp/ids-revisit-$c")" -eq $(( c * revisit )) ] ||
+                log "revisit: only ${counts[1]} sessions of 20 messages for $c × $revisit"
+            stats_for='^(module|nocache) chat h20 revisit$'
+            pair "chat h20 revisit$sfx" wrk "$c" 20 1 wrk_run POST /chat "$chat_body" \
+                "$tmp/ids-revisit-$c" "$c"
+            stats_for=""
+            port=$nocache_port master=$master_nocache
+            scenario "nocache chat h20 revisit$sfx" wrk "$c" 20 1 wrk_run POST /chat \
+                "$chat_body" "$tmp/ids-revisit-$c" "$c"
+            port=$module_port master=$master_module
+        done
+        stop_nginx "$master_nocache"
+    fi
     reset_db
     scenario "module POST /session" wrk "$conc" - 0 wrk_run POST /session \
         "{\"assistantId\":\"$(q -c 'select assistant_id from bench.conf')\",\"name\":\"bench-new\"}" -
@@ -908,7 +971,7 @@ print(json.dumps({
   "module": "commit " + sh("git -C $top rev-parse --short HEAD") + (" (dirty)" if sh("git -C $top status --porcelain -- ngx_http_callhq_module sql") else ""),
   "duration": $duration, "repeats": $repeats, "warmup": $warmup, "conc": $conc,
   "workers": "$workers_list", "long": $long, "quick": bool("$quick"),
-  "high_conc": "$high_conc", "contention": $contention, "pg_stats": "$pg_stats" != "0",
+  "high_conc": "$high_conc", "contention": $contention, "revisit": $revisit, "pg_stats": "$pg_stats" != "0",
   "before": ("commit $before_short (BENCH_BEFORE), sha1 " + sh("sha1sum $before_so")[:12]) if "$before_so" else "",
 }))
 PY

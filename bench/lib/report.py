@@ -54,6 +54,8 @@ def summary(rs):
         "other": med([100.0 * r.get("other_cpu_s", 0) / (r["wall_s"] * int(m["nproc"]))
                       for r in ok if r.get("wall_s")]),
         "gen": med([1000.0 * r.get("loadgen_cpu_s", 0) / r["requests"] for r in ok]),
+        "blks": med([(r["pg_blks_hit"] + r["pg_blks_read"]) / r["requests"]
+                     for r in ok if "pg_blks_hit" in r]),
     }
     if s["kind"] == "sse":
         s["total50"] = [r["total_p50_ms"] for r in ok]
@@ -247,7 +249,7 @@ for wk in workers:
         elif "contention" in name:
             sent = "%d (of a growing history)" % hist
         else:
-            sent = sent_text(s, hist) if re.match(r"(module|before) (chat|stream)", name) \
+            sent = sent_text(s, hist) if re.match(r"(module|nocache|before) (chat|stream)", name) \
                 else (str(hist) if hist else "–")
         w("| %s%s | %s | %s | %s | %s | %s | %s | %.1f → %.1f | %s | %s | %d | %s | %s | %s | %s |" % (
             name, " (c=%d)" % s["conc"] if s["conc"] != int(m["conc"]) else "",
@@ -301,6 +303,38 @@ for wk in workers:
                 ratio(mc["rps_med"], fc["rps_med"]), f(mc["pg_med"], "%.3f"),
                 f(pg_c(fc), "%.3f"), ratio(mc["pg_med"], pg_c(fc)),
                 f(mc["p50_med"]), f(mc["p99_med"]), f(fc["p50_med"]), f(fc["p99_med"])))
+        w("")
+
+    # revisit: the history cache on vs off
+    rows = []
+    for name in [k[1] for k in groups if k[0] == wk and k[1].startswith("module chat h20 revisit")]:
+        on, off = get(wk, name), get(wk, "nocache" + name[len("module"):])
+        if on and off:
+            rows.append((on, off, get(wk, "before" + name[len("module"):])))
+    if rows:
+        w("History cache: on vs off (ratio), the revisit scenarios: chats going "
+          "round a ring of %s sessions per connection (20 messages seeded), so "
+          "that a session's next chat finds its history in the cache, bar the "
+          "first of each repeat (the trim moves every session's version back). "
+          "Off: the same module with `callhq_history_cache off;`. Shared blocks: "
+          "hit + read per chat by all of its statements (pg_stat_statements). "
+          "Medians over repeats; ratio on ÷ off:"
+          % m.get("revisit", 25))
+        w("")
+        w("| connections | history sent (on / off) | req/s on | req/s off | on/off "
+          "| p50 ms on / off | p99 ms on / off | PG CPU ms/chat on | off | on/off "
+          "| shared blocks/chat on | off | on/off | before req/s, PG CPU ms/chat |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for on, off, b in rows:
+            w("| %d | %s / %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                on["conc"], sent_text(on, 20), sent_text(off, 20),
+                f(on["rps_med"], "%.0f"), f(off["rps_med"], "%.0f"),
+                ratio(on["rps_med"], off["rps_med"]),
+                f(on["p50_med"]), f(off["p50_med"]), f(on["p99_med"]), f(off["p99_med"]),
+                f(on["pg_med"], "%.3f"), f(off["pg_med"], "%.3f"),
+                ratio(on["pg_med"], off["pg_med"]),
+                f(on["blks"], "%.1f"), f(off["blks"], "%.1f"), ratio(on["blks"], off["blks"]),
+                "%s, %s" % (f(b["rps_med"], "%.0f"), f(b["pg_med"], "%.3f")) if b else "–"))
         w("")
 
     # before/after
@@ -497,6 +531,16 @@ w("- Contention: %s connections of wrk post chats to ONE session; each chat "
   "non-2xx answers are counted as errors). The location sends the last 20 "
   "messages as context (callhq_context_messages 20) while the history grows."
   % m.get("contention", 4))
+if any(k[1].startswith("module chat h20 revisit") for k in groups):
+    w("- Revisit: wrk (1 thread) goes round the first %s × *connections* "
+      "20-message sessions in turn, so the chats in flight are on distinct "
+      "sessions and each session comes back after %s × *connections* chats, "
+      "a few turns per repeat (its history grows by two messages a turn: "
+      "\"history sent\"). It runs on the last worker_processes only, with "
+      "the module (history cache on, as configured by default), a second "
+      "nginx with the same module and `callhq_history_cache off;` in its "
+      "http block (\"nocache\"), and the module of BENCH_BEFORE."
+      % (m.get("revisit", 25), m.get("revisit", 25)))
 if m.get("before"):
     w("- Before: the module of %s, built from a git worktree of that commit "
       "(`make`), on its own database (callhq_before) migrated by that commit's "
