@@ -30,6 +30,7 @@ struct ngx_http_callhq_record_s {
     ngx_http_callhq_chat_t        *chat;
     ngx_str_t                      context;    /* sent if SQL asks for it */
     ngx_str_t                      record;     /* for callhq.chat_record */
+    ngx_str_t                      session;    /* whose turn goes back */
     unsigned                       fast:1;     /* the record statement */
     unsigned                       general:1;  /* callhq.chat_record */
 };
@@ -47,7 +48,7 @@ static void ngx_http_callhq_chat_reread(ngx_http_callhq_pg_query_t *q,
 static void ngx_http_callhq_chat_go(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 static ngx_int_t ngx_http_callhq_chat_busy(ngx_http_request_t *r,
-    ngx_http_callhq_chat_t *chat, u_char *session);
+    ngx_http_callhq_chat_t *chat, u_char *session, ngx_uint_t again);
 static ngx_int_t ngx_http_callhq_chat_record_general(
     ngx_http_callhq_record_t *rec, ngx_http_callhq_chat_t *chat,
     ngx_str_t *record);
@@ -191,7 +192,7 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     chat->retry.handler = ngx_http_callhq_chat_retry;
     chat->retry.data = r;
     chat->retry.log = r->connection->log;
-    chat->backoff = 20;
+    chat->waiter.event = &chat->retry;
 
     rc = ngx_http_callhq_turn_body(r, chat);
 
@@ -214,6 +215,9 @@ ngx_http_callhq_chat_begin(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    /* a turn given back from now on may not be in the answer */
+    ngx_http_callhq_wait_ask(&ctx->chat->waiter);
 
     if (ctx->chat->fast) {
         if (ngx_http_callhq_turn_take(r, ctx->chat, &ctx->query,
@@ -263,6 +267,8 @@ ngx_http_callhq_chat_orphan(PGresult *res)
     ngx_memzero(&chat, sizeof(ngx_http_callhq_chat_t));
     chat.record.data = (u_char *) PQgetvalue(res, 0, 1);
     chat.record.len = PQgetlength(res, 0, 1);
+    chat.session_id.data = (u_char *) PQgetvalue(res, 0, 5);
+    chat.session_id.len = PQgetlength(res, 0, 5);
 
     (void) ngx_http_callhq_chat_record(&chat, NULL, 1);
 }
@@ -297,7 +303,7 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
     if (ngx_strcmp(PQgetvalue(res, 0, 0), "busy") == 0) {
         rc = ngx_http_callhq_chat_busy(r, chat,
-                                       (u_char *) PQgetvalue(res, 0, 5));
+                                       (u_char *) PQgetvalue(res, 0, 5), 0);
         if (rc == NGX_AGAIN) {
             return;
         }
@@ -358,8 +364,9 @@ ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
     rc = ngx_http_callhq_turn_taken(chat, res, r->pool);
 
-    if (rc == NGX_BUSY) {
-        rc = ngx_http_callhq_chat_busy(r, chat, (u_char *) chat->session_z);
+    if (rc == NGX_BUSY || rc == NGX_AGAIN) {
+        rc = ngx_http_callhq_chat_busy(r, chat, (u_char *) chat->session_z,
+                                       rc == NGX_AGAIN);
         if (rc == NGX_AGAIN) {
             return;
         }
@@ -490,30 +497,55 @@ ngx_http_callhq_chat_take_orphan(PGresult *res)
 
 
 /*
- * Another chat of this session runs: wait for its turn.  NGX_AGAIN while
- * waiting; else the response to finalize with (409 after the time-out).
+ * Another chat of this session runs: wait for its turn, woken when it is
+ * given back (ngx_http_callhq_wait.c), looking again on a slow timer all
+ * the same; with again, the session changed as the chat looked: look
+ * again at once.  NGX_AGAIN while waiting; else the response to finalize
+ * with (409 after the time-out).
  */
 
 static ngx_int_t
 ngx_http_callhq_chat_busy(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
-    u_char *session)
+    u_char *session, ngx_uint_t again)
 {
+    ngx_msec_t                   waited;
     ngx_http_callhq_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
 
-    if (chat->waited >= lcf->turn_timeout) {
+    if (!chat->waited) {
+        chat->waited = 1;
+        chat->wait_start = ngx_current_msec;
+    }
+
+    waited = ngx_current_msec - chat->wait_start;
+
+    if (waited >= lcf->turn_timeout) {
         return ngx_http_callhq_send_error(r, NGX_HTTP_CONFLICT,
                                           "Session %s is busy with "
                                           "another chat", session);
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "callhq: session busy, retry in %M ms", chat->backoff);
+    if (again
+        || ngx_http_callhq_wait_add(&chat->waiter, session,
+                                    ngx_strlen(session), &chat->retry,
+                                    r->connection->log)
+           == NGX_DECLINED)
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "callhq: session changed, taking the turn again");
 
-    ngx_add_timer(&chat->retry, chat->backoff);
-    chat->waited += chat->backoff;
-    chat->backoff = ngx_min(chat->backoff * 2, 500);
+        ngx_post_event(&chat->retry, &ngx_posted_events);
+        return NGX_AGAIN;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "callhq: session busy, waiting, at most %M ms",
+                   ngx_min(NGX_HTTP_CALLHQ_WAIT_RECHECK,
+                           lcf->turn_timeout - waited));
+
+    ngx_add_timer(&chat->retry, ngx_min(NGX_HTTP_CALLHQ_WAIT_RECHECK,
+                                        lcf->turn_timeout - waited));
 
     return NGX_AGAIN;
 }
@@ -558,11 +590,20 @@ ngx_http_callhq_chat_go(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
 static void
 ngx_http_callhq_chat_retry(ngx_event_t *ev)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_callhq_ctx_t  *ctx;
 
     r = ev->data;
     c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+
+    /* woken, or its timer ran out: it looks again */
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    ngx_http_callhq_wait_remove(&ctx->chat->waiter);
 
     ngx_http_callhq_chat_begin(r);
     ngx_http_run_posted_requests(c);
@@ -873,6 +914,16 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
 
     rec->pool = pool;
     rec->request = r;
+
+    /* chats waiting here for the turn are woken once it is back */
+    if (chat->session_id.len) {
+        rec->session.data = ngx_pstrdup(pool, &chat->session_id);
+        if (rec->session.data == NULL) {
+            goto failed;
+        }
+
+        rec->session.len = chat->session_id.len;
+    }
     rec->query.handler = ngx_http_callhq_chat_recorded;
     rec->query.data = rec;
     rec->query.log = ngx_cycle->log;
@@ -1078,6 +1129,8 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
 recorded:
 
+    ngx_http_callhq_wait_given(&rec->session);
+
     if (r == NULL) {
         ngx_destroy_pool(rec->pool);
         return;
@@ -1129,6 +1182,8 @@ failed:
 
     ngx_log_error(NGX_LOG_ERR, r ? r->connection->log : ngx_cycle->log, 0,
                   "callhq: chat could not be recorded");
+
+    ngx_http_callhq_wait_given(&rec->session);
 
     if (r == NULL) {
         ngx_destroy_pool(rec->pool);
@@ -1506,6 +1561,8 @@ ngx_http_callhq_chat_cleanup(void *data)
     if (chat->retry.timer_set) {
         ngx_del_timer(&chat->retry);
     }
+
+    ngx_http_callhq_wait_remove(&chat->waiter);
 
     if (chat->rec) {
         /* the recording in flight goes on without us, and the context */

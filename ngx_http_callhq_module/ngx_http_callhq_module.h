@@ -50,6 +50,19 @@ typedef struct {
 
 
 #define NGX_HTTP_CALLHQ_CONTEXT_PARTS  8
+#define NGX_HTTP_CALLHQ_WAIT_ID_LEN    36      /* a session id, as text */
+#define NGX_HTTP_CALLHQ_WAIT_RECHECK   1000    /* ms: a waiter looks again */
+
+
+/* a chat waiting for its session's turn (ngx_http_callhq_wait.c) */
+typedef struct {
+    ngx_queue_t                    queue;
+    ngx_event_t                   *event;      /* posted when woken */
+    ngx_uint_t                     asked;      /* when the take was sent */
+    ngx_uint_t                     ticket;     /* its place in line */
+    u_char                         session[NGX_HTTP_CALLHQ_WAIT_ID_LEN];
+    unsigned                       waiting:1;  /* in the list */
+} ngx_http_callhq_waiter_t;
 
 typedef struct ngx_http_callhq_chat_s    ngx_http_callhq_chat_t;
 typedef struct ngx_http_callhq_record_s  ngx_http_callhq_record_t;
@@ -120,8 +133,8 @@ struct ngx_http_callhq_chat_s {
     ngx_msec_t                     upstream_time;
 
     ngx_event_t                    retry;      /* waiting for the turn */
-    ngx_msec_t                     waited;
-    ngx_msec_t                     backoff;
+    ngx_http_callhq_waiter_t       waiter;
+    ngx_msec_t                     wait_start;
 
     ngx_http_callhq_record_t      *rec;        /* recording in flight */
     ngx_str_t                      result;     /* the recorded chat */
@@ -138,6 +151,7 @@ struct ngx_http_callhq_chat_s {
     unsigned                       sr_done:1;
     unsigned                       finished:1; /* recorded or released */
     unsigned                       too_big:1;
+    unsigned                       waited:1;   /* wait_start is set */
 };
 
 
@@ -189,6 +203,15 @@ ngx_int_t ngx_http_callhq_turn_release(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool);
 ngx_int_t ngx_http_callhq_turn_record_json(ngx_http_callhq_chat_t *chat,
     ngx_pool_t *pool, ngx_str_t *out);
+
+/* ngx_http_callhq_wait.c */
+void ngx_http_callhq_wait_ask(ngx_http_callhq_waiter_t *w);
+ngx_int_t ngx_http_callhq_wait_add(ngx_http_callhq_waiter_t *w,
+    u_char *session, size_t len, ngx_event_t *ev, ngx_log_t *log);
+void ngx_http_callhq_wait_remove(ngx_http_callhq_waiter_t *w);
+void ngx_http_callhq_wait_given(ngx_str_t *session);
+void ngx_http_callhq_wait_notified(const char *payload, int pid);
+void ngx_http_callhq_wait_wake_all(ngx_log_t *log);
 
 /* ngx_http_callhq_filter.c */
 ngx_int_t ngx_http_callhq_filter_init(ngx_conf_t *cf);

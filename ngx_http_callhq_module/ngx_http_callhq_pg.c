@@ -336,6 +336,40 @@ ngx_http_callhq_pg_waiting(ngx_http_callhq_pg_pool_t *pool)
 }
 
 
+/* whether a PostgreSQL backend process serves one of the pool's connections */
+
+ngx_uint_t
+ngx_http_callhq_pg_own(ngx_http_callhq_pg_pool_t *pool, int pid)
+{
+    ngx_queue_t                *q;
+    ngx_http_callhq_pg_conn_t  *pc;
+
+    for (q = ngx_queue_head(&pool->busy);
+         q != ngx_queue_sentinel(&pool->busy);
+         q = ngx_queue_next(q))
+    {
+        pc = ngx_queue_data(q, ngx_http_callhq_pg_conn_t, queue);
+
+        if (pc->pgconn && PQbackendPID(pc->pgconn) == pid) {
+            return 1;
+        }
+    }
+
+    for (q = ngx_queue_head(&pool->idle);
+         q != ngx_queue_sentinel(&pool->idle);
+         q = ngx_queue_next(q))
+    {
+        pc = ngx_queue_data(q, ngx_http_callhq_pg_conn_t, queue);
+
+        if (pc->pgconn && PQbackendPID(pc->pgconn) == pid) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static ngx_int_t
 ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool)
 {

@@ -102,6 +102,7 @@ void ngx_http_callhq_pg_finish(ngx_connection_t *c, PGconn *pgconn);
 /* statistics for variables and status */
 ngx_uint_t ngx_http_callhq_pg_busy(ngx_http_callhq_pg_pool_t *pool);
 ngx_uint_t ngx_http_callhq_pg_waiting(ngx_http_callhq_pg_pool_t *pool);
+ngx_uint_t ngx_http_callhq_pg_own(ngx_http_callhq_pg_pool_t *pool, int pid);
 
 
 #endif /* _NGX_HTTP_CALLHQ_PG_H_INCLUDED_ */

@@ -93,6 +93,9 @@ static char *ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s);
  * again on the row a concurrent chat leaves behind; the history is read
  * with the statement's snapshot, so last_seq tells whether it saw all of
  * it (a chat that ended just before this one took the turn may be newer).
+ * A busy session is marked as waited for (w), so that the chat holding it
+ * notifies callhq_turn as it gives it back; both UPDATEs checked again,
+ * neither wrote: the session changed as the chat looked, "again".
  */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     16, "callhq_turn_take",
@@ -109,6 +112,13 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " returning s.id, s.busy_chat, s.next_seq, s.history_epoch, s.assistant_id,"
     " s.assistant, s.assistant_overrides,"
     " set_config('synchronous_commit', 'off', true)),"
+    " w as ("
+    " update callhq.sessions s set turn_waiters = true"
+    " from k"
+    " where s.id = $2::uuid and s.org_id = k.org_id"
+    " and s.status = 'active' and s.expires_at > now()"
+    " and s.busy_chat is not null and s.busy_until >= now()"
+    " returning s.id, set_config('synchronous_commit', 'off', true)),"
     " a as ("
     " select case when a.id is not null then a.model"
     " else t.assistant->'model' end as model, a.id,"
@@ -127,9 +137,10 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " select max(m.seq) as seq from t, callhq.messages m"
     " where m.session_id = $2::uuid" NGX_HTTP_CALLHQ_UNCACHED ")"
     " select case when t.busy_chat is not null then 'ok'"
+    " when w.id is not null then 'busy'"
     " when exists (select 1 from callhq.sessions s, k"
     " where s.id = $2::uuid and s.org_id = k.org_id"
-    " and s.status = 'active' and s.expires_at > now()) then 'busy'"
+    " and s.status = 'active' and s.expires_at > now()) then 'again'"
     " else 'other' end,"
     " t.busy_chat, k.org_id, a.id, a.inline::text, t.next_seq,"
     " t.history_epoch, coalesce(l.seq, 0), h.history, h.hfrom, h.hto,"
@@ -145,7 +156,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " not (true" NGX_HTTP_CALLHQ_UNCACHED ")"
     " from (select 1) one left join k on true left join t on true"
     " left join a on true left join p on true left join h on true"
-    " left join l on true",
+    " left join l on true left join w on true",
     7
 };
 
@@ -169,6 +180,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * session's history changed (PATCH) or went: no row comes back, and
  * callhq.chat_record sorts it out.  Webhook triggers are told whether
  * anyone listens (callhq.quiet), so that a chat costs them nothing then.
+ * Chats waiting for the turn (another worker's, another node's) are
+ * notified as it goes back, only if there are any.
  */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
     18, "callhq_turn_record",
@@ -212,7 +225,9 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
     " busy_chat = case when s.busy_chat = $1::uuid then null"
     " else s.busy_chat end,"
     " busy_until = case when s.busy_chat = $1::uuid then null"
-    " else s.busy_until end"
+    " else s.busy_until end,"
+    " turn_waiters = case when s.busy_chat = $1::uuid and s.turn_waiters"
+    " then callhq.turn_notify(s.id) else s.turn_waiters end"
     " from c where s.id = $3::uuid"
     " returning s.next_seq - 2 as seq),"
     " m as ("
@@ -229,10 +244,15 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
 };
 
 
-/* $1 session, $2 chat: the turn back, without waiting for a WAL flush */
+/*
+ * $1 session, $2 chat: the turn back, without waiting for a WAL flush,
+ * and chats waiting for it notified
+ */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_release_stmt = {
     19, "callhq_turn_release",
-    "update callhq.sessions set busy_chat = null, busy_until = null"
+    "update callhq.sessions set busy_chat = null, busy_until = null,"
+    " turn_waiters = case when turn_waiters then callhq.turn_notify(id)"
+    " else false end"
     " where id = $1::uuid and busy_chat = $2::uuid"
     " returning set_config('synchronous_commit', 'off', true)",
     2
@@ -539,8 +559,10 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
  * which the chat keeps).  NGX_OK: the turn is the chat's, and the
  * context is ready unless chat->stale says the history must be read
  * again (ngx_http_callhq_turn_history()); NGX_BUSY: another chat has the
- * turn; NGX_DECLINED: this path cannot tell, callhq.chat_begin will
- * (when chat->chat_id is set, the turn was taken and must go back first).
+ * turn; NGX_AGAIN: the session changed as the statement looked at it,
+ * which is to run again; NGX_DECLINED: this path cannot tell,
+ * callhq.chat_begin will (when chat->chat_id is set, the turn was taken
+ * and must go back first).
  */
 
 ngx_int_t
@@ -561,6 +583,10 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
 
     if (state.len == 4 && ngx_strncmp(state.data, "busy", 4) == 0) {
         return NGX_BUSY;
+    }
+
+    if (state.len == 5 && ngx_strncmp(state.data, "again", 5) == 0) {
+        return NGX_AGAIN;
     }
 
     if (state.len != 2 || ngx_strncmp(state.data, "ok", 2) != 0) {

@@ -16,6 +16,11 @@
  * LOCKED) for callhq_webhook_lease, so any number of workers and nodes
  * share the work, and a delivery abandoned by an exiting worker comes
  * back once its lease ends.  Per-session order is SQL's too.
+ *
+ * The listener's connection also LISTENs on callhq_turn: a chat that gives
+ * its session's turn back notifies it when chats wait for that session,
+ * and the notification wakes this worker's first one
+ * (ngx_http_callhq_wait.c).
  */
 
 
@@ -36,6 +41,7 @@
 #define NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT    100
 #define NGX_HTTP_CALLHQ_WEBHOOK_LISTEN_MAX     30000
 #define NGX_HTTP_CALLHQ_WEBHOOK_CHANNEL        "callhq_webhook"
+#define NGX_HTTP_CALLHQ_TURN_CHANNEL           "callhq_turn"
 
 
 typedef struct {
@@ -1697,7 +1703,7 @@ ngx_http_callhq_webhook_log_error(ngx_log_t *log, u_char *buf, size_t len)
 }
 
 
-/* ----------------------------------------------- LISTEN callhq_webhook */
+/* ---------------------------------- LISTEN callhq_webhook, callhq_turn */
 
 static void
 ngx_http_callhq_webhook_listen(ngx_http_callhq_webhook_t *wh)
@@ -1810,7 +1816,8 @@ ngx_http_callhq_webhook_listen_poll(ngx_http_callhq_webhook_t *wh)
             }
 
             if (!PQsendQuery(wh->pgconn,
-                             "LISTEN " NGX_HTTP_CALLHQ_WEBHOOK_CHANNEL)
+                             "LISTEN " NGX_HTTP_CALLHQ_WEBHOOK_CHANNEL "; "
+                             "LISTEN " NGX_HTTP_CALLHQ_TURN_CHANNEL)
                 || PQflush(wh->pgconn) == -1)
             {
                 ngx_http_callhq_webhook_listen_lost(wh,
@@ -1826,6 +1833,7 @@ ngx_http_callhq_webhook_listen_poll(ngx_http_callhq_webhook_t *wh)
 
             /* whatever was notified while nobody listened */
             ngx_post_event(&wh->tick, &ngx_posted_events);
+            ngx_http_callhq_wait_wake_all(wh->log);
             return;
 
         default: /* PGRES_POLLING_FAILED */
@@ -1907,8 +1915,15 @@ ngx_http_callhq_webhook_listen_read(ngx_http_callhq_webhook_t *wh)
     notified = 0;
 
     while ((notify = PQnotifies(wh->pgconn)) != NULL) {
+
+        if (ngx_strcmp(notify->relname, NGX_HTTP_CALLHQ_TURN_CHANNEL) == 0) {
+            ngx_http_callhq_wait_notified(notify->extra, notify->be_pid);
+
+        } else {
+            notified = 1;
+        }
+
         PQfreemem(notify);
-        notified = 1;
     }
 
     if (notified) {

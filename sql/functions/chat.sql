@@ -24,7 +24,11 @@
 -- Turn order: a session runs one chat at a time. chat_begin leases the
 -- session to the new chat (sessions.busy_chat until sessions.busy_until);
 -- chat_record and chat_release end the lease. A lease left behind by a
--- crashed nginx runs out by itself after turnLeaseSeconds.
+-- crashed nginx runs out by itself after turnLeaseSeconds. A chat that
+-- finds the session busy marks it (sessions.turn_waiters), and the chat
+-- that gives the turn back then notifies callhq_turn with the session id
+-- (turn_notify), which wakes the waiting chats of every nginx; with
+-- nobody waiting, nobody is notified (NOTIFY takes a lock at commit).
 --
 -- A chat of a session keeps its context by reference: its prompts and its
 -- input in chats.messages, and the range of the session's history it was
@@ -529,6 +533,13 @@ begin
     -- the session's turn
     if v_s.id is not null then
         if v_s.busy_chat is not null and v_s.busy_until >= now() then
+            -- the chat giving the turn back notifies; a mark, not worth a
+            -- WAL flush
+            if not v_s.turn_waiters then
+                update callhq.sessions s set turn_waiters = true
+                 where s.id = v_s.id;
+                perform set_config('synchronous_commit', 'off', true);
+            end if;
             return query select 'busy'::text, null::text, null::text, null::text,
                                 null::uuid, v_s.id, null::uuid, null::text;
             return;
@@ -730,7 +741,9 @@ begin
                                  then v_now + make_interval(secs => s.expiration_seconds)
                                  else s.expires_at end,
                busy_chat  = case when s.busy_chat = v_chat then null else s.busy_chat end,
-               busy_until = case when s.busy_chat = v_chat then null else s.busy_until end
+               busy_until = case when s.busy_chat = v_chat then null else s.busy_until end,
+               turn_waiters = case when s.busy_chat = v_chat and s.turn_waiters
+                                   then callhq.turn_notify(s.id) else s.turn_waiters end
          where s.id = v_session_id;
     end if;
 
@@ -746,9 +759,23 @@ returns void
 language sql
 as $$
     update callhq.sessions s
-       set busy_chat = null, busy_until = null
+       set busy_chat = null, busy_until = null,
+           turn_waiters = case when s.turn_waiters then callhq.turn_notify(s.id)
+                               else false end
      where s.id = (p_record->>'sessionId')::uuid
        and s.busy_chat = (p_record->>'chatId')::uuid
+$$;
+
+
+-- The session's turn is back and chats wait for it: they are told, on
+-- channel callhq_turn with the session id as the payload (at commit), and
+-- the mark is cleared: the value is sessions.turn_waiters' new one. Called
+-- from an UPDATE's SET, so it sees the row as the UPDATE does.
+create or replace function callhq.turn_notify(p_session uuid)
+returns boolean
+language sql volatile
+as $$
+    select false from pg_notify('callhq_turn', p_session::text)
 $$;
 
 
