@@ -22,13 +22,13 @@
  *   every waiter looks again.
  *
  * A woken chat runs its take statement again; one that loses the race to
- * another worker's chat waits again, in its place (the order the chats
- * first waited in).  Whatever goes
+ * another worker's chat waits again, in its place.  Whatever goes
  * missing, a waiter still looks again on a slow timer of its own (the
  * chat's), and the chat answers 409 after callhq_turn_timeout.
  *
  * The list is a small hash of queues, keyed by the session id (hex, in
- * any case), each queue in the order the chats came.  A turn given back
+ * any case), each queue in the order the chats first waited (a ticket
+ * each, kept when a chat looks again and waits anew).  A turn given back
  * while nobody here waited for it is remembered in its bucket: a chat
  * whose take statement was sent before and answered "busy" after it may
  * have seen the session as it was, and looks again at once.

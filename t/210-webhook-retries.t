@@ -288,7 +288,7 @@ session.updated 200 B valid session.name="w210-restart-2"
                  where application_name = 'callhq_webhook_listen'}, '0'),
  ::pgwait_req(q{select count(*) from pg_stat_activity
                  where application_name = 'callhq_webhook_listen'
-                   and query = 'LISTEN callhq_webhook'}, '1'),
+                   and query = 'LISTEN callhq_webhook; LISTEN callhq_turn'}, '1'),
  "PATCH /session/21000000-0000-4000-8000-000000000029\n{\"name\": \"w210-notified-2\"}",
  ::wait_req(path => '/t210/listen', until => 2, fields => 'session.name')]
 --- response_body eval
