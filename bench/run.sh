@@ -23,13 +23,13 @@
 #            per repeat and the history cache (callhq_history_cache) hits;
 #            at BENCH_CONC and BENCH_REVISIT_CONC connections, with the
 #            cache on ("module"), off ("nocache": a second nginx with
-#            `callhq_history_cache off;`) and before; on the last
-#            BENCH_WORKERS only, with a table cache on vs off
+#            `callhq_history_cache off;`) and before (at BENCH_CONC); on
+#            the last BENCH_WORKERS only, with a table cache on vs off
 #   before   the module of commit BENCH_BEFORE (built in a git worktree,
 #            its own database migrated with that commit's sql/ and seeded
 #            the same way): chat h20 at BENCH_CONC and BENCH_HIGH_CONC,
-#            streaming h20, contention, revisit; reported next to the
-#            module with the ratio after/before
+#            streaming h20, contention, revisit at BENCH_CONC; reported
+#            next to the module with the ratio after/before
 #
 # PostgreSQL runs with pg_stat_statements (track = all) and track_functions
 # = all: the report has the top statements and functions of the last
@@ -883,8 +883,14 @@ for w in $workers_list; do
             [ "$(wc -l < "$tmp/ids-revisit-$c")" -eq $(( c * revisit )) ] ||
                 log "revisit: only ${counts[1]} sessions of 20 messages for $c × $revisit"
             stats_for='^module chat h20 revisit$'
-            pair "chat h20 revisit$sfx" wrk "$c" 20 1 wrk_run POST /chat "$chat_body" \
-                "$tmp/ids-revisit-$c" "$c"
+            # before at BENCH_CONC only (a full run's time)
+            if [ "$c" = "$conc" ]; then
+                pair "chat h20 revisit" wrk "$c" 20 1 wrk_run POST /chat "$chat_body" \
+                    "$tmp/ids-revisit-$c" "$c"
+            else
+                scenario "module chat h20 revisit$sfx" wrk "$c" 20 1 wrk_run POST /chat \
+                    "$chat_body" "$tmp/ids-revisit-$c" "$c"
+            fi
             port=$nocache_port master=$master_nocache
             scenario "nocache chat h20 revisit$sfx" wrk "$c" 20 1 wrk_run POST /chat \
                 "$chat_body" "$tmp/ids-revisit-$c" "$c"
