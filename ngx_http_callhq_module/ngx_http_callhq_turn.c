@@ -66,16 +66,16 @@ static char *ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s);
  * The session's history as the model is sent it, newest messages kept
  * when callhq_context_messages ($m) or callhq_context_bytes ($b) bound
  * it; developer messages go as system.  Read below the seq the turn was
- * taken at ($n).
+ * taken at ($n), and only if cond holds.
  */
-#define NGX_HTTP_CALLHQ_HISTORY(from, s, n, m, b, cond)                                   \
+#define NGX_HTTP_CALLHQ_HISTORY(from, s, n, m, b, cond)                       \
     "select string_agg(case when x.role = 'developer' "                       \
     "then callhq.message_raw('system', x.content) else x.raw end, ',' "       \
     "order by x.seq) as history, min(x.seq) as hfrom, max(x.seq) as hto "     \
     "from (select m.seq, m.role, m.raw, m.content, "                          \
     "sum(octet_length(m.raw)) over (order by m.seq desc "                     \
     "rows unbounded preceding) as total "                                     \
-    "from " from "callhq.messages m "                                          \
+    "from " from "callhq.messages m "                                         \
     "where m.session_id = " s " and m.seq < " n cond " "                      \
     "order by m.seq desc limit nullif(" m ", 0)) x "                          \
     "where " b " = 0 or x.total <= " b
@@ -130,8 +130,9 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " 'array' then '[]'::jsonb when a.vars = '{}' then a.model->'messages'"
     " else callhq.fill_messages(a.model->'messages', a.vars) end as filled"
     " from a),"
-    " h as (" NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
-                                     "$5::int", NGX_HTTP_CALLHQ_UNCACHED)
+    " h as ("
+    NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
+                            "$5::int", NGX_HTTP_CALLHQ_UNCACHED)
     "),"
     " l as ("
     " select max(m.seq) as seq from t, callhq.messages m"
