@@ -69,42 +69,43 @@ static ngx_int_t ngx_http_callhq_request_body_filter(ngx_http_request_t *r,
 static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
 
 
-#define ngx_http_callhq_route_entry(res, item, method, idx, fn)               \
+#define ngx_http_callhq_route_entry(res, item, method, stmt, fn)              \
     { ngx_string(res), item, method,                                          \
-      { idx, "callhq_" fn, NGX_HTTP_CALLHQ_SQL(fn), 5 } }
+      { NGX_HTTP_CALLHQ_STMT_ ## stmt, "callhq_" fn, NGX_HTTP_CALLHQ_SQL(fn),  \
+        5 } }
 
 static ngx_http_callhq_route_t  ngx_http_callhq_routes[] = {
 
-    ngx_http_callhq_route_entry("assistant", 0, NGX_HTTP_POST, 0,
+    ngx_http_callhq_route_entry("assistant", 0, NGX_HTTP_POST, ASSISTANT_CREATE,
                                 "api_assistant_create"),
-    ngx_http_callhq_route_entry("assistant", 0, NGX_HTTP_GET, 1,
+    ngx_http_callhq_route_entry("assistant", 0, NGX_HTTP_GET, ASSISTANT_LIST,
                                 "api_assistant_list"),
-    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_GET, 2,
+    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_GET, ASSISTANT_GET,
                                 "api_assistant_get"),
-    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_PATCH, 3,
-                                "api_assistant_update"),
-    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_DELETE, 4,
-                                "api_assistant_delete"),
+    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_PATCH,
+                                ASSISTANT_UPDATE, "api_assistant_update"),
+    ngx_http_callhq_route_entry("assistant", 1, NGX_HTTP_DELETE,
+                                ASSISTANT_DELETE, "api_assistant_delete"),
 
-    ngx_http_callhq_route_entry("session", 0, NGX_HTTP_POST, 5,
+    ngx_http_callhq_route_entry("session", 0, NGX_HTTP_POST, SESSION_CREATE,
                                 "api_session_create"),
-    ngx_http_callhq_route_entry("session", 0, NGX_HTTP_GET, 6,
+    ngx_http_callhq_route_entry("session", 0, NGX_HTTP_GET, SESSION_LIST,
                                 "api_session_list"),
-    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_GET, 7,
+    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_GET, SESSION_GET,
                                 "api_session_get"),
-    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_PATCH, 8,
+    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_PATCH, SESSION_UPDATE,
                                 "api_session_update"),
-    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_DELETE, 9,
+    ngx_http_callhq_route_entry("session", 1, NGX_HTTP_DELETE, SESSION_DELETE,
                                 "api_session_delete"),
 
     /* POST /chat and /chat/responses go upstream: no SQL function */
     { ngx_string("chat"), 0, NGX_HTTP_POST, { 0, NULL, NULL, 0 } },
     { ngx_string("chat"), 1, NGX_HTTP_POST, { 0, NULL, NULL, 0 } },
-    ngx_http_callhq_route_entry("chat", 0, NGX_HTTP_GET, 10,
+    ngx_http_callhq_route_entry("chat", 0, NGX_HTTP_GET, CHAT_LIST,
                                 "api_chat_list"),
-    ngx_http_callhq_route_entry("chat", 1, NGX_HTTP_GET, 11,
+    ngx_http_callhq_route_entry("chat", 1, NGX_HTTP_GET, CHAT_GET,
                                 "api_chat_get"),
-    ngx_http_callhq_route_entry("chat", 1, NGX_HTTP_DELETE, 12,
+    ngx_http_callhq_route_entry("chat", 1, NGX_HTTP_DELETE, CHAT_DELETE,
                                 "api_chat_delete"),
 
     { ngx_null_string, 0, 0, { 0, NULL, NULL, 0 } }

@@ -86,7 +86,7 @@ static ngx_int_t ngx_http_callhq_chat_keep_context(
 
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_begin_stmt = {
-    13, "callhq_chat_begin",
+    NGX_HTTP_CALLHQ_STMT_CHAT_BEGIN, "callhq_chat_begin",
     "select state, record, params, messages, chat_id, session_id, org_id, "
     "model from callhq.chat_begin($1::bytea, $2::jsonb, $3::jsonb)",
     3
@@ -94,14 +94,14 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_begin_stmt = {
 
 /* the reply comes as a JSON string, escaped as the model sent it */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_record_stmt = {
-    14, "callhq_chat_record",
+    NGX_HTTP_CALLHQ_STMT_CHAT_RECORD, "callhq_chat_record",
     "select status, body from callhq.chat_record($1::jsonb, $2::jsonb, "
     "$3::jsonb #>> '{}', $4::text, $5::jsonb)",
     5
 };
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_release_stmt = {
-    15, "callhq_chat_release",
+    NGX_HTTP_CALLHQ_STMT_CHAT_RELEASE, "callhq_chat_release",
     "select 200, '' from callhq.chat_release($1::jsonb)",
     1
 };

@@ -19,6 +19,46 @@
 #include "ngx_http_callhq_json.h"
 
 
+/*
+ * Every prepared statement's index, chosen here: each is a bit in a
+ * connection's mask of the statements it has prepared (so below 64).
+ */
+typedef enum {
+    /* the REST resources, ngx_http_callhq_api.c */
+    NGX_HTTP_CALLHQ_STMT_ASSISTANT_CREATE = 0,
+    NGX_HTTP_CALLHQ_STMT_ASSISTANT_LIST = 1,
+    NGX_HTTP_CALLHQ_STMT_ASSISTANT_GET = 2,
+    NGX_HTTP_CALLHQ_STMT_ASSISTANT_UPDATE = 3,
+    NGX_HTTP_CALLHQ_STMT_ASSISTANT_DELETE = 4,
+    NGX_HTTP_CALLHQ_STMT_SESSION_CREATE = 5,
+    NGX_HTTP_CALLHQ_STMT_SESSION_LIST = 6,
+    NGX_HTTP_CALLHQ_STMT_SESSION_GET = 7,
+    NGX_HTTP_CALLHQ_STMT_SESSION_UPDATE = 8,
+    NGX_HTTP_CALLHQ_STMT_SESSION_DELETE = 9,
+    NGX_HTTP_CALLHQ_STMT_CHAT_LIST = 10,
+    NGX_HTTP_CALLHQ_STMT_CHAT_GET = 11,
+    NGX_HTTP_CALLHQ_STMT_CHAT_DELETE = 12,
+
+    /* chats: the general way, ngx_http_callhq_chat.c */
+    NGX_HTTP_CALLHQ_STMT_CHAT_BEGIN = 13,
+    NGX_HTTP_CALLHQ_STMT_CHAT_RECORD = 14,
+    NGX_HTTP_CALLHQ_STMT_CHAT_RELEASE = 15,
+
+    /* chats of a session, ngx_http_callhq_turn.c */
+    NGX_HTTP_CALLHQ_STMT_TURN_TAKE = 16,
+    NGX_HTTP_CALLHQ_STMT_TURN_HISTORY = 17,
+    NGX_HTTP_CALLHQ_STMT_TURN_RECORD = 18,
+    NGX_HTTP_CALLHQ_STMT_TURN_RELEASE = 19,
+
+    /* webhook delivery, ngx_http_callhq_webhook.c */
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_CLAIM = 32,
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_DONE = 33,
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_SWEEP = 34,
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_STATS = 35,
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_STATE = 36
+} ngx_http_callhq_stmt_e;
+
+
 typedef struct {
     ngx_http_callhq_pg_conf_t      pg;
     ngx_http_callhq_pg_pool_t     *pool;       /* this worker's */

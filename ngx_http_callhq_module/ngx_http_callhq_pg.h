@@ -35,7 +35,7 @@ typedef void (*ngx_http_callhq_pg_orphan_pt)(PGresult *res);
 
 /* a statement prepared lazily, once per connection */
 typedef struct {
-    ngx_uint_t                     index;      /* < 64, unique */
+    ngx_uint_t                     index;      /* ngx_http_callhq_stmt_e */
     const char                    *name;
     const char                    *sql;
     int                            nparams;

@@ -98,7 +98,7 @@ static char *ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s);
  * neither wrote: the session changed as the chat looked, "again".
  */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
-    16, "callhq_turn_take",
+    NGX_HTTP_CALLHQ_STMT_TURN_TAKE, "callhq_turn_take",
     "with k as ("
     " select k.org_id from callhq.api_keys k where k.key_hash = $1::bytea),"
     " t as ("
@@ -164,7 +164,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
 
 /* the history again, in a new snapshot: $1 session, $2 next seq, bounds */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
-    17, "callhq_turn_history",
+    NGX_HTTP_CALLHQ_STMT_TURN_HISTORY, "callhq_turn_history",
     NGX_HTTP_CALLHQ_HISTORY("", "$1::uuid", "$2::int", "$3::int", "$4::int",
                             ""),
     4
@@ -185,7 +185,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * notified as it goes back, only if there are any.
  */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
-    18, "callhq_turn_record",
+    NGX_HTTP_CALLHQ_STMT_TURN_RECORD, "callhq_turn_record",
     "with w as ("
     " select set_config('callhq.quiet', case when"
     " coalesce(s.assistant->'server'->>'url', '') <> ''"
@@ -250,7 +250,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
  * and chats waiting for it notified
  */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_release_stmt = {
-    19, "callhq_turn_release",
+    NGX_HTTP_CALLHQ_STMT_TURN_RELEASE, "callhq_turn_release",
     "update callhq.sessions set busy_chat = null, busy_until = null,"
     " turn_waiters = case when turn_waiters then callhq.turn_notify(id)"
     " else false end"

@@ -249,14 +249,14 @@ static void ngx_http_callhq_webhook_exit_process(ngx_cycle_t *cycle);
 /* indices 32..47 belong to this file */
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_claim_stmt = {
-    32, "callhq_webhook_claim",
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_CLAIM, "callhq_webhook_claim",
     "select id, event_id, url, secret, headers, timeout_ms, body, attempts "
     "from callhq.webhook_claim($1::int, $2::int)",
     2
 };
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_done_stmt = {
-    33, "callhq_webhook_done",
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_DONE, "callhq_webhook_done",
     "select callhq.webhook_done($1::bigint, $2::boolean, $3::text, "
     "$4::jsonb)",
     4
@@ -264,19 +264,19 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_done_stmt = {
 
 /* after a failure: did webhook_done() give up on the event? */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_state_stmt = {
-    36, "callhq_webhook_state",
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_STATE, "callhq_webhook_state",
     "select state from callhq.webhook_outbox where id = $1::bigint",
     1
 };
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_sweep_stmt = {
-    34, "callhq_webhook_sweep",
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_SWEEP, "callhq_webhook_sweep",
     "select callhq.sweep_expired($1::int)",
     1
 };
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_stats_stmt = {
-    35, "callhq_webhook_stats",
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_STATS, "callhq_webhook_stats",
     "select pending, delivered, dead from callhq.webhook_stats()",
     0
 };
