@@ -336,7 +336,7 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
             rc = NGX_ERROR;
 
         } else {
-            rc = ngx_http_callhq_chat_output(r, chat, &delta, last);
+            rc = ngx_http_callhq_answer_delta(r, chat, &delta, last);
         }
     }
 

@@ -210,7 +210,11 @@ void ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx, ngx_str_t *body,
     ngx_http_callhq_json_want_t *stream);
 ngx_int_t ngx_http_callhq_chat_precontent(ngx_http_request_t *r);
-ngx_int_t ngx_http_callhq_chat_output(ngx_http_request_t *r,
+
+/* ngx_http_callhq_answer.c */
+ngx_int_t ngx_http_callhq_answer(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+ngx_int_t ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
 
 /* ngx_http_callhq_turn.c */
