@@ -371,7 +371,7 @@ ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
         }
 
         chat->fast = 0;
-        chat->finished = 0;
+        chat->state = NGX_HTTP_CALLHQ_CHAT_TAKING;
         ngx_str_null(&chat->chat_id);
         ngx_str_null(&chat->org_id);
         ngx_str_null(&chat->session_id);
@@ -546,7 +546,7 @@ ngx_http_callhq_chat_go(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
         ngx_http_callhq_turn_context(chat);
     }
 
-    chat->locked = chat->session_id.len ? 1 : 0;
+    chat->state = NGX_HTTP_CALLHQ_CHAT_UPSTREAM;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "callhq: chat %V session \"%V\" goes upstream",
@@ -730,11 +730,11 @@ ngx_http_callhq_chat_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
     ngx_http_callhq_chat_t  *chat = data;
 
-    if (chat->sr_done) {
+    if (chat->state >= NGX_HTTP_CALLHQ_CHAT_ANSWERED) {
         return NGX_OK;
     }
 
-    chat->sr_done = 1;
+    chat->state = NGX_HTTP_CALLHQ_CHAT_ANSWERED;
     chat->sr_rc = rc;
     chat->upstream_time = ngx_current_msec - chat->start;
 
@@ -771,7 +771,7 @@ ngx_http_callhq_chat_finish(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
     chat = ctx->chat;
 
-    if (!chat->sr_done) {
+    if (chat->state < NGX_HTTP_CALLHQ_CHAT_ANSWERED) {
         return;
     }
 
@@ -872,13 +872,13 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_record_t     *rec;
     ngx_http_callhq_main_conf_t  *mcf;
 
-    if (chat->finished
+    if (chat->state == NGX_HTTP_CALLHQ_CHAT_ENDED
         || (chat->fast ? chat->chat_id.len : chat->record.len) == 0)
     {
         return NGX_OK;
     }
 
-    chat->finished = 1;
+    chat->state = NGX_HTTP_CALLHQ_CHAT_ENDED;
 
     mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                               ngx_http_callhq_module);
@@ -1202,7 +1202,7 @@ ngx_http_callhq_chat_cleanup(void *data)
 
     chat->request = NULL;
 
-    if (!chat->finished) {
+    if (chat->state != NGX_HTTP_CALLHQ_CHAT_ENDED) {
         /* the client left: keep what the model said, or free the turn */
         chat->chat_status = "incomplete";
 

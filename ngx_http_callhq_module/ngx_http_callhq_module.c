@@ -543,7 +543,7 @@ ngx_http_callhq_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_HTTP_CALLHQ_VAR_UPSTREAM_TIME:
-        if (!chat->sr_done) {
+        if (chat->state < NGX_HTTP_CALLHQ_CHAT_ANSWERED) {
             v->not_found = 1;
             return NGX_OK;
         }

@@ -105,6 +105,15 @@ typedef struct {
 } ngx_http_callhq_waiter_t;
 
 typedef struct ngx_http_callhq_chat_s    ngx_http_callhq_chat_t;
+
+
+/* a chat's way, in order; an early end skips to the last */
+typedef enum {
+    NGX_HTTP_CALLHQ_CHAT_TAKING = 0,   /* taking the turn, or waiting */
+    NGX_HTTP_CALLHQ_CHAT_UPSTREAM,     /* the model's subrequest runs */
+    NGX_HTTP_CALLHQ_CHAT_ANSWERED,     /* it is done: reply and status */
+    NGX_HTTP_CALLHQ_CHAT_ENDED         /* recorded or turn given back */
+} ngx_http_callhq_chat_state_e;
 typedef struct ngx_http_callhq_record_s  ngx_http_callhq_record_t;
 
 
@@ -124,6 +133,7 @@ typedef struct {
 
 
 struct ngx_http_callhq_chat_s {
+    ngx_http_callhq_chat_state_e   state;
     ngx_http_request_t            *request;    /* NULL once it is gone */
     ngx_http_request_t            *sr;
     ngx_str_t                      body;       /* the client's JSON */
@@ -185,11 +195,8 @@ struct ngx_http_callhq_chat_s {
     unsigned                       fast:1;     /* two statements */
     unsigned                       stale:1;    /* history to read again */
     unsigned                       cacheable:1;
-    unsigned                       locked:1;   /* holds the session lease */
     unsigned                       sent_header:1;
     unsigned                       upstream_done:1;
-    unsigned                       sr_done:1;
-    unsigned                       finished:1; /* recorded or released */
     unsigned                       too_big:1;
     unsigned                       waited:1;   /* wait_start is set */
 };

@@ -337,7 +337,13 @@ main::chat_in_background("$main::TMP/c135-three", "id = '$main::THREE'",
                          main::body_of($main::THREE, 'first'));
 main::chat_in_background("$main::TMP/c135-three-2", "id = '$main::THREE'",
                          main::body_of($main::THREE, 'second'));
-Time::HiRes::sleep(0.3);
+# the second is waiting (its take marked the session) before the third
+for (1 .. 400) {
+    last if CallHQ::Test::psql("select turn_waiters from callhq.sessions"
+                               . " where id = '$main::THREE'") eq 't';
+    Time::HiRes::sleep(0.025);
+}
+Time::HiRes::sleep(0.1);
 --- request eval
 main::post($main::THREE, 'third')
 --- timeout: 20
