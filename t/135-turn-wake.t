@@ -25,6 +25,7 @@ use Test::Nginx::Socket 'no_plan';
 use lib 't';
 use CallHQ::Test qw(expect chat);
 use HTTP::Tiny;
+use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes ();
 
@@ -160,10 +161,29 @@ sub release_turn_later {
 
 sub release_turn_done { my $pid = delete $releasers{shift()}; waitpid $pid, 0 if $pid }
 
+# nginx accepts connections (it starts slowly under valgrind), and its
+# workers' listeners (LISTEN callhq_turn) are connected when $listeners
+sub wait_ready {
+    my ($listeners) = @_;
+    my $port = Test::Nginx::Util::server_port_for_client();
+    for (1 .. 300) {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port)
+            and last;
+        Time::HiRes::sleep(0.1);
+    }
+    return unless $listeners;
+    for (1 .. 300) {
+        last if CallHQ::Test::psql(q{select count(*) from pg_stat_activity
+            where application_name = 'callhq_webhook_listen'}) >= $listeners;
+        Time::HiRes::sleep(0.1);
+    }
+}
+
 # POST /chat timed from the test, not through the block's request.
 sub timed_post {
     my ($sid, $input) = @_;
     my $port = Test::Nginx::Util::server_port_for_client();
+    wait_ready();
     my $t0 = Time::HiRes::time();
     my $res = HTTP::Tiny->new(timeout => 20)->post(
         "http://127.0.0.1:$port/chat",
@@ -270,6 +290,7 @@ Test::More::is(CallHQ::Test::psql(qq{
 --- config eval
 main::config_with('callhq_turn_timeout 20s;')
 --- init
+main::wait_ready(2);
 main::hold_turn($main::NODE);
 main::release_turn_later($main::NODE, 2.5);
 --- request eval
