@@ -112,10 +112,6 @@ static ngx_http_callhq_route_t  ngx_http_callhq_routes[] = {
 };
 
 
-static ngx_str_t  ngx_http_callhq_stream[] = {
-    ngx_string("stream"), ngx_null_string
-};
-
 static ngx_http_callhq_key_t  ngx_http_callhq_keys[NGX_HTTP_CALLHQ_KEYS];
 static ngx_uint_t             ngx_http_callhq_keys_next;
 
@@ -224,7 +220,7 @@ ngx_http_callhq_body_handler(ngx_http_request_t *r)
     ngx_http_callhq_ctx_t        *ctx;
     ngx_http_callhq_route_t      *route;
     ngx_http_callhq_loc_conf_t   *lcf;
-    ngx_http_callhq_json_want_t   stream;
+    ngx_http_callhq_json_want_t   want[NGX_HTTP_CALLHQ_CHAT_WANTS];
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
@@ -257,14 +253,17 @@ ngx_http_callhq_body_handler(ngx_http_request_t *r)
 
     if (route->stmt.sql == NULL) {
         /* POST /chat, POST /chat/responses */
-        stream.path = ngx_http_callhq_stream;
+        ngx_http_callhq_turn_wants(want);
 
-        if (ngx_http_callhq_parse_body(r, &body, &stream, 1, &rc) != NGX_OK) {
+        if (ngx_http_callhq_parse_body(r, &body, want,
+                                       NGX_HTTP_CALLHQ_CHAT_WANTS, &rc)
+            != NGX_OK)
+        {
             ngx_http_finalize_request(r, rc);
             return;
         }
 
-        ngx_http_callhq_chat_handler(r, ctx, &body, &stream);
+        ngx_http_callhq_chat_handler(r, ctx, &body, want);
         return;
     }
 

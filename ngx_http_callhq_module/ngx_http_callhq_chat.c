@@ -107,14 +107,16 @@ static ngx_str_t  ngx_http_callhq_json = ngx_string("application/json");
 void
 ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx, ngx_str_t *body,
-    ngx_http_callhq_json_want_t *stream)
+    ngx_http_callhq_json_want_t *want)
 {
-    ngx_int_t                    rc;
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_callhq_chat_t      *chat;
-    ngx_http_callhq_loc_conf_t  *lcf;
+    ngx_int_t                     rc;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_callhq_chat_t       *chat;
+    ngx_http_callhq_loc_conf_t   *lcf;
+    ngx_http_callhq_json_want_t  *stream;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+    stream = &want[NGX_HTTP_CALLHQ_WANT_STREAM];
 
     chat = ngx_pcalloc(r->pool, sizeof(ngx_http_callhq_chat_t));
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -175,14 +177,7 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     chat->retry.log = r->connection->log;
     chat->waiter.event = &chat->retry;
 
-    rc = ngx_http_callhq_turn_body(r, chat);
-
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    chat->fast = (rc == NGX_OK);
+    chat->fast = (ngx_http_callhq_turn_body(chat, want) == NGX_OK);
 
     ngx_http_callhq_chat_begin(r);
 }

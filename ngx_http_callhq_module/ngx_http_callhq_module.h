@@ -90,6 +90,16 @@ typedef struct {
 
 
 #define NGX_HTTP_CALLHQ_CONTEXT_PARTS  8
+
+/* the members of a chat's body noted by its one scan */
+enum {
+    NGX_HTTP_CALLHQ_WANT_SESSION = 0,
+    NGX_HTTP_CALLHQ_WANT_INPUT,
+    NGX_HTTP_CALLHQ_WANT_STREAM,
+    NGX_HTTP_CALLHQ_WANT_NAME,
+    NGX_HTTP_CALLHQ_WANT_METADATA,
+    NGX_HTTP_CALLHQ_CHAT_WANTS
+};
 #define NGX_HTTP_CALLHQ_WAIT_ID_LEN    36      /* a session id, as text */
 #define NGX_HTTP_CALLHQ_WAIT_RECHECK   1000    /* ms: a waiter looks again */
 
@@ -215,7 +225,7 @@ ngx_int_t ngx_http_callhq_api_handler(ngx_http_request_t *r);
 /* ngx_http_callhq_chat.c */
 void ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx, ngx_str_t *body,
-    ngx_http_callhq_json_want_t *stream);
+    ngx_http_callhq_json_want_t *want);
 ngx_int_t ngx_http_callhq_chat_precontent(ngx_http_request_t *r);
 
 /* ngx_http_callhq_answer.c */
@@ -225,8 +235,9 @@ ngx_int_t ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
 
 /* ngx_http_callhq_turn.c */
-ngx_int_t ngx_http_callhq_turn_body(ngx_http_request_t *r,
-    ngx_http_callhq_chat_t *chat);
+void ngx_http_callhq_turn_wants(ngx_http_callhq_json_want_t *want);
+ngx_int_t ngx_http_callhq_turn_body(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_json_want_t *want);
 ngx_int_t ngx_http_callhq_turn_take(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_http_callhq_pg_query_t *q,
     u_char *key_hash);

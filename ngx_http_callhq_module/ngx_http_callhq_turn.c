@@ -260,16 +260,27 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_release_stmt = {
 };
 
 
-static ngx_str_t  ngx_http_callhq_turn_names[] = {
-    ngx_string("sessionId"),
-    ngx_string("input"),
-    ngx_string("stream"),
-    ngx_string("name"),
-    ngx_string("metadata")
+/* the members of a chat's body this file reads, in want order */
+static ngx_str_t  ngx_http_callhq_turn_paths[][2] = {
+    { ngx_string("sessionId"), ngx_null_string },
+    { ngx_string("input"), ngx_null_string },
+    { ngx_string("stream"), ngx_null_string },
+    { ngx_string("name"), ngx_null_string },
+    { ngx_string("metadata"), ngx_null_string }
 };
 
-#define NGX_HTTP_CALLHQ_TURN_WANTS                                            \
-    (sizeof(ngx_http_callhq_turn_names) / sizeof(ngx_str_t))
+
+/* what the one scan of a chat's body (ngx_http_callhq_api.c) notes */
+
+void
+ngx_http_callhq_turn_wants(ngx_http_callhq_json_want_t *want)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_CALLHQ_CHAT_WANTS; i++) {
+        want[i].path = ngx_http_callhq_turn_paths[i];
+    }
+}
 
 
 /*
@@ -280,60 +291,45 @@ static ngx_str_t  ngx_http_callhq_turn_names[] = {
  */
 
 ngx_int_t
-ngx_http_callhq_turn_body(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
+ngx_http_callhq_turn_body(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_json_want_t *want)
 {
-    u_char                       *p, *at;
-    ngx_uint_t                    i, chars;
-    ngx_str_t                    *path;
-    ngx_http_callhq_json_want_t   want[NGX_HTTP_CALLHQ_TURN_WANTS];
-
-    path = ngx_palloc(r->pool, 2 * NGX_HTTP_CALLHQ_TURN_WANTS
-                               * sizeof(ngx_str_t));
-    if (path == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < NGX_HTTP_CALLHQ_TURN_WANTS; i++) {
-        path[2 * i] = ngx_http_callhq_turn_names[i];
-        ngx_str_null(&path[2 * i + 1]);
-        want[i].path = &path[2 * i];
-    }
-
-    /* checked already: this only finds the members */
-    if (ngx_http_callhq_json_check(chat->body.data,
-                                   chat->body.data + chat->body.len, &at,
-                                   want, NGX_HTTP_CALLHQ_TURN_WANTS)
-        != NULL)
-    {
-        return NGX_DECLINED;
-    }
+    u_char                       *p;
+    ngx_uint_t                    chars;
+    ngx_http_callhq_json_want_t  *w;
 
     if (ngx_http_callhq_turn_members(&chat->body, want,
-                                     NGX_HTTP_CALLHQ_TURN_WANTS)
+                                     NGX_HTTP_CALLHQ_CHAT_WANTS)
         != NGX_OK)
     {
         return NGX_DECLINED;
     }
 
     /* sessionId */
-    if (ngx_http_callhq_json_string(&want[0], &chat->session_arg) != NGX_OK
+    if (ngx_http_callhq_json_string(&want[NGX_HTTP_CALLHQ_WANT_SESSION],
+                                    &chat->session_arg)
+        != NGX_OK
         || ngx_http_callhq_turn_uuid(&chat->session_arg) != NGX_OK)
     {
         return NGX_DECLINED;
     }
 
     /* input, as the client wrote it: a JSON string */
-    if (want[1].value == NULL || want[1].value[0] != '"') {
+    w = &want[NGX_HTTP_CALLHQ_WANT_INPUT];
+
+    if (w->value == NULL || w->value[0] != '"') {
         return NGX_DECLINED;
     }
 
-    chat->input.data = want[1].value;
-    chat->input.len = want[1].end - want[1].value;
+    chat->input.data = w->value;
+    chat->input.len = w->end - w->value;
 
     /* name: at most 40 characters, as text */
-    if (want[3].value && !ngx_http_callhq_json_is(&want[3], "null")) {
+    w = &want[NGX_HTTP_CALLHQ_WANT_NAME];
 
-        if (ngx_http_callhq_json_string(&want[3], &chat->name) != NGX_OK
+    if (w->value && !ngx_http_callhq_json_is(w, "null")) {
+
+        if (ngx_http_callhq_json_string(w, &chat->name) != NGX_OK
             || ngx_strlchr(chat->name.data,
                            chat->name.data + chat->name.len, '\\')
                != NULL)
@@ -355,14 +351,16 @@ ngx_http_callhq_turn_body(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
     }
 
     /* metadata: an object */
-    if (want[4].value && !ngx_http_callhq_json_is(&want[4], "null")) {
+    w = &want[NGX_HTTP_CALLHQ_WANT_METADATA];
 
-        if (want[4].value[0] != '{') {
+    if (w->value && !ngx_http_callhq_json_is(w, "null")) {
+
+        if (w->value[0] != '{') {
             return NGX_DECLINED;
         }
 
-        chat->metadata.data = want[4].value;
-        chat->metadata.len = want[4].end - want[4].value;
+        chat->metadata.data = w->value;
+        chat->metadata.len = w->end - w->value;
     }
 
     return NGX_OK;
