@@ -73,8 +73,6 @@ static void ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q,
 static void ngx_http_callhq_chat_cleanup(void *data);
 static void ngx_http_callhq_chat_str(PGresult *res, int col,
     ngx_str_t *out);
-static char *ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data,
-    size_t len, ngx_uint_t quote);
 static ngx_int_t ngx_http_callhq_chat_keep_context(
     ngx_http_callhq_record_t *rec, ngx_http_callhq_chat_t *chat);
 
@@ -926,7 +924,7 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
 
     } else if (release) {
         rec->query.stmt = &ngx_http_callhq_chat_release_stmt;
-        rec->query.values[0] = ngx_http_callhq_chat_dup(pool,
+        rec->query.values[0] = ngx_http_callhq_param(pool,
                                                         chat->record.data,
                                                         chat->record.len, 0);
         if (rec->query.values[0] == NULL) {
@@ -969,7 +967,7 @@ ngx_http_callhq_chat_record_general(ngx_http_callhq_record_t *rec,
 
     pool = rec->pool;
 
-    rec->query.values[0] = ngx_http_callhq_chat_dup(pool, record->data,
+    rec->query.values[0] = ngx_http_callhq_param(pool, record->data,
                                                     record->len, 0);
     if (rec->query.values[0] == NULL) {
         return NGX_ERROR;
@@ -979,7 +977,7 @@ ngx_http_callhq_chat_record_general(ngx_http_callhq_record_t *rec,
     rec->general = 1;
 
     if (chat->session_id.len == 0 && chat->ncontext) {
-        rec->query.values[1] = ngx_http_callhq_chat_dup(pool,
+        rec->query.values[1] = ngx_http_callhq_param(pool,
                                    chat->context[0].data,
                                    chat->context[0].len, 0);
         if (rec->query.values[1] == NULL) {
@@ -987,7 +985,7 @@ ngx_http_callhq_chat_record_general(ngx_http_callhq_record_t *rec,
         }
     }
 
-    rec->query.values[2] = ngx_http_callhq_chat_dup(pool, chat->reply.data,
+    rec->query.values[2] = ngx_http_callhq_param(pool, chat->reply.data,
                                                     chat->reply.len, 1);
     rec->query.values[3] = (char *) chat->chat_status;
 
@@ -1080,7 +1078,7 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
             goto failed;
         }
 
-        q->values[1] = ngx_http_callhq_chat_dup(rec->pool, rec->context.data,
+        q->values[1] = ngx_http_callhq_param(rec->pool, rec->context.data,
                                                 rec->context.len, 0);
         if (rec->context.len && q->values[1] != NULL) {
             ngx_http_callhq_pg_run(q->pool, q);
@@ -1230,39 +1228,6 @@ ngx_http_callhq_chat_str(PGresult *res, int col, ngx_str_t *out)
 
     out->data = (u_char *) PQgetvalue(res, 0, col);
     out->len = PQgetlength(res, 0, col);
-}
-
-
-/* libpq parameters are NUL-terminated text; quote makes a JSON string */
-
-static char *
-ngx_http_callhq_chat_dup(ngx_pool_t *pool, u_char *data, size_t len,
-    ngx_uint_t quote)
-{
-    u_char  *p, *s;
-
-    s = ngx_pnalloc(pool, len + 3);
-    if (s == NULL) {
-        return NULL;
-    }
-
-    p = s;
-
-    if (quote) {
-        *p++ = '"';
-    }
-
-    if (len) {
-        p = ngx_cpymem(p, data, len);
-    }
-
-    if (quote) {
-        *p++ = '"';
-    }
-
-    *p = '\0';
-
-    return (char *) s;
 }
 
 

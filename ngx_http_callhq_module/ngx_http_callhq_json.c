@@ -411,3 +411,35 @@ ngx_http_callhq_reason(ngx_uint_t status)
     return status >= 500 ? "Internal Server Error" : "Bad Request";
 }
 
+
+/* libpq parameters are NUL-terminated text; quote makes a JSON string */
+
+char *
+ngx_http_callhq_param(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_uint_t quote)
+{
+    u_char  *p, *s;
+
+    s = ngx_pnalloc(pool, len + 3);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+
+    if (quote) {
+        *p++ = '"';
+    }
+
+    if (len) {
+        p = ngx_cpymem(p, data, len);
+    }
+
+    if (quote) {
+        *p++ = '"';
+    }
+
+    *p = '\0';
+
+    return (char *) s;
+}

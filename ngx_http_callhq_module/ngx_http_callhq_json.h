@@ -34,6 +34,10 @@ ngx_int_t ngx_http_callhq_request_body(ngx_http_request_t *r, ngx_str_t *out);
 ngx_table_elt_t *ngx_http_callhq_add_header(ngx_list_t *headers,
     char *key, char *lowcase_key, ngx_str_t *value);
 
+/* a libpq parameter (NUL-terminated) in pool; quote makes a JSON string */
+char *ngx_http_callhq_param(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_uint_t quote);
+
 /* json_dumps() into r->pool, NUL-terminated */
 ngx_int_t ngx_http_callhq_json_dump(ngx_http_request_t *r, json_t *json,
     ngx_str_t *out);

@@ -29,6 +29,11 @@
 #include "ngx_http_callhq_json.h"
 
 
+/* an ngx_str_t as a libpq parameter */
+#define ngx_http_callhq_turn_z(pool, s)                                       \
+    ngx_http_callhq_param(pool, (s)->data, (s)->len, 0)
+
+
 /* the columns of the take statement */
 enum {
     NGX_HTTP_CALLHQ_TAKE_STATE = 0,
@@ -59,7 +64,6 @@ static ngx_int_t ngx_http_callhq_turn_uuid(ngx_str_t *s);
 static void ngx_http_callhq_turn_remember(ngx_http_callhq_chat_t *chat,
     ngx_int_t next, ngx_int_t epoch);
 static void ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out);
-static char *ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s);
 
 
 /*
@@ -521,7 +525,7 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
     q->values[6] = (char *) p;
 
     if (chat->session_z == NULL) {
-        chat->session_z = ngx_http_callhq_turn_cstr(r->pool,
+        chat->session_z = ngx_http_callhq_turn_z(r->pool,
                                                     &chat->session_arg);
         p = ngx_pnalloc(r->pool, 3 * (NGX_INT_T_LEN + 1));
 
@@ -684,7 +688,7 @@ ngx_http_callhq_turn_history(ngx_http_callhq_chat_t *chat,
 {
     q->stmt = &ngx_http_callhq_turn_history_stmt;
     q->values[0] = chat->session_z;
-    q->values[1] = ngx_http_callhq_turn_cstr(pool, &chat->next_seq);
+    q->values[1] = ngx_http_callhq_turn_z(pool, &chat->next_seq);
     q->values[2] = chat->max_msgs_z;
     q->values[3] = chat->max_bytes_z;
 }
@@ -769,27 +773,22 @@ ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
 
     q->stmt = &ngx_http_callhq_turn_record_stmt;
 
-    q->values[0] = ngx_http_callhq_turn_cstr(pool, &chat->chat_id);
-    q->values[1] = ngx_http_callhq_turn_cstr(pool, &chat->org_id);
-    q->values[2] = ngx_http_callhq_turn_cstr(pool, &chat->session_id);
+    q->values[0] = ngx_http_callhq_turn_z(pool, &chat->chat_id);
+    q->values[1] = ngx_http_callhq_turn_z(pool, &chat->org_id);
+    q->values[2] = ngx_http_callhq_turn_z(pool, &chat->session_id);
     q->values[3] = chat->assistant_id.len
-                   ? ngx_http_callhq_turn_cstr(pool, &chat->assistant_id)
+                   ? ngx_http_callhq_turn_z(pool, &chat->assistant_id)
                    : NULL;
-    q->values[4] = ngx_http_callhq_turn_cstr(pool, &chat->epoch);
+    q->values[4] = ngx_http_callhq_turn_z(pool, &chat->epoch);
     q->values[5] = chat->name.data
-                   ? ngx_http_callhq_turn_cstr(pool, &chat->name) : NULL;
-    q->values[6] = ngx_http_callhq_turn_cstr(pool, &chat->input);
+                   ? ngx_http_callhq_turn_z(pool, &chat->name) : NULL;
+    q->values[6] = ngx_http_callhq_turn_z(pool, &chat->input);
 
-    p = ngx_pnalloc(pool, chat->reply.len + 3);
-    if (p == NULL) {
+    q->values[7] = ngx_http_callhq_param(pool, chat->reply.data,
+                                         chat->reply.len, 1);
+    if (q->values[7] == NULL) {
         return NGX_ERROR;
     }
-
-    q->values[7] = (char *) p;
-    *p++ = '"';
-    p = ngx_cpymem(p, chat->reply.data, chat->reply.len);
-    *p++ = '"';
-    *p = '\0';
 
     q->values[8] = (char *) chat->chat_status;
 
@@ -806,13 +805,13 @@ ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
     *p = '\0';
 
     q->values[11] = chat->metadata.data
-                    ? ngx_http_callhq_turn_cstr(pool, &chat->metadata) : NULL;
-    q->values[12] = ngx_http_callhq_turn_cstr(pool, &chat->prompts_json);
-    q->values[13] = ngx_http_callhq_turn_cstr(pool, &chat->prompt_count);
+                    ? ngx_http_callhq_turn_z(pool, &chat->metadata) : NULL;
+    q->values[12] = ngx_http_callhq_turn_z(pool, &chat->prompts_json);
+    q->values[13] = ngx_http_callhq_turn_z(pool, &chat->prompt_count);
     q->values[14] = chat->hfrom.len
-                    ? ngx_http_callhq_turn_cstr(pool, &chat->hfrom) : NULL;
+                    ? ngx_http_callhq_turn_z(pool, &chat->hfrom) : NULL;
     q->values[15] = chat->hto.len
-                    ? ngx_http_callhq_turn_cstr(pool, &chat->hto) : NULL;
+                    ? ngx_http_callhq_turn_z(pool, &chat->hto) : NULL;
     q->values[16] = want_chat ? "true" : "false";
 
     if (q->values[0] == NULL || q->values[1] == NULL || q->values[2] == NULL
@@ -897,8 +896,8 @@ ngx_http_callhq_turn_release(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool)
 {
     q->stmt = &ngx_http_callhq_turn_release_stmt;
-    q->values[0] = ngx_http_callhq_turn_cstr(pool, &chat->session_id);
-    q->values[1] = ngx_http_callhq_turn_cstr(pool, &chat->chat_id);
+    q->values[0] = ngx_http_callhq_turn_z(pool, &chat->session_id);
+    q->values[1] = ngx_http_callhq_turn_z(pool, &chat->chat_id);
 
     if (q->values[0] == NULL || q->values[1] == NULL) {
         return NGX_ERROR;
@@ -1006,20 +1005,4 @@ ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out)
 
     out->data = (u_char *) PQgetvalue(res, 0, col);
     out->len = PQgetlength(res, 0, col);
-}
-
-
-static char *
-ngx_http_callhq_turn_cstr(ngx_pool_t *pool, ngx_str_t *s)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(pool, s->len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    *ngx_cpymem(p, s->data, s->len) = '\0';
-
-    return (char *) p;
 }
