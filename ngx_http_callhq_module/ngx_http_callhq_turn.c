@@ -525,8 +525,7 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
     q->values[6] = (char *) p;
 
     if (chat->session_z == NULL) {
-        chat->session_z = ngx_http_callhq_turn_z(r->pool,
-                                                    &chat->session_arg);
+        chat->session_z = ngx_http_callhq_turn_z(r->pool, &chat->session_arg);
         p = ngx_pnalloc(r->pool, 3 * (NGX_INT_T_LEN + 1));
 
         if (chat->session_z == NULL || p == NULL) {
