@@ -90,7 +90,8 @@ ngx_http_callhq_send_json_parts(ngx_http_request_t *r, ngx_uint_t status,
 
 /*
  * A chain of memory buffers over the parts (the empty ones left out, but
- * never all of them), ending the body; *len is its length.
+ * never all of them), ending the body; *len is its length.  It may be
+ * sent more than once (a model subrequest's body, to the next upstream).
  */
 
 ngx_chain_t *
@@ -118,8 +119,11 @@ ngx_http_callhq_chain(ngx_pool_t *pool, ngx_str_t *parts, ngx_uint_t n,
             return NULL;
         }
 
-        b->pos = parts[i].data;
+        /* start: an upstream sending it again rewinds pos to it */
+        b->start = parts[i].data;
+        b->pos = b->start;
         b->last = parts[i].data + parts[i].len;
+        b->end = b->last;
         b->memory = parts[i].len ? 1 : 0;
 
         cl->buf = b;
