@@ -13,6 +13,7 @@
 
 #include "ngx_http_callhq_module.h"
 #include "ngx_http_callhq_json.h"
+#include "ngx_http_callhq_args.h"
 
 
 #define NGX_HTTP_CALLHQ_SQL(fn)                                               \
@@ -328,17 +329,17 @@ ngx_http_callhq_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
 {
     u_char                      *id;
     ngx_int_t                    rc;
-    ngx_str_t                    args;
+    ngx_str_t                    args, error;
     ngx_http_callhq_pg_query_t  *q;
     ngx_http_callhq_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
 
-    rc = ngx_http_callhq_args_json(r, &args);
+    rc = ngx_http_callhq_args_json(r->pool, &r->args, &args, &error);
 
     if (rc == NGX_DECLINED) {
-        rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                        "query string is not valid UTF-8");
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
+                                        &error);
         ngx_http_finalize_request(r, rc);
         return;
     }

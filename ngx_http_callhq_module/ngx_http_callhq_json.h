@@ -24,9 +24,6 @@ ngx_int_t ngx_http_callhq_send_error(ngx_http_request_t *r,
 ngx_chain_t *ngx_http_callhq_chain(ngx_pool_t *pool, ngx_str_t *parts,
     ngx_uint_t n, size_t *len);
 
-/* the query string as a JSON object of strings (NUL-terminated) */
-ngx_int_t ngx_http_callhq_args_json(ngx_http_request_t *r, ngx_str_t *out);
-
 /* the whole body in one NUL-terminated piece (reads a temp file) */
 ngx_int_t ngx_http_callhq_request_body(ngx_http_request_t *r, ngx_str_t *out);
 

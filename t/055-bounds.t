@@ -1,0 +1,110 @@
+# Bounds set by configuration, not by the client (issue 14, item 5): the
+# query-string parser is linear however often a name repeats, and a NUL
+# byte answers 400 naming the parameter.
+#
+# Blocks without their own http_config, config, more_headers or
+# no_error_log get the defaults of callhq_defaults (t/CallHQ/Test.pm).
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't';
+use CallHQ::Test;
+
+callhq_defaults(extra_http => 'callhq_webhooks off;');
+
+# The exact error body the module sends (jansson, compact).
+sub err {
+    my ($status, $message) = @_;
+    my %reason = (400 => 'Bad Request', 413 => 'Payload Too Large');
+    $message =~ s/(["\\])/\\$1/g;
+    return qq[{"statusCode":$status,"error":"$reason{$status}",]
+           . qq["message":"$message"}];
+}
+
+# 3000 made-up session ids, each given as its own idAny=: 129 KB of query
+# string that the parser once joined again for each (166 MB in all).
+our $MANY_IDS = join '&', map {
+    sprintf 'idAny=00000000-0000-4000-8000-%012d', $_
+} 1 .. 3000;
+
+# Sessions of this file are named b055-*.
+psql(q{delete from callhq.sessions where name like 'b055-%'});
+
+END {
+    eval { psql(q{delete from callhq.sessions where name like 'b055-%'}) };
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a NUL byte in a query value: 400 naming the parameter
+--- request
+GET /session?name=a%00b
+--- error_code: 400
+--- response_body eval
+::err(400, 'name must not contain a NUL byte (%00)')
+
+
+
+=== TEST 2: a NUL byte in a query parameter's name: 400
+--- request
+GET /session?na%00me=x
+--- error_code: 400
+--- response_body eval
+::err(400, 'a query parameter name must not contain a NUL byte (%00)')
+
+
+
+=== TEST 3: a NUL byte in the second value of a repeated parameter: 400 naming it
+--- request
+GET /session?idAny=00000000-0000-4000-8000-000000000001&idAny=%00
+--- error_code: 400
+--- response_body eval
+::err(400, 'idAny must not contain a NUL byte (%00)')
+
+
+
+=== TEST 4: a repeated parameter reads its values joined, in order
+--- request
+GET /session?limit=1&limit=2
+--- error_code: 400
+--- response_body eval
+::err(400, 'limit must be an integer between 1 and 1000')
+
+
+
+=== TEST 5: a repeated idAny filters by every id given
+--- request
+GET /session?idAny=00000000-0000-4000-8000-000000000001&idAny=00000000-0000-4000-8000-000000000002,00000000-0000-4000-8000-000000000003&idAny=
+--- error_code: 200
+--- response_body_like eval
+qr/\A\{"results": \[\], "metadata": \{.*"totalItems": 0[,}]/s
+
+
+
+=== TEST 6: 3000 repeats of one parameter (129 KB of query string) are read once
+--- config
+large_client_header_buffers 4 256k;
+location / { callhq_api; }
+--- request eval
+"GET /session?$::MANY_IDS"
+--- error_code: 200
+--- response_body_like eval
+qr/\A\{"results": \[\], "metadata": \{.*"totalItems": 0[,}]/s
+
+
+
+=== TEST 7: escapes: + is a blank, %2B a plus, a stray % stays (a session so named)
+--- request
+POST /session
+{"name": "b055 x+y%zz%4"}
+--- error_code: 201
+
+
+
+=== TEST 8: ... is found by that name
+--- request
+GET /session?name=b055+x%2By%zz%4
+--- error_code: 200
+--- response_body_like eval
+qr/\A\{"results": \[\{.*"name": "b055 x\+y%zz%4".*"totalItems": 1[,}]/s
