@@ -9,6 +9,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "ngx_http_callhq_module.h"
@@ -572,6 +573,14 @@ ngx_http_callhq_not_allowed(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
 /*
  * Authorization: Bearer <key>; the SQL function looks up its SHA-256.
  * Returns NULL, or why the request is not authorized.
+ *
+ * Timing: the keys cached here are compared in constant time
+ * (CRYPTO_memcmp: only the length shows), so how long a guess takes
+ * tells nothing of how much of it is right.  PostgreSQL finds the hash
+ * by an index, a comparison that stops at the first byte that differs:
+ * that could show how many leading bytes of SHA-256(guess) some stored
+ * hash shares, which brings a guess no nearer to a key (a key is 160
+ * random bits, and a hash gives no way back to it).
  */
 
 static const char *
@@ -618,7 +627,7 @@ ngx_http_callhq_authorize(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
         k = &ngx_http_callhq_keys[i];
 
         if (k->len == (size_t) (last - p)
-            && ngx_memcmp(k->key, p, k->len) == 0)
+            && CRYPTO_memcmp(k->key, p, k->len) == 0)
         {
             ngx_memcpy(ctx->key_hash, k->hash, sizeof(k->hash));
             return NULL;

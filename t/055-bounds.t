@@ -1,6 +1,10 @@
-# Bounds set by configuration, not by the client (issue 14, item 5): the
-# query-string parser is linear however often a name repeats, and a NUL
-# byte answers 400 naming the parameter.
+# Bounds set by configuration, not by the client (issue 14, items 5 and
+# 10): the query-string parser (linear however often a name repeats; a
+# NUL byte answers 400 naming the parameter), numbers PostgreSQL cannot
+# hold (400 naming the field), assistantOverrides.variableValues and the
+# prompts they fill (callhq_max_variables, callhq_max_variable_size,
+# callhq_max_prompt_size), list answers (callhq_max_list_size); API keys
+# compared in constant time.
 #
 # Blocks without their own http_config, config, more_headers or
 # no_error_log get the defaults of callhq_defaults (t/CallHQ/Test.pm).
@@ -25,6 +29,17 @@ sub err {
 our $MANY_IDS = join '&', map {
     sprintf 'idAny=00000000-0000-4000-8000-%012d', $_
 } 1 .. 3000;
+
+# The API key of a request is compared with the keys a worker cached in
+# constant time: the module calls CRYPTO_memcmp (timing itself is not
+# asserted).
+{
+    my $so = $ENV{TEST_NGINX_LOAD_MODULES} // 'build/ngx_http_callhq_module.so';
+    $so = 'build/ngx_http_callhq_module.so' unless -f $so;
+    my $nm = `nm -D --undefined-only $so 2>/dev/null`;
+    ok($nm =~ /\bCRYPTO_memcmp\b/,
+       't/055-bounds.t - API keys are compared with CRYPTO_memcmp');
+}
 
 # Sessions of this file are named b055-*.
 psql(q{delete from callhq.sessions where name like 'b055-%'});
