@@ -201,8 +201,20 @@ ngx_http_callhq_api_handler(ngx_http_request_t *r)
                    r->headers_in.content_length_n, lcf->max_body_size);
     }
 
-    /* a chunked body is counted as it comes (the request body filter) */
+    /*
+     * the body is kept in memory as it comes (the request body filter),
+     * where a chunked one is counted too
+     */
     ctx->body_limit = lcf->max_body_size;
+    ctx->body_reading = 1;
+
+    if (r->headers_in.content_length_n > 0) {
+        ctx->body.size = r->headers_in.content_length_n + 1;
+        ctx->body.data = ngx_pnalloc(r->pool, ctx->body.size);
+        if (ctx->body.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_callhq_body_handler);
 
@@ -236,10 +248,9 @@ ngx_http_callhq_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_http_callhq_request_body(r, &body) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
+    /* NUL-terminated by ngx_http_callhq_text_add(), or empty */
+    body.data = ctx->body.data;
+    body.len = ctx->body.len;
 
     /* a chunked body has no Content-Length to check up front */
     if (body.len > lcf->max_body_size) {
@@ -665,9 +676,12 @@ ngx_http_callhq_api_init(ngx_conf_t *cf)
 
 
 /*
- * Counts the body as it is read: past callhq_max_body_size the rest is
- * read and dropped (nothing buffered, nothing spooled to disk), and the
- * body handler answers 413 in JSON.
+ * Keeps the body in memory as it is read (ctx->body), and passes nothing
+ * of it on to nginx's save filter, so that it is never spooled to a
+ * temporary file, which would then be read back with a blocking read,
+ * whatever client_body_buffer_size is: callhq_max_body_size bounds it.
+ * Past that size the rest is read and dropped, and the body handler
+ * answers 413 in JSON.
  */
 
 static ngx_int_t
@@ -675,11 +689,10 @@ ngx_http_callhq_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     ngx_chain_t              *cl, *out, **ll;
     ngx_http_callhq_ctx_t    *ctx;
-    ngx_http_request_body_t  *rb;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
 
-    if (ctx == NULL || ctx->body_limit == 0) {
+    if (ctx == NULL || !ctx->body_reading) {
         return ngx_http_next_request_body_filter(r, in);
     }
 
@@ -687,13 +700,7 @@ ngx_http_callhq_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         ctx->body_size += ngx_buf_size(cl->buf);
     }
 
-    if (ctx->body_size <= (off_t) ctx->body_limit) {
-        return ngx_http_next_request_body_filter(r, in);
-    }
-
-    rb = r->request_body;
-
-    if (!ctx->body_too_large) {
+    if (ctx->body_size > (off_t) ctx->body_limit && !ctx->body_too_large) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "callhq: request body is over callhq_max_body_size "
                       "%uz, dropping the rest", ctx->body_limit);
@@ -701,17 +708,23 @@ ngx_http_callhq_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         ctx->body_too_large = 1;
 
         /* what was kept goes too: nothing of this body is used */
-        for (cl = rb->bufs; cl; cl = cl->next) {
-            cl->buf->pos = cl->buf->last;
-        }
-
-        rb->bufs = NULL;
+        ctx->body.len = 0;
     }
 
     out = NULL;
     ll = &out;
 
     for (cl = in; cl; cl = cl->next) {
+        if (!ctx->body_too_large && ngx_buf_size(cl->buf)) {
+            if (ngx_http_callhq_text_add(r->pool, &ctx->body, cl->buf->pos,
+                                         cl->buf->last - cl->buf->pos)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        /* consumed: nginx may read the next part into the buffer */
         cl->buf->pos = cl->buf->last;
 
         if (cl->buf->last_buf) {

@@ -216,59 +216,6 @@ ngx_http_callhq_json_dump(ngx_http_request_t *r, json_t *json, ngx_str_t *out)
 }
 
 
-ngx_int_t
-ngx_http_callhq_request_body(ngx_http_request_t *r, ngx_str_t *out)
-{
-    off_t         size;
-    u_char       *p;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    out->len = 0;
-    out->data = NULL;
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    size = 0;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        size += ngx_buf_size(cl->buf);
-    }
-
-    p = ngx_pnalloc(r->pool, size + 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    out->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            /* a large body was spooled to disk: a short, local read */
-            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos);
-            if (n != b->file_last - b->file_pos) {
-                return NGX_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    *p = '\0';
-    out->len = p - out->data;
-
-    return NGX_OK;
-}
-
-
 ngx_table_elt_t *
 ngx_http_callhq_add_header(ngx_list_t *headers, char *key,
     char *lowcase_key, ngx_str_t *value)

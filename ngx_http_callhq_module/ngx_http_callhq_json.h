@@ -24,9 +24,6 @@ ngx_int_t ngx_http_callhq_send_error(ngx_http_request_t *r,
 ngx_chain_t *ngx_http_callhq_chain(ngx_pool_t *pool, ngx_str_t *parts,
     ngx_uint_t n, size_t *len);
 
-/* the whole body in one NUL-terminated piece (reads a temp file) */
-ngx_int_t ngx_http_callhq_request_body(ngx_http_request_t *r, ngx_str_t *out);
-
 /* appends a header (key and value must outlive the request) */
 ngx_table_elt_t *ngx_http_callhq_add_header(ngx_list_t *headers,
     char *key, char *lowcase_key, ngx_str_t *value);

@@ -280,6 +280,13 @@ ngx_http_callhq_init_main_conf(ngx_conf_t *cf, void *conf)
         mcf->history_size = 32 * 1024 * 1024;
     }
 
+    if (mcf->pg.conninfo.len
+        && ngx_http_callhq_pg_check_conninfo(cf, &mcf->pg.conninfo)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (mcf->pg.conninfo.len && mcf->history_size > 0
         && ngx_http_callhq_history_zone(cf, mcf->history_size) != NGX_OK)
     {

@@ -134,8 +134,10 @@ typedef struct {
     ngx_uint_t                     status;
     ngx_http_callhq_chat_t        *chat;
     u_char                         key_hash[2 + 64 + 1];   /* \x + hex */
-    size_t                         body_limit; /* counting the body if set */
+    size_t                         body_limit;
     off_t                          body_size;
+    ngx_http_callhq_text_t         body;       /* kept in memory, as read */
+    unsigned                       body_reading:1;     /* by our filter */
     unsigned                       body_too_large:1;
     unsigned                       cleanup_added:1;
     unsigned                       subrequest:1;           /* our model call */

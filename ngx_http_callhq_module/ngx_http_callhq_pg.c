@@ -1048,3 +1048,114 @@ ngx_http_callhq_pg_notice(void *arg, const char *message)
     ngx_log_error(NGX_LOG_NOTICE, pool->log, 0, "callhq: postgres: %s",
                   message);
 }
+
+
+/*
+ * libpq resolves a host name with getaddrinfo(), a blocking call, in the
+ * worker, each time it connects: a host given by name (or by PGHOST) is
+ * refused here, at start-up.  hostaddr= (which libpq connects to without
+ * resolving), IP addresses and Unix socket paths pass.
+ */
+
+ngx_int_t
+ngx_http_callhq_pg_check_conninfo(ngx_conf_t *cf, ngx_str_t *conninfo)
+{
+    u_char              *p, *last, *comma;
+    char                *err, *host, *env;
+    size_t               len;
+    ngx_int_t            rc;
+    ngx_str_t            name;
+    ngx_addr_t           addr;
+    PQconninfoOption    *opts, *o;
+
+    opts = PQconninfoParse((char *) conninfo->data, &err);
+
+    if (opts == NULL) {
+        len = err ? ngx_strlen(err) : 0;
+
+        /* libpq's message ends in a newline */
+        while (len && (err[len - 1] == '\n' || err[len - 1] == ' ')) {
+            len--;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"callhq_postgres\" is not a valid libpq "
+                           "connection string: %*s",
+                           err ? len : sizeof("out of memory") - 1,
+                           err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+
+        return NGX_ERROR;
+    }
+
+    host = NULL;
+    rc = NGX_OK;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL || o->val[0] == '\0') {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            goto done;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+        }
+    }
+
+    if (host == NULL) {
+        env = getenv("PGHOSTADDR");
+        if (env && env[0]) {
+            goto done;
+        }
+
+        host = getenv("PGHOST");
+        if (host == NULL) {
+            goto done;
+        }
+    }
+
+    p = (u_char *) host;
+    last = p + ngx_strlen(host);
+
+    for ( /* void */ ; p < last; p = comma + 1) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        len = comma - p;
+
+        /* empty: the default socket; '/' or '@': a Unix socket */
+        if (len == 0 || *p == '/' || *p == '@') {
+            continue;
+        }
+
+        name.data = p;
+        name.len = len;
+
+        if (ngx_parse_addr(cf->pool, &addr, p, len) == NGX_OK) {
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"callhq_postgres\" host \"%V\" is a name: "
+                           "libpq would resolve it with a blocking lookup "
+                           "in the worker; use its IP address "
+                           "(host=<address>, or hostaddr=<address> with "
+                           "host=\"%V\" kept for TLS) or a Unix socket path",
+                           &name, &name);
+        rc = NGX_ERROR;
+        break;
+    }
+
+done:
+
+    PQconninfoFree(opts);
+
+    return rc;
+}

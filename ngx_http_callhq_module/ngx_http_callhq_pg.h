@@ -78,6 +78,10 @@ ngx_http_callhq_pg_pool_t *ngx_http_callhq_pg_pool_create(
     ngx_http_callhq_pg_conf_t *conf, ngx_log_t *log);
 void ngx_http_callhq_pg_pool_destroy(ngx_http_callhq_pg_pool_t *pool);
 
+/* NGX_ERROR, logged, when a worker would resolve the host: a name */
+ngx_int_t ngx_http_callhq_pg_check_conninfo(ngx_conf_t *cf,
+    ngx_str_t *conninfo);
+
 /*
  * Runs q->stmt with q->values and calls q->handler exactly once with the
  * outcome, unless ngx_http_callhq_pg_cancel() comes first.  The handler

@@ -1,5 +1,6 @@
 # Configuration: nginx refuses configurations the module cannot serve
-# (with the [emerg] message naming the directive), accepts every directive
+# (with the [emerg] message naming the directive; a host name in
+# callhq_postgres, which libpq would resolve blocking), accepts every directive
 # with a valid value, and serves the API under a prefix location.
 
 use Test::Nginx::Socket 'no_plan';
@@ -252,3 +253,74 @@ location / { return 204; }
 GET /session
 --- error_code: 204
 --- response_body
+
+
+
+=== TEST 16: a host name in callhq_postgres: refused, naming the fix
+--- http_config
+callhq_postgres "host=db.example.invalid port=5432 dbname=callhq user=callhq";
+--- config
+location / { callhq_api; }
+--- must_die
+--- error_log
+[emerg]
+"callhq_postgres" host "db.example.invalid" is a name: libpq would resolve it with a blocking lookup in the worker; use its IP address
+
+
+
+=== TEST 17: localhost is a name too: refused
+--- http_config
+callhq_postgres "host=127.0.0.1,localhost dbname=callhq user=callhq";
+--- config
+location / { callhq_api; }
+--- must_die
+--- error_log
+[emerg]
+"callhq_postgres" host "localhost" is a name
+
+
+
+=== TEST 18: a host name in a postgresql:// URI: refused
+--- http_config
+callhq_postgres "postgresql://callhq@db.example.invalid:5432/callhq";
+--- config
+location / { callhq_api; }
+--- must_die
+--- error_log
+[emerg]
+"callhq_postgres" host "db.example.invalid" is a name
+
+
+
+=== TEST 19: a connection string libpq cannot parse: refused with its reason
+--- http_config
+callhq_postgres "host=127.0.0.1 nosuchoption=1";
+--- config
+location / { callhq_api; }
+--- must_die
+--- error_log
+[emerg]
+"callhq_postgres" is not a valid libpq connection string: invalid connection option "nosuchoption"
+
+
+
+=== TEST 20: a name with hostaddr (no lookup: libpq connects to the address) serves
+--- http_config
+callhq_postgres "$TEST_NGINX_PG_CONNINFO host=db.example.invalid hostaddr=127.0.0.1";
+--- config
+location / { callhq_api; }
+--- request
+GET /session?limit=1
+--- error_code: 200
+
+
+
+=== TEST 21: IPv4, IPv6 addresses and Unix socket paths are addresses: nginx starts
+--- http_config
+callhq_postgres "host=127.0.0.1,::1,/var/run/postgresql,@abstract dbname=callhq user=callhq";
+--- config
+location /api/ { callhq_api; }
+location / { return 204; }
+--- request
+GET /
+--- error_code: 204

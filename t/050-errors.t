@@ -3,8 +3,8 @@
 # unknown paths (404), wrong methods (405 with Allow), bodies that are not
 # JSON objects (400), not JSON at all (415), too large (413, with a
 # Content-Length and chunked), query strings that are not UTF-8 and ids
-# that are not UUIDs (400); large bodies spooled to a temporary file are
-# read whole; a failed create leaves nothing behind.
+# that are not UUIDs (400); large bodies are kept in memory, never spooled
+# to a temporary file; a failed create leaves nothing behind.
 #
 # Blocks without their own http_config, config, more_headers or
 # no_error_log get the defaults of callhq_defaults (t/CallHQ/Test.pm), with
@@ -62,7 +62,7 @@ our $TOO_LARGE = '{"name": "e050-too-large", "metadata": {"pad": "'
                  . ('p' x 2000) . '"}}';
 
 # 40 seed messages of 1000 characters each: about 41 KB, more than
-# client_body_buffer_size (16k), so nginx spools the body to a file.
+# client_body_buffer_size (16k), so nginx would spool the body to a file.
 our $BIG_MESSAGES = join ', ', map {
     sprintf '{"role": "%s", "content": "m%03d-%s"}',
             $_ % 2 ? 'assistant' : 'user', $_, 'x' x 995
@@ -311,7 +311,7 @@ qr/\A\{"id": "[0-9a-f-]{36}", .*"name": "e050-chunked", .*"metadata": \{"pad": "
 
 
 
-=== TEST 16: a body larger than client_body_buffer_size is read from the temp file
+=== TEST 16: a body larger than client_body_buffer_size is kept in memory, never spooled
 --- config
 location / {
     client_body_buffer_size 16k;
@@ -322,9 +322,27 @@ location / {
 --- error_code: 201
 --- response_body_like eval
 qr/\A\{"id": "[0-9a-f-]{36}", .*"name": "e050-big", .*"messages": \[\Q$::BIG_RAW\E\]\}\z/s
---- error_log
-a client request body is buffered to a temporary file
 --- no_error_log
+a client request body is buffered to a temporary file
+[error]
+[crit]
+[alert]
+
+
+
+=== TEST 16a: a chunked body larger than client_body_buffer_size: in memory too
+--- config
+location / {
+    client_body_buffer_size 1k;
+    callhq_api;
+}
+--- raw_request eval
+::chunked_request($::BIG_BODY, 700)
+--- error_code: 201
+--- response_body_like eval
+qr/\A\{"id": "[0-9a-f-]{36}", .*"name": "e050-big", .*"messages": \[\Q$::BIG_RAW\E\]\}\z/s
+--- no_error_log
+a client request body is buffered to a temporary file
 [error]
 [crit]
 [alert]
