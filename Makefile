@@ -7,7 +7,8 @@
 #   make test-clients    TypeScript client and browser widget tests only
 #   make test-valgrind   the suite with nginx under valgrind
 #   make bench      benchmarks (bench/)
-#   make fuzz       libFuzzer + ASan/UBSan on the JSON scanner, each fuzzer
+#   make fuzz       libFuzzer + ASan/UBSan on the JSON scanner, the query-
+#                   string parser and the SSE framer, each fuzzer
 #                   FUZZ_SECONDS (60) long; fails on a crash (t/fuzz/)
 #   make migrate PG="conninfo"   apply sql/ migrations to a database
 #   make api-key PG="conninfo" ORG=name   create an org and print a key
@@ -61,8 +62,9 @@ bench: all
 	@scripts/deps.sh bench
 	@bench/run.sh
 
-# the JSON scanner compiled on its own against nginx's headers and the
-# configured build/ngx_auto_config.h, one fuzzer binary per target
+# the JSON scanner, the query-string parser and the SSE framer compiled
+# on their own against nginx's headers and the configured
+# build/ngx_auto_config.h, one fuzzer binary per target
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_BIN     := $(BUILD)/fuzz
@@ -72,10 +74,12 @@ FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer \
                 -I$(NGX_SRC)/src/core -I$(NGX_SRC)/src/event \
                 -I$(NGX_SRC)/src/event/modules -I$(NGX_SRC)/src/os/unix \
                 -I$(NGX_SRC)/src/http -I$(NGX_SRC)/src/http/modules \
-                -I$(NGX_SRC)/src/http/v2 -I$(BUILD) -Ingx_http_callhq_module
+                -I$(NGX_SRC)/src/http/v2 -I$(BUILD) -Ingx_http_callhq_module \
+                -I/usr/include/postgresql
 FUZZ_SRCS    := ngx_http_callhq_module/ngx_http_callhq_json_scan.c \
                 t/fuzz/fuzz_stubs.c
-FUZZERS      := $(FUZZ_BIN)/fuzz_scan $(FUZZ_BIN)/fuzz_jansson
+FUZZERS      := $(FUZZ_BIN)/fuzz_scan $(FUZZ_BIN)/fuzz_jansson \
+                $(FUZZ_BIN)/fuzz_args $(FUZZ_BIN)/fuzz_sse
 
 fuzz: $(FUZZERS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) t/fuzz/run.sh $(FUZZERS)
@@ -88,6 +92,22 @@ $(FUZZ_BIN)/%: t/fuzz/%.c t/fuzz/fuzz_paths.h $(FUZZ_SRCS) \
         | $(BUILD)/Makefile fuzz-deps
 	@mkdir -p $(FUZZ_BIN)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS) -ljansson
+
+$(FUZZ_BIN)/fuzz_args: t/fuzz/fuzz_args.c t/fuzz/fuzz_pool.c t/fuzz/fuzz_pool.h \
+        ngx_http_callhq_module/ngx_http_callhq_args.c \
+        ngx_http_callhq_module/ngx_http_callhq_args.h \
+        | $(BUILD)/Makefile fuzz-deps
+	@mkdir -p $(FUZZ_BIN)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< t/fuzz/fuzz_pool.c \
+	    ngx_http_callhq_module/ngx_http_callhq_args.c -ljansson
+
+# fuzz_sse.c includes ngx_http_callhq_filter.c itself (its framer is static)
+$(FUZZ_BIN)/fuzz_sse: t/fuzz/fuzz_sse.c t/fuzz/fuzz_pool.c t/fuzz/fuzz_pool.h \
+        ngx_http_callhq_module/ngx_http_callhq_filter.c $(SRCS) $(FUZZ_SRCS) \
+        | $(BUILD)/Makefile fuzz-deps
+	@mkdir -p $(FUZZ_BIN)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< t/fuzz/fuzz_pool.c $(FUZZ_SRCS) \
+	    -ljansson
 
 migrate:
 	@test -n "$(PG)" || { echo 'usage: make migrate PG="conninfo"'; exit 2; }

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # A bounded fuzzing campaign: each fuzzer given, one after the other (one
-# process at a time), for FUZZ_SECONDS seconds.  Usage (see t/fuzz/README):
+# process at a time), for FUZZ_SECONDS seconds, or FUZZ_RUNS executions
+# when that is set.  Usage (see t/fuzz/README):
 #   FUZZ_SECONDS=60 t/fuzz/run.sh build/fuzz/fuzz_scan build/fuzz/fuzz_jansson
-# Each starts from t/fuzz/corpus plus its own working corpus in build/fuzz/
-# (kept between runs; new inputs go there, never into t/fuzz/corpus).  A
+#   FUZZ_RUNS=10000000 nice -n 19 t/fuzz/run.sh build/fuzz/fuzz_sse
+# Each starts from its seeds (t/fuzz/corpus-<x> and <x>.dict for fuzz_<x>
+# when they exist, else t/fuzz/corpus and json.dict) plus its own working
+# corpus in build/fuzz/ (kept between runs; new inputs go there, never
+# into t/fuzz/).  A
 # crash, leak, timeout or sanitizer report stops the campaign: the input
 # is in build/fuzz/<fuzzer>-crash-* (or -leak-, -timeout-, ...), and the
 # exit status is non-zero.
@@ -21,13 +25,29 @@ for f in "$@"; do
     log="$dir/$name.log"
     mkdir -p "$work"
 
-    echo "fuzz: $name for ${seconds}s (log: $log)"
+    seeds="$here/corpus-${name#fuzz_}"
+    dict="$here/${name#fuzz_}.dict"
+    [ -d "$seeds" ] || seeds="$here/corpus"
+    [ -f "$dict" ] || dict="$here/json.dict"
 
-    # 8192 bytes hold the deep-nesting seeds (513 levels and more)
-    if ! "$f" -max_total_time="$seconds" -max_len=8192 -timeout=10 \
-            -rss_limit_mb=2048 -dict="$here/json.dict" \
+    # 8192 bytes hold the deep-nesting seeds (513 levels and more) and a
+    # query string of nginx's default 8k header buffer; a model stream
+    # of 1024 bytes holds several events (each feeding costs its square)
+    max_len=8192
+    [ "$name" = fuzz_sse ] && max_len=1024
+
+    if [ -n "${FUZZ_RUNS:-}" ]; then
+        limit="-runs=$FUZZ_RUNS"
+        echo "fuzz: $name for $FUZZ_RUNS executions (log: $log)"
+    else
+        limit="-max_total_time=$seconds"
+        echo "fuzz: $name for ${seconds}s (log: $log)"
+    fi
+
+    if ! "$f" "$limit" -max_len="$max_len" -timeout=10 \
+            -rss_limit_mb=2048 -dict="$dict" \
             -artifact_prefix="$dir/$name-" -print_final_stats=1 \
-            "$work" "$here/corpus" > "$log" 2>&1
+            "$work" "$seeds" > "$log" 2>&1
     then
         grep -E "^fuzz_|ERROR|SUMMARY|Test unit written" "$log" >&2 || true
         echo "fuzz: $name FAILED; reproduce with: $f <the input above>" >&2
