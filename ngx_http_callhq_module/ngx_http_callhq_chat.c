@@ -35,8 +35,15 @@ struct ngx_http_callhq_record_s {
     ngx_str_t                      context;    /* sent if SQL asks for it */
     ngx_str_t                      record;     /* for callhq.chat_record */
     ngx_str_t                      session;    /* whose turn goes back */
+    ngx_str_t                      chat_id;
+    ngx_http_callhq_lease_t        lease;      /* renewed while it runs */
+    ngx_event_t                    again;      /* the next try */
+    ngx_msec_t                     start;
+    ngx_msec_t                     limit;      /* tried for this long */
+    ngx_uint_t                     tries;
     unsigned                       fast:1;     /* the record statement */
     unsigned                       general:1;  /* callhq.chat_record */
+    unsigned                       release:1;  /* the turn only */
 };
 
 
@@ -70,6 +77,10 @@ static ngx_int_t ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     ngx_http_request_t *r, ngx_uint_t release);
 static void ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
+static ngx_int_t ngx_http_callhq_chat_record_again(
+    ngx_http_callhq_record_t *rec, PGresult *res);
+static void ngx_http_callhq_chat_record_retry(ngx_event_t *ev);
+static void ngx_http_callhq_chat_record_cleanup(void *data);
 static void ngx_http_callhq_chat_cleanup(void *data);
 static void ngx_http_callhq_chat_str(PGresult *res, int col,
     ngx_str_t *out);
@@ -128,6 +139,7 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     cln->data = chat;
 
     chat->request = r;
+    chat->conf = lcf;
     chat->body = *body;
     ctx->chat = chat;
 
@@ -541,6 +553,10 @@ ngx_http_callhq_chat_go(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
 
     chat->state = NGX_HTTP_CALLHQ_CHAT_UPSTREAM;
 
+    /* renewed until the chat is recorded: a dead worker's runs out soon */
+    ngx_http_callhq_lease_hold(&chat->lease, &chat->session_id,
+                               &chat->chat_id, chat->conf->turn_lease);
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "callhq: chat %V session \"%V\" goes upstream",
                    &chat->chat_id, &chat->session_id);
@@ -862,6 +878,7 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
 {
     ngx_int_t                     rc;
     ngx_pool_t                   *pool;
+    ngx_pool_cleanup_t           *cln;
     ngx_http_callhq_record_t     *rec;
     ngx_http_callhq_main_conf_t  *mcf;
 
@@ -882,12 +899,43 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     }
 
     rec = ngx_pcalloc(pool, sizeof(ngx_http_callhq_record_t));
-    if (rec == NULL) {
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (rec == NULL || cln == NULL) {
         goto failed;
     }
 
+    cln->handler = ngx_http_callhq_chat_record_cleanup;
+    cln->data = rec;
+
     rec->pool = pool;
     rec->request = r;
+    rec->start = ngx_current_msec;
+
+    rec->chat_id.data = ngx_pstrdup(pool, &chat->chat_id);
+    if (rec->chat_id.data == NULL) {
+        goto failed;
+    }
+
+    rec->chat_id.len = chat->chat_id.len;
+
+    rec->again.handler = ngx_http_callhq_chat_record_retry;
+    rec->again.data = rec;
+    rec->again.log = ngx_cycle->log;
+
+    /*
+     * A record is retried while the database fails for a reason that
+     * passes, holding the turn; a turn given back is retried until its
+     * lease would have run out anyway.
+     */
+    if (release) {
+        ngx_http_callhq_lease_drop(&chat->lease);
+        rec->release = 1;
+        rec->limit = (ngx_msec_t) chat->conf->turn_lease * 1000;
+
+    } else {
+        ngx_http_callhq_lease_move(&chat->lease, &rec->lease);
+        rec->limit = chat->conf->record_retry;
+    }
 
     /* chats waiting here for the turn are woken once it is back */
     if (chat->session_id.len) {
@@ -1089,9 +1137,24 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK
         || PQntuples(res) != 1)
     {
-        ngx_log_error(NGX_LOG_ERR, r ? r->connection->log : ngx_cycle->log, 0,
-                      "callhq: chat could not be recorded: %s",
-                      res ? PQresultErrorMessage(res) : q->error);
+        if (ngx_http_callhq_chat_record_again(rec, res) == NGX_OK) {
+            return;
+        }
+
+        r = rec->request;
+
+        if (rec->release) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "callhq: the turn of session %V could not be "
+                          "given back: %s", &rec->session,
+                          res ? PQresultErrorMessage(res) : q->error);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "callhq: chat %V could not be recorded, "
+                          "its reply is dropped: %s", &rec->chat_id,
+                          res ? PQresultErrorMessage(res) : q->error);
+        }
     }
 
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
@@ -1104,6 +1167,45 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 recorded:
 
     ngx_http_callhq_wait_given(&rec->session);
+
+    /* not recorded: its turn goes back, however long that takes */
+    if (!rec->release && (res == NULL || PQresultStatus(res)
+                                         != PGRES_TUPLES_OK
+                          || PQntuples(res) != 1)
+        && rec->general)
+    {
+        rec->release = 1;
+        rec->tries = 0;
+        rec->start = ngx_current_msec;
+        rec->limit = (ngx_msec_t) rec->lease.lease * 1000;
+        ngx_http_callhq_lease_drop(&rec->lease);
+
+        /* values[0] is the record chat_release needs too */
+        rec->query.stmt = &ngx_http_callhq_chat_release_stmt;
+
+        if (r) {
+            /* the client is told now; the turn goes back without it */
+            rec->request = NULL;
+            rec->chat->rec = NULL;
+            c = r->connection;
+
+            rc = rec->chat->sent_header
+                 ? NGX_ERROR
+                 : (res ? ngx_http_callhq_send_pg_error(r, res)
+                        : ngx_http_callhq_send_error(r,
+                                  NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "%s", q->error));
+
+            ngx_http_callhq_pg_run(q->pool, q);
+
+            ngx_http_finalize_request(r, rc);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        ngx_http_callhq_pg_run(q->pool, q);
+        return;
+    }
 
     if (r == NULL) {
         ngx_destroy_pool(rec->pool);
@@ -1175,6 +1277,103 @@ failed:
 }
 
 
+/*
+ * A statement failed for a reason that passes (the database restarts,
+ * the pool is full, a time-out, a deadlock): it is tried again, backing
+ * off, until rec->limit.  A streamed chat's client has had the reply: its
+ * stream ends now, and the record goes on without it.
+ */
+
+static ngx_int_t
+ngx_http_callhq_chat_record_again(ngx_http_callhq_record_t *rec,
+    PGresult *res)
+{
+    ngx_int_t                rc;
+    ngx_msec_t               delay, spent;
+    ngx_uint_t               level;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_callhq_chat_t  *chat;
+
+    if (!ngx_http_callhq_pg_transient(res)) {
+        return NGX_DECLINED;
+    }
+
+    spent = ngx_current_msec - rec->start;
+
+    if (spent >= rec->limit) {
+        return NGX_DECLINED;
+    }
+
+    delay = ngx_min((ngx_msec_t) 100 << ngx_min(rec->tries, 6), 5000);
+    delay = ngx_min(delay, rec->limit - spent);
+    rec->tries++;
+
+    level = (rec->tries == 1) ? NGX_LOG_WARN : NGX_LOG_INFO;
+
+    ngx_log_error(level, ngx_cycle->log, 0,
+                  "callhq: %s %V failed (%s), try %ui again in %M ms",
+                  rec->release ? "giving back the turn of chat"
+                               : "recording chat",
+                  &rec->chat_id,
+                  res ? PQresultErrorMessage(res) : rec->query.error,
+                  rec->tries + 1, delay);
+
+    /* a graceful exit waits for the record: the reply is not lost */
+    rec->again.cancelable = 0;
+    ngx_add_timer(&rec->again, delay);
+
+    r = rec->request;
+
+    if (r == NULL || rec->release || !rec->chat->stream) {
+        return NGX_OK;
+    }
+
+    chat = rec->chat;
+
+    if (ngx_http_callhq_chat_keep_context(rec, chat) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    rec->request = NULL;
+    chat->rec = NULL;
+    c = r->connection;
+
+    rc = ngx_http_callhq_answer(r, chat);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_callhq_chat_record_retry(ngx_event_t *ev)
+{
+    ngx_http_callhq_record_t     *rec = ev->data;
+    ngx_http_callhq_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                              ngx_http_callhq_module);
+
+    ngx_http_callhq_pg_run(mcf->pool, &rec->query);
+}
+
+
+static void
+ngx_http_callhq_chat_record_cleanup(void *data)
+{
+    ngx_http_callhq_record_t  *rec = data;
+
+    if (rec->again.timer_set) {
+        ngx_del_timer(&rec->again);
+    }
+
+    ngx_http_callhq_lease_drop(&rec->lease);
+}
+
+
 static void
 ngx_http_callhq_chat_cleanup(void *data)
 {
@@ -1202,6 +1401,8 @@ ngx_http_callhq_chat_cleanup(void *data)
         (void) ngx_http_callhq_chat_record(chat, NULL, chat->reply.len == 0
                                                        || !chat->stream);
     }
+
+    ngx_http_callhq_lease_drop(&chat->lease);
 
     /* the recording has its own copies: the context can go */
     if (chat->begun) {

@@ -140,6 +140,13 @@ static ngx_command_t  ngx_http_callhq_commands[] = {
       offsetof(ngx_http_callhq_loc_conf_t, turn_lease),
       NULL },
 
+    { ngx_string("callhq_record_retry"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, record_retry),
+      NULL },
+
     { ngx_string("callhq_context_messages"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -355,6 +362,7 @@ ngx_http_callhq_create_loc_conf(ngx_conf_t *cf)
     lcf->max_reply_size = NGX_CONF_UNSET_SIZE;
     lcf->turn_timeout = NGX_CONF_UNSET_MSEC;
     lcf->turn_lease = NGX_CONF_UNSET;
+    lcf->record_retry = NGX_CONF_UNSET_MSEC;
     lcf->context_messages = NGX_CONF_UNSET_UINT;
     lcf->context_bytes = NGX_CONF_UNSET_SIZE;
 
@@ -381,7 +389,15 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               8 * 1024 * 1024);
     ngx_conf_merge_str_value(conf->model_location, prev->model_location, "");
     ngx_conf_merge_msec_value(conf->turn_timeout, prev->turn_timeout, 30000);
-    ngx_conf_merge_sec_value(conf->turn_lease, prev->turn_lease, 600);
+    ngx_conf_merge_sec_value(conf->turn_lease, prev->turn_lease, 30);
+    ngx_conf_merge_msec_value(conf->record_retry, prev->record_retry, 60000);
+
+    /* renewed every third of it: shorter is a renewal per request */
+    if (conf->turn_lease < 3) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"callhq_turn_lease\" must be at least 3s");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_uint_value(conf->context_messages,
                               prev->context_messages, 0);
     ngx_conf_merge_size_value(conf->context_bytes, prev->context_bytes, 0);
@@ -635,6 +651,8 @@ ngx_http_callhq_exit_process(ngx_cycle_t *cycle)
     if (mcf == NULL || mcf->pool == NULL) {
         return;
     }
+
+    ngx_http_callhq_lease_exit(cycle->log);
 
     ngx_http_callhq_pg_pool_destroy(mcf->pool);
     mcf->pool = NULL;

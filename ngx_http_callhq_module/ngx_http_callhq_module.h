@@ -49,6 +49,7 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_TURN_HISTORY = 17,
     NGX_HTTP_CALLHQ_STMT_TURN_RECORD = 18,
     NGX_HTTP_CALLHQ_STMT_TURN_RELEASE = 19,
+    NGX_HTTP_CALLHQ_STMT_TURN_RENEW = 20,      /* ngx_http_callhq_lease.c */
 
     /* webhook delivery, ngx_http_callhq_webhook.c */
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_CLAIM = 32,
@@ -75,6 +76,7 @@ typedef struct {
     ngx_str_t                      model_location;
     ngx_msec_t                     turn_timeout;
     time_t                         turn_lease;
+    ngx_msec_t                     record_retry;
     ngx_uint_t                     context_messages;
     size_t                         context_bytes;
     ngx_str_t                      opts;       /* settings, as JSON for SQL */
@@ -114,6 +116,17 @@ typedef struct {
     unsigned                       waiting:1;  /* in the list */
 } ngx_http_callhq_waiter_t;
 
+
+/* a session's turn this worker holds (ngx_http_callhq_lease.c) */
+typedef struct {
+    ngx_queue_t                    queue;
+    ngx_msec_t                     due;        /* its next renewal */
+    time_t                         lease;
+    u_char                         session[NGX_HTTP_CALLHQ_WAIT_ID_LEN];
+    u_char                         chat[NGX_HTTP_CALLHQ_WAIT_ID_LEN];
+    unsigned                       held:1;
+} ngx_http_callhq_lease_t;
+
 typedef struct ngx_http_callhq_chat_s    ngx_http_callhq_chat_t;
 
 
@@ -148,6 +161,7 @@ struct ngx_http_callhq_chat_s {
     ngx_http_callhq_chat_state_e   state;
     ngx_http_request_t            *request;    /* NULL once it is gone */
     ngx_http_request_t            *sr;
+    ngx_http_callhq_loc_conf_t    *conf;
     ngx_str_t                      body;       /* the client's JSON */
 
     /* a chat of a session in two statements (ngx_http_callhq_turn.c) */
@@ -198,6 +212,7 @@ struct ngx_http_callhq_chat_s {
     ngx_http_callhq_waiter_t       waiter;
     ngx_msec_t                     wait_start;
 
+    ngx_http_callhq_lease_t        lease;      /* the turn, renewed */
     ngx_http_callhq_record_t      *rec;        /* recording in flight */
     ngx_str_t                      result;     /* the recorded chat */
     const char                    *chat_status;
@@ -219,6 +234,7 @@ void ngx_http_callhq_run_query(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
 ngx_int_t ngx_http_callhq_send_pg_error(ngx_http_request_t *r,
     PGresult *res);
+ngx_uint_t ngx_http_callhq_pg_transient(PGresult *res);
 
 /* ngx_http_callhq_api.c */
 ngx_int_t ngx_http_callhq_api_init(ngx_conf_t *cf);
@@ -276,6 +292,14 @@ void ngx_http_callhq_wait_remove(ngx_http_callhq_waiter_t *w);
 void ngx_http_callhq_wait_given(ngx_str_t *session);
 void ngx_http_callhq_wait_notified(const char *payload, int pid);
 void ngx_http_callhq_wait_wake_all(ngx_log_t *log);
+
+/* ngx_http_callhq_lease.c */
+void ngx_http_callhq_lease_hold(ngx_http_callhq_lease_t *l,
+    ngx_str_t *session, ngx_str_t *chat, time_t lease);
+void ngx_http_callhq_lease_move(ngx_http_callhq_lease_t *from,
+    ngx_http_callhq_lease_t *to);
+void ngx_http_callhq_lease_drop(ngx_http_callhq_lease_t *l);
+void ngx_http_callhq_lease_exit(ngx_log_t *log);
 
 /* ngx_http_callhq_filter.c */
 ngx_int_t ngx_http_callhq_filter_init(ngx_conf_t *cf);

@@ -119,6 +119,44 @@ ngx_http_callhq_send_pg_error(ngx_http_request_t *r, PGresult *res)
 }
 
 
+/*
+ * Whether a failed statement may succeed if tried again: the database
+ * was not reached (res is NULL), the connection broke, the server shuts
+ * down or lacks resources, a time-out, a deadlock or a serialization
+ * failure.  Its own answers (CQnnn) and bad input never will.
+ */
+
+ngx_uint_t
+ngx_http_callhq_pg_transient(PGresult *res)
+{
+    char  *state;
+
+    if (res == NULL) {
+        return 1;
+    }
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK
+        || PQresultStatus(res) == PGRES_COMMAND_OK)
+    {
+        return 0;
+    }
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    /* libpq's own: the connection went mid-statement */
+    if (state == NULL) {
+        return 1;
+    }
+
+    return (state[0] == '0' && state[1] == '8')
+           || (state[0] == '5' && state[1] == '3')
+           || (state[0] == '5' && state[1] == '7')
+           || ngx_strcmp(state, "40001") == 0
+           || ngx_strcmp(state, "40P01") == 0
+           || ngx_strcmp(state, "55P03") == 0;
+}
+
+
 static void
 ngx_http_callhq_query_cleanup(void *data)
 {

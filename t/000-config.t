@@ -167,6 +167,7 @@ location / {
     callhq_max_reply_size 1m;
     callhq_turn_timeout 5s;
     callhq_turn_lease 120s;
+    callhq_record_retry 30s;
     callhq_context_messages 20;
     callhq_context_bytes 32k;
     callhq_api;
@@ -324,3 +325,19 @@ location / { return 204; }
 --- request
 GET /
 --- error_code: 204
+
+
+
+=== TEST 22: callhq_turn_lease below 3s (renewed every third of it): refused
+--- http_config
+callhq_postgres "$TEST_NGINX_PG_CONNINFO";
+--- config
+location / {
+    callhq_turn_lease 2s;
+    callhq_record_retry 30s;
+    callhq_api;
+}
+--- must_die
+--- error_log
+[emerg]
+"callhq_turn_lease" must be at least 3s

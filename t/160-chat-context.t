@@ -18,8 +18,8 @@
 # started in --- init (::chat_in_background, t/fixtures/chat.pl), and the
 # block keeps nginx until it has ended (a request that waits for it, or
 # ::background_answered in the --- init): the runners stop nginx between
-# blocks, which drops a chat still running. TEST 18 lets a turn lease of
-# 1 s run out under a model that takes 3 s.
+# blocks, which drops a chat still running. TEST 18 ends a turn's lease
+# (in SQL, as if its worker had died) under a model that takes 3 s.
 #
 # Blocks without their own http_config, config, more_headers or
 # no_error_log get the defaults of callhq_defaults below.
@@ -106,7 +106,7 @@ our $TMP = $ENV{CALLHQ_TEST_TMP} // '/tmp';
 
 our $CONFIG = api_location('/')
     . api_location('/m2/', 'callhq_context_messages 2;')
-    . api_location('/lease/', 'callhq_turn_lease 1s;')
+    . api_location('/lease/', 'callhq_turn_lease 60s;')
     . model_locations(read_timeout => '6s')
     . api_location('/b3/', "callhq_context_bytes $BYTES_3;")
     . api_location('/b10/', 'callhq_context_bytes 10;');
@@ -546,8 +546,10 @@ my @p1 = (@main::SYSB, @main::N2, [user => 'q3'], [assistant => $main::R3], [use
 main::chat_in_background("$main::TMP/c160-lease", "id = '$main::S16'",
                          qq{{"sessionId": "$main::S16", "input": "late", "name": "c160-late"}},
                          '/lease/chat');
-main::sql_until(qq{exists (select 1 from callhq.sessions where id = '$main::S16'
-                                                    and busy_until < now())});
+# the lease runs out as if its worker had stopped renewing it (60s: the
+# worker's first renewal is 20s away)
+CallHQ::Test::psql(qq{update callhq.sessions set busy_until = now() - interval '1 second'
+                       where id = '$main::S16'});
 Test::More::is((main::http(PATCH => "/session/$main::S16", $main::N2_BODY))[0], 200,
                "$0 - TEST 18: PATCH with messages once the lease ran out: 200");
 ::background_answered("$main::TMP/c160-lease", 201,

@@ -25,6 +25,15 @@
 --
 -- Every name is schema-qualified: nothing depends on search_path.
 --
+-- Lock order. A transaction that locks rows of several tables takes them
+-- parent first: org, assistant, session, chat (and a session's messages).
+-- DELETE /assistant locks the assistant, then its sessions (on delete set
+-- null), then their chats (assistant_chats_unlink); chat_record takes its
+-- assistant (key share) before its session; PATCH and DELETE /session
+-- lock the session before its chats and messages. Several rows of one
+-- table are locked in id order, or with skip locked (lease renewals).
+-- The chat path of ngx_http_callhq_turn.c locks only its session.
+--
 -- Each function of the schema is defined once, in one file of
 -- sql/functions/, as it is now: change it here, in place. sql/migrate.sh
 -- re-applies every file of sql/functions/ (create or replace) after the

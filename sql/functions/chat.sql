@@ -647,6 +647,13 @@ begin
         raise exception 'callhq.chat_record: the record has no chatId or orgId';
     end if;
 
+    -- Lock order (see base.sql): the assistant before the session, as
+    -- DELETE /assistant takes them (its sessions' assistant set null).
+    if p_record->>'assistantId' is not null then
+        perform 1 from callhq.assistants a
+         where a.id = (p_record->>'assistantId')::uuid for key share;
+    end if;
+
     -- Twin calls for one chat take turns on the session's lock; the
     -- second finds the chat inserted (on conflict below) and writes nothing.
     if v_session_id is not null then
