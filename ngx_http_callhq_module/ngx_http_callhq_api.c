@@ -15,6 +15,7 @@
 #include "ngx_http_callhq_module.h"
 #include "ngx_http_callhq_json.h"
 #include "ngx_http_callhq_args.h"
+#include "ngx_http_callhq_webhook.h"
 
 
 #define NGX_HTTP_CALLHQ_SQL(fn)                                               \
@@ -111,6 +112,15 @@ static ngx_http_callhq_route_t  ngx_http_callhq_routes[] = {
                                 "api_chat_delete"),
 
     { ngx_null_string, 0, 0, { 0, NULL, NULL, 0 } }
+};
+
+
+/* where a body names a webhook URL: an assistant's, an inline one's */
+static ngx_str_t  ngx_http_callhq_server_url_paths[][4] = {
+    { ngx_string("server"), ngx_string("url"), ngx_null_string,
+      ngx_null_string },
+    { ngx_string("assistant"), ngx_string("server"), ngx_string("url"),
+      ngx_null_string }
 };
 
 
@@ -231,10 +241,12 @@ ngx_http_callhq_body_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
     ngx_str_t                     body;
+    ngx_uint_t                    n;
+    const char                   *field;
     ngx_http_callhq_ctx_t        *ctx;
     ngx_http_callhq_route_t      *route;
     ngx_http_callhq_loc_conf_t   *lcf;
-    ngx_http_callhq_json_want_t   want[NGX_HTTP_CALLHQ_CHAT_WANTS];
+    ngx_http_callhq_json_want_t   want[NGX_HTTP_CALLHQ_CHAT_WANTS + 1];
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
@@ -268,9 +280,17 @@ ngx_http_callhq_body_handler(ngx_http_request_t *r)
         /* POST /chat, POST /chat/responses */
         ngx_http_callhq_turn_wants(want);
 
+        /* an inline assistant's webhooks go where its server.url says */
+        want[NGX_HTTP_CALLHQ_CHAT_WANTS].path =
+                                         ngx_http_callhq_server_url_paths[1];
+
         if (ngx_http_callhq_parse_body(r, &body, want,
-                                       NGX_HTTP_CALLHQ_CHAT_WANTS, &rc)
-            != NGX_OK)
+                                       NGX_HTTP_CALLHQ_CHAT_WANTS + 1, &rc)
+            != NGX_OK
+            || ngx_http_callhq_webhook_url_body(r,
+                                          &want[NGX_HTTP_CALLHQ_CHAT_WANTS],
+                                          "assistant.server.url", &rc)
+               != NGX_OK)
         {
             ngx_http_finalize_request(r, rc);
             return;
@@ -280,7 +300,26 @@ ngx_http_callhq_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_http_callhq_parse_body(r, &body, NULL, 0, &rc) != NGX_OK) {
+    /* server.url is checked here: callhq_webhook_allow is not SQL's */
+    n = 0;
+
+    if (route->stmt.index == NGX_HTTP_CALLHQ_STMT_ASSISTANT_CREATE
+        || route->stmt.index == NGX_HTTP_CALLHQ_STMT_ASSISTANT_UPDATE)
+    {
+        want[0].path = ngx_http_callhq_server_url_paths[0];
+        field = "server.url";
+        n = 1;
+
+    } else if (route->stmt.index == NGX_HTTP_CALLHQ_STMT_SESSION_CREATE) {
+        want[0].path = ngx_http_callhq_server_url_paths[1];
+        field = "assistant.server.url";
+        n = 1;
+    }
+
+    if (ngx_http_callhq_parse_body(r, &body, want, n, &rc) != NGX_OK
+        || (n && ngx_http_callhq_webhook_url_body(r, &want[0], field, &rc)
+                 != NGX_OK))
+    {
         ngx_http_finalize_request(r, rc);
         return;
     }

@@ -35,6 +35,7 @@
 
 #include "ngx_http_callhq_module.h"
 #include "ngx_http_callhq_json.h"
+#include "ngx_http_callhq_webhook.h"
 
 
 #define NGX_HTTP_CALLHQ_WEBHOOK_RESPONSE_SIZE  1024
@@ -42,27 +43,6 @@
 #define NGX_HTTP_CALLHQ_WEBHOOK_LISTEN_MAX     30000
 #define NGX_HTTP_CALLHQ_WEBHOOK_CHANNEL        "callhq_webhook"
 #define NGX_HTTP_CALLHQ_TURN_CHANNEL           "callhq_turn"
-
-
-typedef struct {
-    ngx_flag_t                     enable;
-    ngx_msec_t                     interval;
-    ngx_uint_t                     batch;
-    ngx_msec_t                     backoff_base;
-    ngx_msec_t                     backoff_max;
-    time_t                         max_age;
-    ngx_msec_t                     lease;
-    ngx_msec_t                     sweep_interval;
-    ngx_flag_t                     ssl_verify;
-    ngx_str_t                      ssl_trusted_certificate;
-#if (NGX_SSL)
-    ngx_ssl_t                     *ssl;
-#endif
-    ngx_resolver_t                *resolver;
-    ngx_msec_t                     resolver_timeout;
-    ngx_str_t                      done_opts;  /* webhook_done()'s JSON */
-    ngx_uint_t                     status;     /* a status location exists */
-} ngx_http_callhq_webhook_main_conf_t;
 
 
 typedef enum {
@@ -352,6 +332,13 @@ static ngx_command_t  ngx_http_callhq_webhook_commands[] = {
       offsetof(ngx_http_callhq_webhook_main_conf_t, ssl_trusted_certificate),
       NULL },
 
+    { ngx_string("callhq_webhook_allow"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_callhq_webhook_allow,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("callhq_webhook_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_callhq_webhook_status,
@@ -577,12 +564,14 @@ static void
 ngx_http_callhq_webhook_start(ngx_http_callhq_webhook_t *wh, PGresult *res,
     int row)
 {
+    u_char                              *p;
     const char                          *err;
     ngx_str_t                            s;
     ngx_int_t                            n;
     ngx_msec_t                           max;
     ngx_pool_t                          *pool;
     ngx_http_callhq_webhook_delivery_t  *d;
+    u_char                               why[256];
 
     pool = ngx_create_pool(2048, wh->log);
     if (pool == NULL) {
@@ -661,6 +650,15 @@ ngx_http_callhq_webhook_start(ngx_http_callhq_webhook_t *wh, PGresult *res,
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, &d->log, 0,
                    "callhq webhook: attempt %i, row %s, timeout %M",
                    d->attempt, d->id, d->timeout);
+
+    /* rows written before the check, or with another callhq_webhook_allow */
+    p = ngx_http_callhq_webhook_url_refused(wh->conf, d->url.data, d->url.len,
+                                            why, why + sizeof(why));
+    if (p) {
+        ngx_http_callhq_webhook_fail(d, "the URL %*s", (size_t) (p - why),
+                                     why);
+        return;
+    }
 
     err = ngx_http_callhq_webhook_parse_url(d);
     if (err) {
@@ -1136,7 +1134,21 @@ ngx_http_callhq_webhook_connect(ngx_http_callhq_webhook_delivery_t *d,
     struct sockaddr *sockaddr, socklen_t socklen)
 {
     ngx_int_t          rc;
+    const char        *what;
     ngx_connection_t  *c;
+    u_char             text[NGX_SOCKADDR_STRLEN];
+
+    /* what a name resolves to now, not what it did when it was checked */
+    what = ngx_http_callhq_webhook_addr_refused(d->wh->conf, sockaddr);
+
+    if (what) {
+        ngx_http_callhq_webhook_fail(d, "%V is %s (%*s), refused",
+                                     &d->host, what,
+                                     ngx_sock_ntop(sockaddr, socklen, text,
+                                                   NGX_SOCKADDR_STRLEN, 0),
+                                     text);
+        return;
+    }
 
     d->state = ngx_http_callhq_webhook_connecting;
     d->log.action = "connecting to the webhook receiver";

@@ -83,6 +83,7 @@ http {
     scgi_temp_path $run/nginx/tmp/scgi;
 
     callhq_postgres "$conninfo";
+    callhq_webhook_allow 127.0.0.1;    # webhooks to receivers on this machine
     include $run/nginx/conf/callhq-widget-http*.conf;
 
     server {

@@ -110,6 +110,7 @@ http {
     scgi_temp_path $tmp/nginx/tmp/scgi;
 
     callhq_postgres "$conninfo";
+    callhq_webhook_allow 127.0.0.1;
     include $tmp/nginx/conf/callhq-widget-http*.conf;
 
     server {

@@ -101,6 +101,7 @@ http {
     client_body_temp_path $SECOND/tmp/body;
     proxy_temp_path $SECOND/tmp/proxy;
     callhq_postgres "$ENV{TEST_NGINX_PG_CONNINFO}";
+    callhq_webhook_allow 127.0.0.1;
     $http
     server {
         listen 127.0.0.1:$ENV{TEST_NGINX_SECOND_PORT};

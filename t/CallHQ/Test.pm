@@ -36,13 +36,16 @@ sub import {
 # nothing else (the same as $::AUTH_A of t/fixtures/expect.pl).
 our $AUTH_A = "Authorization: Bearer cq_test_a\nContent-Type: application/json";
 
-our $POSTGRES = qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";};
+# Webhook receivers of the suites are on loopback: allowed.
+our $POSTGRES = qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";\n}
+                . "callhq_webhook_allow 127.0.0.1;";
 
 # Sets the runner up as every suite does (blocks in order, no default
 # "location /", log level info) and adds a block preprocessor that gives
 # each block without its own
 #
 #   http_config   callhq_postgres "$TEST_NGINX_PG_CONNINFO";
+#                 callhq_webhook_allow 127.0.0.1;
 #                 (http_config => '...' instead, undef for none), then
 #                 "\n" and extra_http => '...' when given
 #   config        location / { callhq_api; }
