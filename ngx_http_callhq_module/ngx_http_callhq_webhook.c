@@ -68,6 +68,7 @@ typedef struct {
     u_char                        *id;         /* outbox row, for SQL */
     ngx_str_t                      webhook_id; /* "msg_" + event id */
     ngx_str_t                      url;
+    ngx_str_t                      log_url;    /* no user info, no query */
     ngx_str_t                      secret;
     ngx_str_t                      headers;    /* JSON object, or empty */
     ngx_str_t                      body;
@@ -190,6 +191,8 @@ static void ngx_http_callhq_webhook_free(
     ngx_http_callhq_webhook_delivery_t *d);
 static u_char *ngx_http_callhq_webhook_log_error(ngx_log_t *log,
     u_char *buf, size_t len);
+static void ngx_http_callhq_webhook_log_url(
+    ngx_http_callhq_webhook_delivery_t *d);
 
 static void ngx_http_callhq_webhook_listen(ngx_http_callhq_webhook_t *wh);
 static void ngx_http_callhq_webhook_listen_poll(ngx_http_callhq_webhook_t *wh);
@@ -630,6 +633,8 @@ ngx_http_callhq_webhook_start(ngx_http_callhq_webhook_t *wh, PGresult *res,
     n = ngx_atoi((u_char *) PQgetvalue(res, row, 7),
                  PQgetlength(res, row, 7));
     d->attempt = (n >= 0) ? n + 1 : 1;
+
+    ngx_http_callhq_webhook_log_url(d);
 
     /* every line about this attempt says which event and where */
     d->log = *wh->log;
@@ -1711,7 +1716,63 @@ ngx_http_callhq_webhook_log_error(ngx_log_t *log, u_char *buf, size_t len)
     }
 
     return ngx_snprintf(p, len, ", webhook: %V, url: \"%V\"",
-                        &d->webhook_id, &d->url);
+                        &d->webhook_id, &d->log_url);
+}
+
+
+/*
+ * The URL as logs show it: a query string or user information may hold a
+ * tenant's credentials ("?token=..."), so both are left out.
+ */
+
+static void
+ngx_http_callhq_webhook_log_url(ngx_http_callhq_webhook_delivery_t *d)
+{
+    u_char  *p, *end, *host, *path, *at;
+
+    p = d->url.data;
+    end = p + d->url.len;
+
+    for (path = p; path < end; path++) {
+        if (*path == '?' || *path == '#') {
+            end = path;
+            break;
+        }
+    }
+
+    host = ngx_strlcasestrn(p, end, (u_char *) "://", 3 - 1);
+    host = host ? host + 3 : p;
+
+    path = ngx_strlchr(host, end, '/');
+    if (path == NULL) {
+        path = end;
+    }
+
+    at = NULL;
+
+    for (p = host; p < path; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+
+    d->log_url.data = d->url.data;
+    d->log_url.len = end - d->url.data;
+
+    if (at == NULL) {
+        return;
+    }
+
+    p = ngx_pnalloc(d->pool, d->log_url.len);
+    if (p == NULL) {
+        d->log_url.len = host - d->url.data;
+        return;
+    }
+
+    d->log_url.data = p;
+    p = ngx_cpymem(p, d->url.data, host - d->url.data);
+    p = ngx_cpymem(p, at + 1, end - (at + 1));
+    d->log_url.len = p - d->log_url.data;
 }
 
 

@@ -1,5 +1,6 @@
 # /assistant: create, list (a plain array, newest first), get, patch,
-# delete, and every validation error, each naming the field at fault.
+# delete, and every validation error, each naming the field at fault;
+# server.secret shows as a hint ("whsec_…", see t/240-webhook-secrets.t).
 #
 # Blocks without their own http_config, config, more_headers or
 # no_error_log get the defaults of callhq_defaults (t/CallHQ/Test.pm: Org
@@ -71,7 +72,7 @@ our $GET_BODY = ::body(::obj(id => id(1), orgId => $::ORG_A, name => 'asst-get',
                temperature => \'0.7', maxTokens => \256 },
     firstMessage => 'Hello!',
     server => { url => 'https://hooks.example.com/callhq',
-                secret => 'whsec_dGVzdA==', headers => { 'X-Env' => 'test' },
+                secret => "whsec_\xe2\x80\xa6", headers => { 'X-Env' => 'test' },
                 timeoutSeconds => \5 },
     serverMessages => ['session.created', 'chat.created'],
     metadata => { team => 'qa' },
@@ -110,7 +111,7 @@ Content-Type: application/json
                messages => [{ role => 'system', content => 'Be brief.' }],
                temperature => \'0.5', maxTokens => \100 },
     firstMessage => 'How can I help?',
-    server => { url => 'http://127.0.0.1:9/hook', secret => 'whsec_c2VjcmV0',
+    server => { url => 'http://127.0.0.1:9/hook', secret => "whsec_\xe2\x80\xa6",
                 headers => { 'X-Token' => 't0k' }, timeoutSeconds => \20 },
     serverMessages => ['session.created', 'session.deleted'],
     metadata => { owner => 'qa', tags => ['a', 'b'] },

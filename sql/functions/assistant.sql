@@ -19,7 +19,7 @@ as $$
         'name',           a.name,
         'model',          a.model,
         'firstMessage',   a.first_message,
-        'server',         a.server,
+        'server',         callhq.server_shown(a.server),
         'serverMessages', a.server_messages,
         'metadata',       a.metadata,
         'createdAt',      callhq.ts(a.created_at),
@@ -127,7 +127,9 @@ begin
            first_message   = case when p_body ? 'firstMessage'
                                   then p_body->>'firstMessage' else a.first_message end,
            server          = case when p_body ? 'server'
-                                  then jsonb_strip_nulls(callhq.server_clean(callhq.jnull(p_body->'server')))
+                                  then callhq.server_keep_secret(
+                                           jsonb_strip_nulls(callhq.server_clean(callhq.jnull(p_body->'server'))),
+                                           a.server)
                                   else a.server end,
            server_messages = case when p_body ? 'serverMessages'
                                   then callhq.jnull(p_body->'serverMessages')
@@ -252,6 +254,58 @@ as $$
                   from jsonb_each(p_server) e
                  where e.key in ('url', 'secret', 'headers', 'timeoutSeconds'))
            else p_server end
+$$;
+
+
+-- A server's secret as answers show it: "whsec_…" and its last four
+-- characters (none of a short one), as an API key is never shown twice.
+-- The receiver that verifies the signatures knows the whole.
+create or replace function callhq.secret_hint(p_secret text)
+returns text
+language sql immutable
+as $$
+    select case when p_secret like 'whsec\_%' then 'whsec_' else '' end
+           || '…'
+           || case when length(p_secret)
+                        - case when p_secret like 'whsec\_%' then 6 else 0 end >= 16
+                   then right(p_secret, 4) else '' end
+$$;
+
+
+-- A server (stored, or an inline assistant's) as answers show it.
+create or replace function callhq.server_shown(p_server jsonb)
+returns jsonb
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_server->'secret') = 'string'
+                then jsonb_set(p_server, '{secret}',
+                               to_jsonb(callhq.secret_hint(p_server->>'secret')))
+                else p_server end
+$$;
+
+
+-- An inline assistant (of a session or a chat) as answers show it.
+create or replace function callhq.assistant_shown(p_assistant jsonb)
+returns jsonb
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_assistant->'server'->'secret') = 'string'
+                then jsonb_set(p_assistant, '{server}',
+                               callhq.server_shown(p_assistant->'server'))
+                else p_assistant end
+$$;
+
+
+-- PATCH with the server a GET showed: its secret's hint keeps the secret.
+create or replace function callhq.server_keep_secret(p_new jsonb, p_old jsonb)
+returns jsonb
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_new->'secret') = 'string'
+                     and jsonb_typeof(p_old->'secret') = 'string'
+                     and p_new->>'secret' = callhq.secret_hint(p_old->>'secret')
+                then jsonb_set(p_new, '{secret}', p_old->'secret')
+                else p_new end
 $$;
 
 

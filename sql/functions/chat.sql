@@ -906,7 +906,7 @@ as $$
                'createdAt',      callhq.ts(c.created_at),
                'updatedAt',      callhq.ts(c.updated_at)))
            || case when jsonb_typeof(c.assistant) <> 'null'
-                   then jsonb_build_object('assistant', c.assistant) else '{}' end
+                   then jsonb_build_object('assistant', callhq.assistant_shown(c.assistant)) else '{}' end
            || case when jsonb_typeof(c.input) <> 'null'
                    then jsonb_build_object('input', c.input) else '{}' end
            || case when jsonb_typeof(c.output) <> 'null'

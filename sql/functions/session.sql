@@ -26,7 +26,7 @@ as $$
         'expirationSeconds', s.expiration_seconds,
         'expiresAt',         callhq.ts(s.expires_at),
         'assistantId',       s.assistant_id,
-        'assistant',         s.assistant,
+        'assistant',         callhq.assistant_shown(s.assistant),
         'assistantOverrides', s.assistant_overrides,
         'customer',          s.customer,
         'metadata',          s.metadata,

@@ -98,8 +98,9 @@ begin
         return case when jsonb_typeof(p_inline) = 'object' then p_inline end;
     end if;
 
+    -- with its secret, which answers show only as a hint
     if jsonb_typeof(v_a.server->'url') = 'string' and v_a.server->>'url' <> '' then
-        return callhq.assistant_json(v_a);
+        return callhq.assistant_json(v_a) || jsonb_build_object('server', v_a.server);
     end if;
 
     return null;
