@@ -114,7 +114,7 @@ migrate:
 	@sql/migrate.sh "$(PG)"
 
 api-key:
-	@test -n "$(PG)" || { echo 'usage: make api-key PG="conninfo" ORG=name'; exit 2; }
+	@test -n "$(PG)" -a -n "$(ORG)" || { echo 'usage: make api-key PG="conninfo" ORG=name'; exit 2; }
 	@scripts/api-key.sh "$(PG)" "$(ORG)"
 
 clean:
