@@ -341,6 +341,7 @@ ngx_http_callhq_parse_body(ngx_http_request_t *r, ngx_str_t *body,
     u_char      *at, *p, *last;
     const char  *err;
     u_char       where[sizeof("line , column ") + 2 * NGX_INT_T_LEN];
+    u_char       path[256];
 
     if (body->len == 0) {
         ngx_str_set(body, "{}");
@@ -350,6 +351,20 @@ ngx_http_callhq_parse_body(ngx_http_request_t *r, ngx_str_t *body,
     last = body->data + body->len;
 
     err = ngx_http_callhq_json_check(p, last, &at, want, n);
+
+    if (err != NULL && ngx_strcmp(err, NGX_HTTP_CALLHQ_JSON_RANGE) == 0) {
+        /* jsonb would refuse the whole body, naming nothing */
+        *ngx_http_callhq_json_path(path, sizeof(path) - 1, p, at) = '\0';
+
+        if (path[0] != '\0') {
+            *rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                      "%s is a number out of range: at most %d digits "
+                      "before the decimal point and %d after",
+                      path, NGX_HTTP_CALLHQ_JSON_MAX_WEIGHT,
+                      NGX_HTTP_CALLHQ_JSON_MAX_SCALE);
+            return NGX_DECLINED;
+        }
+    }
 
     if (err != NULL) {
         *ngx_http_callhq_json_where(where, sizeof(where) - 1, p, at) = '\0';

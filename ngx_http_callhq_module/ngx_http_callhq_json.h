@@ -58,13 +58,21 @@ extern u_char  ngx_http_callhq_json_first[];
 
 /*
  * NULL if [p, end) is one JSON object or array as PostgreSQL's jsonb takes
- * it (UTF-8, no \u0000, no lone surrogates); else why not, *at where.
+ * it (UTF-8, no \u0000, no lone surrogates, numbers numeric holds); else
+ * why not, *at where.
  * Fills in the n wants (fewer than the bits of an ngx_uint_t) on the way.
  */
 const char *ngx_http_callhq_json_check(u_char *p, u_char *end, u_char **at,
     ngx_http_callhq_json_want_t *want, ngx_uint_t n);
 u_char *ngx_http_callhq_json_where(u_char *buf, size_t len, u_char *start,
     u_char *p);
+u_char *ngx_http_callhq_json_path(u_char *buf, size_t len, u_char *start,
+    u_char *p);
+
+/* the check's verdict on a number jsonb cannot hold (numeric's bounds) */
+#define NGX_HTTP_CALLHQ_JSON_RANGE       "number out of range"
+#define NGX_HTTP_CALLHQ_JSON_MAX_WEIGHT  131072     /* digits before . */
+#define NGX_HTTP_CALLHQ_JSON_MAX_SCALE   16383      /* digits after . */
 
 /* a string's still escaped contents: NGX_OK, or NGX_DECLINED */
 ngx_int_t ngx_http_callhq_json_string(ngx_http_callhq_json_want_t *w,

@@ -116,6 +116,100 @@ ngx_http_callhq_json_where(u_char *buf, size_t len, u_char *start, u_char *p)
 
 
 /*
+ * The path to the value at p, as the SQL checks name fields
+ * ("model.messages[2].content"), for an error found there; [start, p) is
+ * JSON that ngx_http_callhq_json_check() went through.  Names are
+ * printed as they are written, escapes and all, cut at 64 bytes.
+ */
+
+u_char *
+ngx_http_callhq_json_path(u_char *buf, size_t len, u_char *start, u_char *p)
+{
+    u_char      *q, *last, *name[NGX_HTTP_CALLHQ_JSON_MAX_DEPTH + 1];
+    size_t       nlen[NGX_HTTP_CALLHQ_JSON_MAX_DEPTH + 1];
+    ngx_uint_t   depth, i, index[NGX_HTTP_CALLHQ_JSON_MAX_DEPTH + 1];
+    ngx_uint_t   key;
+
+    depth = 0;
+    key = 0;
+
+    for (q = start; q < p; q++) {
+        switch (*q) {
+
+        case '{':
+        case '[':
+            if (depth == NGX_HTTP_CALLHQ_JSON_MAX_DEPTH) {
+                break;
+            }
+
+            depth++;
+            name[depth] = (*q == '{') ? q : NULL;
+            nlen[depth] = 0;
+            index[depth] = 0;
+            key = (*q == '{');
+            break;
+
+        case '}':
+        case ']':
+            if (depth) {
+                depth--;
+            }
+
+            key = 0;
+            break;
+
+        case ',':
+            if (depth && name[depth] == NULL) {
+                index[depth]++;
+
+            } else {
+                key = 1;
+            }
+
+            break;
+
+        case '"':
+            for (last = q + 1; last < p && *last != '"'; last++) {
+                if (*last == '\\') {
+                    last++;
+                }
+            }
+
+            if (key && depth) {
+                name[depth] = q + 1;
+                nlen[depth] = ngx_min((size_t) (last - q - 1), 64);
+                key = 0;
+            }
+
+            q = last;
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    last = buf + len;
+    q = buf;
+
+    for (i = 1; i <= depth && q < last; i++) {
+        if (name[i] == NULL) {
+            q = ngx_snprintf(q, last - q, "[%ui]", index[i]);
+            continue;
+        }
+
+        if (i > 1 && q < last) {
+            *q++ = '.';
+        }
+
+        q = ngx_cpymem(q, name[i], ngx_min(nlen[i], (size_t) (last - q)));
+    }
+
+    return q;
+}
+
+
+/*
  * live: the wants whose paths lead to this value (a bit each); a member or
  * item on one's path passes it on, and a value at its end is noted.
  */
@@ -422,12 +516,26 @@ ngx_http_callhq_scan_string(ngx_http_callhq_scan_t *s, u_char *p)
 }
 
 
+/*
+ * A number as JSON has it, and as PostgreSQL's numeric (jsonb's numbers)
+ * holds it: at most 131072 digits before the decimal point and 16383
+ * after, the exponent counted; past that jsonb refuses the whole text
+ * with "value overflows numeric format", naming nothing.
+ */
+
 static u_char *
 ngx_http_callhq_scan_number(ngx_http_callhq_scan_t *s, u_char *p)
 {
-    u_char  *start;
+    u_char     *start;
+    int64_t     exp, ints, fracs, lead, weight;
+    ngx_int_t   minus, nonzero;
 
     start = p;
+    ints = 0;
+    fracs = 0;
+    lead = 0;
+    exp = 0;
+    nonzero = 0;
 
     if (*p == '-') {
         p++;
@@ -439,10 +547,15 @@ ngx_http_callhq_scan_number(ngx_http_callhq_scan_t *s, u_char *p)
 
     if (*p == '0') {
         p++;
+        ints = 1;
+        lead = 1;
 
     } else {
+        nonzero = 1;
+
         while (p < s->end && *p >= '0' && *p <= '9') {
             p++;
+            ints++;
         }
     }
 
@@ -454,14 +567,26 @@ ngx_http_callhq_scan_number(ngx_http_callhq_scan_t *s, u_char *p)
         }
 
         while (p < s->end && *p >= '0' && *p <= '9') {
+            if (!nonzero) {
+                if (*p == '0') {
+                    lead++;
+
+                } else {
+                    nonzero = 1;
+                }
+            }
+
             p++;
+            fracs++;
         }
     }
 
     if (p < s->end && (*p == 'e' || *p == 'E')) {
         p++;
+        minus = 0;
 
         if (p < s->end && (*p == '+' || *p == '-')) {
+            minus = (*p == '-');
             p++;
         }
 
@@ -470,8 +595,27 @@ ngx_http_callhq_scan_number(ngx_http_callhq_scan_t *s, u_char *p)
         }
 
         while (p < s->end && *p >= '0' && *p <= '9') {
+            /* far past either bound, it is only counted up to 10^9 */
+            if (exp < 1000000000) {
+                exp = exp * 10 + (*p - '0');
+            }
+
             p++;
         }
+
+        if (minus) {
+            exp = -exp;
+        }
+    }
+
+    /* the digits after the point, and the first nonzero digit's power */
+    weight = ints - 1 - lead + exp;
+
+    if (fracs - exp > NGX_HTTP_CALLHQ_JSON_MAX_SCALE
+        || (nonzero && weight >= NGX_HTTP_CALLHQ_JSON_MAX_WEIGHT))
+    {
+        return ngx_http_callhq_scan_fail(s, start,
+                                         NGX_HTTP_CALLHQ_JSON_RANGE);
     }
 
     return p;

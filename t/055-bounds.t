@@ -1,9 +1,8 @@
-# Bounds set by configuration, not by the client (issue 14, items 5 and
-# 10): the query-string parser (linear however often a name repeats; a
-# NUL byte answers 400 naming the parameter), numbers PostgreSQL cannot
-# hold (400 naming the field), assistantOverrides.variableValues and the
-# prompts they fill (callhq_max_variables, callhq_max_variable_size,
-# callhq_max_prompt_size), list answers (callhq_max_list_size); API keys
+# Bounds set by configuration, not by the client (issue 14, item 5): the
+# query-string parser is linear however often a name repeats, and a NUL
+# byte answers 400 naming the parameter; a number PostgreSQL's numeric
+# cannot hold answers 400 naming its field (jsonb would refuse the whole
+# body with "value overflows numeric format").  And (item 10) API keys are
 # compared in constant time.
 #
 # Blocks without their own http_config, config, more_headers or
@@ -123,3 +122,53 @@ GET /session?name=b055+x%2By%zz%4
 --- error_code: 200
 --- response_body_like eval
 qr/\A\{"results": \[\{.*"name": "b055 x\+y%zz%4".*"totalItems": 1[,}]/s
+
+
+
+=== TEST 9: a number beyond numeric's weight: 400 naming the field, not jsonb's message
+--- request
+POST /session
+{"name": "b055-n1", "expirationSeconds": 1e131072}
+--- error_code: 400
+--- response_body eval
+::err(400, 'expirationSeconds is a number out of range: at most 131072 digits before the decimal point and 16383 after')
+
+
+
+=== TEST 10: a number with more than 16383 digits after the point: 400 naming the field
+--- request
+POST /assistant
+{"name": "b055", "model": {"model": "echo", "temperature": 1.5e-16383}}
+--- error_code: 400
+--- response_body eval
+::err(400, 'model.temperature is a number out of range: at most 131072 digits before the decimal point and 16383 after')
+
+
+
+=== TEST 11: deep in arrays and objects, the path names each step
+--- request
+POST /session
+{"name": "b055-n2", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b, \"c\"", "metadata": {"n": [1, {"x": 2}, -1e-20000]}}]}
+--- error_code: 400
+--- response_body eval
+::err(400, 'messages[1].metadata.n[2] is a number out of range: at most 131072 digits before the decimal point and 16383 after')
+
+
+
+=== TEST 12: a chat's body: the same
+--- request
+POST /chat
+{"assistantId": "00000000-0000-4000-8000-000000000001", "input": "hi", "metadata": {"big": 1e200000}}
+--- error_code: 400
+--- response_body eval
+::err(400, 'metadata.big is a number out of range: at most 131072 digits before the decimal point and 16383 after')
+
+
+
+=== TEST 13: numbers at numeric's bounds are taken
+--- request
+POST /session
+{"name": "b055-n3", "metadata": {"a": 1e131071, "b": 1e-16383, "c": 0e999999, "d": -0.5e-16382}}
+--- error_code: 201
+--- response_body_like eval
+qr/"name": "b055-n3"/

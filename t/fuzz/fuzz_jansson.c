@@ -50,7 +50,7 @@
 
 static u_char  *buf, *end;
 
-static unsigned long  known_depth, known_number, known_nul;
+static unsigned long  known_depth, known_number, known_nul, known_range;
 
 
 static void
@@ -422,6 +422,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {
             known(&known_depth, "nesting deeper than 512: the scanner "
                   "rejects, jansson accepts");
+
+        } else if (strcmp(err, NGX_HTTP_CALLHQ_JSON_RANGE) == 0) {
+            known(&known_range, "a number PostgreSQL's numeric cannot hold "
+                  "(over 16383 digits after the point, as jansson's "
+                  "double underflows): the scanner rejects, jansson "
+                  "accepts");
 
         } else if (memchr(buf, '\0', size) != NULL && nul_only(size)) {
             known(&known_nul, "a NUL byte right after a number or literal: "

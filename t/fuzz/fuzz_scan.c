@@ -69,6 +69,13 @@ where(u_char *at)
     if (strcmp((char *) w, want) != 0) {
         fail("json_where: \"%s\", expected \"%s\"", w, want);
     }
+
+    /* as ngx_http_callhq_api.c calls it on a number out of range */
+    last = ngx_http_callhq_json_path(w, sizeof(w) - 1, buf, at);
+
+    if (last < w || last > w + sizeof(w) - 1) {
+        fail("json_path returned %p outside its buffer", (void *) last);
+    }
 }
 
 
