@@ -1,7 +1,7 @@
 
 /*
- * ngx_http_callhq_module: the REST resources (assistants, sessions, the
- * read side of chats).  Each call is routed here, checked, and answered
+ * ngx_http_callhq_module: the REST resources (assistants, sessions, phone
+ * numbers, the read side of chats).  Each call is routed here, checked, and answered
  * by one SQL function in one round trip; sql/ holds the functions.
  */
 
@@ -100,6 +100,17 @@ static ngx_http_callhq_route_t  ngx_http_callhq_routes[] = {
                                 "api_session_update"),
     ngx_http_callhq_route_entry("session", 1, NGX_HTTP_DELETE, SESSION_DELETE,
                                 "api_session_delete"),
+
+    ngx_http_callhq_route_entry("phone-number", 0, NGX_HTTP_POST, PHONE_CREATE,
+                                "api_phone_number_create"),
+    ngx_http_callhq_route_entry("phone-number", 0, NGX_HTTP_GET, PHONE_LIST,
+                                "api_phone_number_list"),
+    ngx_http_callhq_route_entry("phone-number", 1, NGX_HTTP_GET, PHONE_GET,
+                                "api_phone_number_get"),
+    ngx_http_callhq_route_entry("phone-number", 1, NGX_HTTP_PATCH,
+                                PHONE_UPDATE, "api_phone_number_update"),
+    ngx_http_callhq_route_entry("phone-number", 1, NGX_HTTP_DELETE,
+                                PHONE_DELETE, "api_phone_number_delete"),
 
     /* POST /chat and /chat/responses go upstream: no SQL function */
     { ngx_string("chat"), 0, NGX_HTTP_POST, { 0, NULL, NULL, 0 } },

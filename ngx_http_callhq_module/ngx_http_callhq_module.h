@@ -51,6 +51,13 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_TURN_RELEASE = 19,
     NGX_HTTP_CALLHQ_STMT_TURN_RENEW = 20,      /* ngx_http_callhq_lease.c */
 
+    /* phone numbers, ngx_http_callhq_api.c */
+    NGX_HTTP_CALLHQ_STMT_PHONE_CREATE = 21,
+    NGX_HTTP_CALLHQ_STMT_PHONE_LIST = 22,
+    NGX_HTTP_CALLHQ_STMT_PHONE_GET = 23,
+    NGX_HTTP_CALLHQ_STMT_PHONE_UPDATE = 24,
+    NGX_HTTP_CALLHQ_STMT_PHONE_DELETE = 25,
+
     /* webhook delivery, ngx_http_callhq_webhook.c */
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_CLAIM = 32,
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_DONE = 33,
