@@ -58,6 +58,8 @@ static void ngx_http_callhq_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_callhq_parse_body(ngx_http_request_t *r,
     ngx_str_t *body, ngx_http_callhq_json_want_t *want, ngx_uint_t n,
     ngx_int_t *rc);
+static ngx_int_t ngx_http_callhq_check_variables(ngx_http_request_t *r,
+    ngx_str_t *body, ngx_int_t *rc);
 static void ngx_http_callhq_query(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx, ngx_http_callhq_route_t *route,
     ngx_str_t *body);
@@ -132,6 +134,12 @@ static ngx_str_t  ngx_http_callhq_server_url_paths[][4] = {
       ngx_null_string },
     { ngx_string("assistant"), ngx_string("server"), ngx_string("url"),
       ngx_null_string }
+};
+
+
+static ngx_str_t  ngx_http_callhq_variables[] = {
+    ngx_string("assistantOverrides"), ngx_string("variableValues"),
+    ngx_null_string
 };
 
 
@@ -393,6 +401,64 @@ ngx_http_callhq_parse_body(ngx_http_request_t *r, ngx_str_t *body,
     if (*p != '{') {
         *rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
                                          "body must be a JSON object");
+        return NGX_DECLINED;
+    }
+
+    /* a second scan only for the bodies that may have some */
+    if (ngx_strstrn(body->data, "variableValues",
+                    sizeof("variableValues") - 2)
+        != NULL)
+    {
+        return ngx_http_callhq_check_variables(r, body, rc);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * assistantOverrides.variableValues (POST /session, POST /chat) fill
+ * {{name}} in the system prompts: their number and sizes are bounded
+ * here, before PostgreSQL builds anything of them.  The SQL checks say
+ * what else is wrong with them.
+ */
+
+static ngx_int_t
+ngx_http_callhq_check_variables(ngx_http_request_t *r, ngx_str_t *body,
+    ngx_int_t *rc)
+{
+    size_t                        max;
+    ngx_str_t                     name;
+    ngx_uint_t                    n;
+    ngx_http_callhq_loc_conf_t   *lcf;
+    ngx_http_callhq_json_want_t   want;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+
+    want.path = ngx_http_callhq_variables;
+
+    if (ngx_http_callhq_json_check(body->data, body->data + body->len, NULL,
+                                   &want, 1)
+        != NULL)
+    {
+        return NGX_OK;
+    }
+
+    ngx_http_callhq_json_members(&want, &n, &max, &name);
+
+    if (n > lcf->max_variables) {
+        *rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                  "assistantOverrides.variableValues has %ui variables, "
+                  "more than %ui (callhq_max_variables)",
+                  n, lcf->max_variables);
+        return NGX_DECLINED;
+    }
+
+    if (max > lcf->max_variable_size) {
+        *rc = ngx_http_callhq_send_error(r, NGX_HTTP_BAD_REQUEST,
+                  "assistantOverrides.variableValues.%V is %uz bytes, "
+                  "more than %uz (callhq_max_variable_size)",
+                  &name, max, lcf->max_variable_size);
         return NGX_DECLINED;
     }
 

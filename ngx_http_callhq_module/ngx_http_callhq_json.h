@@ -81,6 +81,8 @@ ngx_int_t ngx_http_callhq_json_count(ngx_http_callhq_json_want_t *w);
 ngx_int_t ngx_http_callhq_json_is(ngx_http_callhq_json_want_t *w,
     const char *lit);
 size_t ngx_http_callhq_json_text_len(u_char *p, size_t len);
+void ngx_http_callhq_json_members(ngx_http_callhq_json_want_t *w,
+    ngx_uint_t *n, size_t *max, ngx_str_t *name);
 
 
 #endif /* _NGX_HTTP_CALLHQ_JSON_H_INCLUDED_ */

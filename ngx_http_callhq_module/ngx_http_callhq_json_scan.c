@@ -40,6 +40,9 @@ static ngx_int_t ngx_http_callhq_json_key_is(u_char *p, u_char *end,
     ngx_str_t *key);
 
 
+#define ngx_http_callhq_json_space(c)                                         \
+    ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
+
 #define ngx_http_callhq_scan_fail(s, p, msg)                                  \
     ((s)->err = (msg), (s)->at = (p), (u_char *) NULL)
 
@@ -206,6 +209,92 @@ ngx_http_callhq_json_path(u_char *buf, size_t len, u_char *start, u_char *p)
     }
 
     return q;
+}
+
+
+/*
+ * The members of the object a checked text has where want w is: their
+ * number (a repeated name counts each time), and the name and length as
+ * written (a string with its quotes and escapes) of the longest value.
+ */
+
+void
+ngx_http_callhq_json_members(ngx_http_callhq_json_want_t *w, ngx_uint_t *n,
+    size_t *max, ngx_str_t *name)
+{
+    u_char      *p, *end, *start, *key, *kend, *value, *e;
+    ngx_uint_t   depth;
+
+    *n = 0;
+    *max = 0;
+    ngx_str_null(name);
+
+    if (w->value == NULL || *w->value != '{') {
+        return;
+    }
+
+    /* within the braces */
+    p = w->value + 1;
+    end = w->end - 1;
+
+    depth = 0;
+    key = NULL;
+    kend = NULL;
+    value = NULL;
+
+    for ( /* void */ ; p <= end; p++) {
+
+        if (p < end && *p == '"') {
+            start = p + 1;
+
+            for (p++; p < end && *p != '"'; p++) {
+                if (*p == '\\') {
+                    p++;
+                }
+            }
+
+            if (depth == 0 && value == NULL) {
+                key = start;
+                kend = p;
+                (*n)++;
+            }
+
+            continue;
+        }
+
+        if (p < end && depth == 0 && *p == ':') {
+            value = p + 1;
+            continue;
+        }
+
+        if (p < end && (*p == '{' || *p == '[')) {
+            depth++;
+            continue;
+        }
+
+        if (p < end && (*p == '}' || *p == ']')) {
+            depth--;
+            continue;
+        }
+
+        if ((p == end || (depth == 0 && *p == ',')) && value != NULL) {
+            for (e = p; e > value && ngx_http_callhq_json_space(e[-1]); e--) {
+                /* void */
+            }
+
+            while (value < e && ngx_http_callhq_json_space(*value)) {
+                value++;
+            }
+
+            if ((size_t) (e - value) > *max) {
+                *max = e - value;
+                name->data = key;
+                name->len = kend - key;
+            }
+
+            value = NULL;
+        }
+    }
 }
 
 

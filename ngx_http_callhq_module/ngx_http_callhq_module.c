@@ -154,6 +154,34 @@ static ngx_command_t  ngx_http_callhq_commands[] = {
       offsetof(ngx_http_callhq_loc_conf_t, context_messages),
       NULL },
 
+    { ngx_string("callhq_max_variables"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, max_variables),
+      NULL },
+
+    { ngx_string("callhq_max_variable_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, max_variable_size),
+      NULL },
+
+    { ngx_string("callhq_max_prompt_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, max_prompt_size),
+      NULL },
+
+    { ngx_string("callhq_max_list_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, max_list_size),
+      NULL },
+
     { ngx_string("callhq_context_bytes"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -365,6 +393,10 @@ ngx_http_callhq_create_loc_conf(ngx_conf_t *cf)
     lcf->record_retry = NGX_CONF_UNSET_MSEC;
     lcf->context_messages = NGX_CONF_UNSET_UINT;
     lcf->context_bytes = NGX_CONF_UNSET_SIZE;
+    lcf->max_variables = NGX_CONF_UNSET_UINT;
+    lcf->max_variable_size = NGX_CONF_UNSET_SIZE;
+    lcf->max_prompt_size = NGX_CONF_UNSET_SIZE;
+    lcf->max_list_size = NGX_CONF_UNSET_SIZE;
 
     return lcf;
 }
@@ -401,6 +433,13 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->context_messages,
                               prev->context_messages, 0);
     ngx_conf_merge_size_value(conf->context_bytes, prev->context_bytes, 0);
+    ngx_conf_merge_uint_value(conf->max_variables, prev->max_variables, 64);
+    ngx_conf_merge_size_value(conf->max_variable_size,
+                              prev->max_variable_size, 8192);
+    ngx_conf_merge_size_value(conf->max_prompt_size, prev->max_prompt_size,
+                              1024 * 1024);
+    ngx_conf_merge_size_value(conf->max_list_size, prev->max_list_size,
+                              8 * 1024 * 1024);
 
     if (conf->session_expiration < 60 || conf->session_expiration > 2592000)
     {
@@ -414,8 +453,10 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     p = ngx_pnalloc(cf->pool, sizeof("{\"defaultExpirationSeconds\":,"
                                      "\"contextMessages\":,"
                                      "\"contextBytes\":,"
-                                     "\"turnLeaseSeconds\":}")
-                              + 4 * NGX_OFF_T_LEN);
+                                     "\"turnLeaseSeconds\":,"
+                                     "\"maxPromptSize\":,"
+                                     "\"maxListSize\":}")
+                              + 6 * NGX_OFF_T_LEN);
     if (p == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -423,9 +464,11 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->opts.data = p;
     p = ngx_sprintf(p, "{\"defaultExpirationSeconds\":%T,"
                     "\"contextMessages\":%ui,\"contextBytes\":%uz,"
-                    "\"turnLeaseSeconds\":%T}",
+                    "\"turnLeaseSeconds\":%T,"
+                    "\"maxPromptSize\":%uz,\"maxListSize\":%uz}",
                     conf->session_expiration, conf->context_messages,
-                    conf->context_bytes, conf->turn_lease);
+                    conf->context_bytes, conf->turn_lease,
+                    conf->max_prompt_size, conf->max_list_size);
     *p = '\0';
     conf->opts.len = p - conf->opts.data;
 

@@ -86,6 +86,10 @@ typedef struct {
     ngx_msec_t                     record_retry;
     ngx_uint_t                     context_messages;
     size_t                         context_bytes;
+    ngx_uint_t                     max_variables;
+    size_t                         max_variable_size;
+    size_t                         max_prompt_size;
+    size_t                         max_list_size;
     ngx_str_t                      opts;       /* settings, as JSON for SQL */
 } ngx_http_callhq_loc_conf_t;
 

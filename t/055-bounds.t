@@ -2,8 +2,13 @@
 # query-string parser is linear however often a name repeats, and a NUL
 # byte answers 400 naming the parameter; a number PostgreSQL's numeric
 # cannot hold answers 400 naming its field (jsonb would refuse the whole
-# body with "value overflows numeric format").  And (item 10) API keys are
-# compared in constant time.
+# body with "value overflows numeric format");
+# assistantOverrides.variableValues are bounded in number and size
+# (callhq_max_variables, callhq_max_variable_size), filled in once (never
+# again: no value grows the prompts twice), and the prompts they fill by
+# callhq_max_prompt_size, counted before they are built; a page of GET
+# /chat by callhq_max_list_size.  And (item 10) API keys are compared in
+# constant time.
 #
 # Blocks without their own http_config, config, more_headers or
 # no_error_log get the defaults of callhq_defaults (t/CallHQ/Test.pm).
@@ -12,7 +17,8 @@ use Test::Nginx::Socket 'no_plan';
 use lib 't';
 use CallHQ::Test;
 
-callhq_defaults(extra_http => 'callhq_webhooks off;');
+callhq_defaults(config => api_location('/') . model_locations(),
+                extra_http => 'callhq_webhooks off;');
 
 # The exact error body the module sends (jansson, compact).
 sub err {
@@ -40,11 +46,49 @@ our $MANY_IDS = join '&', map {
        't/055-bounds.t - API keys are compared with CRYPTO_memcmp');
 }
 
-# Sessions of this file are named b055-*.
-psql(q{delete from callhq.sessions where name like 'b055-%'});
+# 65 variables, one over callhq_max_variables' default.
+our $VARS65 = join ', ', map { qq["v$_": "x"] } 1 .. 65;
+
+# Variables whose values name the next: v1 is "{{v2}}{{v2}}", ... v20 is
+# "x".  Filled again and again, "{{v1}}" would grow to 2^19 x's; filled
+# once, it is "{{v2}}{{v2}}".
+our $CASCADE = join ', ', (map { my $n = $_ + 1; qq["v$_": "{{v$n}}{{v$n}}"] } 1 .. 19),
+                          '"v20": "x"';
+
+# An 8000-byte value for a prompt with 200 {{a}}: 1.6 MB filled.
+our $BIG_A = 'y' x 8000;
+
+# Sessions of this file are named b055-*; its assistants have ids
+# 05500000-...
+psql(q{
+    delete from callhq.chats where assistant_id::text like '05500000-0000-4000-8000-%';
+    delete from callhq.sessions where name like 'b055-%'
+        or assistant_id::text like '05500000-0000-4000-8000-%';
+    delete from callhq.assistants where id::text like '05500000-0000-4000-8000-%';
+
+    insert into callhq.assistants (id, org_id, name, model)
+    select v.id::uuid, k.org_id, v.name, v.model::jsonb
+      from callhq.api_keys k,
+           (values
+            ('05500000-0000-4000-8000-000000000001', 'b055-cascade',
+             '{"provider": "openai", "model": "echo",
+               "messages": [{"role": "system", "content": "P {{v1}}"}]}'),
+            ('05500000-0000-4000-8000-000000000002', 'b055-many',
+             '{"provider": "openai", "model": "echo",
+               "messages": [{"role": "system", "content": "'
+             || repeat('{{a}}', 200) || '"}]}')) v(id, name, model)
+     where k.key_hash = sha256('cq_test_a');
+});
 
 END {
-    eval { psql(q{delete from callhq.sessions where name like 'b055-%'}) };
+    eval {
+        psql(q{
+            delete from callhq.chats where assistant_id::text like '05500000-0000-4000-8000-%';
+            delete from callhq.sessions where name like 'b055-%'
+                or assistant_id::text like '05500000-0000-4000-8000-%';
+            delete from callhq.assistants where id::text like '05500000-0000-4000-8000-%';
+        });
+    };
 }
 
 run_tests();
@@ -172,3 +216,103 @@ POST /session
 --- error_code: 201
 --- response_body_like eval
 qr/"name": "b055-n3"/
+
+
+
+=== TEST 14: 65 variables (callhq_max_variables 64): 400 before PostgreSQL sees them
+--- request eval
+"POST /session\n{\"name\": \"b055-v65\", \"assistantOverrides\": {\"variableValues\": {$::VARS65}}}"
+--- error_code: 400
+--- response_body eval
+::err(400, 'assistantOverrides.variableValues has 65 variables, more than 64 (callhq_max_variables)')
+
+
+
+=== TEST 15: a value of 9000 bytes (callhq_max_variable_size 8k): 400 naming it
+--- request eval
+"POST /chat\n{\"assistantId\": \"05500000-0000-4000-8000-000000000001\", \"input\": \"hi\", "
+. "\"assistantOverrides\": {\"variableValues\": {\"small\": 1, \"big\": \"" . ('z' x 9000) . "\"}}}"
+--- error_code: 400
+--- response_body eval
+::err(400, 'assistantOverrides.variableValues.big is 9002 bytes, more than 8192 (callhq_max_variable_size)')
+
+
+
+=== TEST 16: the bounds are directives
+--- config
+location / {
+    callhq_max_variables 2;
+    callhq_max_variable_size 10;
+    callhq_api;
+}
+--- request eval
+["POST /session\n{\"name\": \"b055-v3\", \"assistantOverrides\": {\"variableValues\": {\"a\": 1, \"b\": 2, \"c\": 3}}}",
+ "POST /session\n{\"name\": \"b055-v2\", \"assistantOverrides\": {\"variableValues\": {\"a\": 1, \"b\": \"0123456789\"}}}"]
+--- error_code eval
+[400, 400]
+--- response_body eval
+[::err(400, 'assistantOverrides.variableValues has 3 variables, more than 2 (callhq_max_variables)'),
+ ::err(400, 'assistantOverrides.variableValues.b is 12 bytes, more than 10 (callhq_max_variable_size)')]
+
+
+
+=== TEST 17: a value is filled in once, never filled again (20 variables that name the next)
+--- request eval
+"POST /chat\n{\"assistantId\": \"05500000-0000-4000-8000-000000000001\", \"input\": \"hi\", "
+. "\"assistantOverrides\": {\"variableValues\": {$::CASCADE}}}"
+--- error_code: 201
+--- response_body_like eval
+qr/"messages": \[\{"role":"system","content":"P \{\{v2\}\}\{\{v2\}\}"\},\{"role":"user","content":"hi"\}\]\}\z/
+
+
+
+=== TEST 18: prompts that would fill to 1.6 MB (callhq_max_prompt_size 1m): 400, nothing built
+--- request eval
+"POST /chat\n{\"assistantId\": \"05500000-0000-4000-8000-000000000002\", \"input\": \"hi\", "
+. "\"assistantOverrides\": {\"variableValues\": {\"a\": \"$::BIG_A\"}}}"
+--- error_code: 400
+--- response_body eval
+::err(400, 'assistantOverrides.variableValues would make the system prompts 1600000 bytes, more than 1048576 (callhq_max_prompt_size)')
+
+
+
+=== TEST 19: callhq_max_prompt_size is a directive
+--- config eval
+CallHQ::Test::api_location('/', 'callhq_max_prompt_size 1000;')
+. CallHQ::Test::model_locations()
+--- request
+POST /chat
+{"assistantId": "05500000-0000-4000-8000-000000000002", "input": "hi", "assistantOverrides": {"variableValues": {"a": "123456"}}}
+--- error_code: 400
+--- response_body eval
+::err(400, 'assistantOverrides.variableValues would make the system prompts 1200 bytes, more than 1000 (callhq_max_prompt_size)')
+
+
+
+=== TEST 20: within the bounds, variables fill the prompts
+--- request
+POST /chat
+{"assistantId": "05500000-0000-4000-8000-000000000002", "input": "hi", "assistantOverrides": {"variableValues": {"a": "ab"}}}
+--- error_code: 201
+--- response_body_like eval
+qr/"messages": \[\{"role":"system","content":"(?:ab){200}"\}/
+
+
+
+=== TEST 21: a page of GET /chat past callhq_max_list_size: 400 naming limit
+--- config eval
+CallHQ::Test::api_location('/', 'callhq_max_list_size 500;')
+--- request
+GET /chat?assistantId=05500000-0000-4000-8000-000000000002&limit=10
+--- error_code: 400
+--- response_body eval
+::err(400, 'limit: this page of chats is over 500 bytes (callhq_max_list_size) by its chat 1; ask for fewer')
+
+
+
+=== TEST 22: within it, the page answers
+--- request
+GET /chat?assistantId=05500000-0000-4000-8000-000000000002&limit=10
+--- error_code: 200
+--- response_body_like eval
+qr/\A\{"results": \[\{"id": "[0-9a-f-]{36}", .*"content":"(?:ab){200}".*\], "metadata": \{.*"totalItems": 1[,}]/s

@@ -72,23 +72,19 @@ declare
 begin
     select count(*) into v_total from callhq.chats_matching(v_org, v_q);
 
+    -- bounded by callhq_max_list_size (list_chats)
     if v_q.sort_asc then
-        select string_agg(callhq.chat_text(x), ', ' order by t.created_at, t.id)
-          into v_rows
-          from (select c.id, c.created_at
-                  from callhq.chats_matching(v_org, v_q) c
-                 order by c.created_at, c.id
-                 limit v_q.lim offset v_offset) t
-          join callhq.chats x on x.id = t.id;
+        v_rows := callhq.list_chats(array(
+            select c.id from callhq.chats_matching(v_org, v_q) c
+             order by c.created_at, c.id
+             limit v_q.lim offset v_offset),
+            callhq.opt_bigint_or(p_opts, 'maxListSize', 8388608));
     else
-        select string_agg(callhq.chat_text(x), ', '
-                          order by t.created_at desc, t.id desc)
-          into v_rows
-          from (select c.id, c.created_at
-                  from callhq.chats_matching(v_org, v_q) c
-                 order by c.created_at desc, c.id desc
-                 limit v_q.lim offset v_offset) t
-          join callhq.chats x on x.id = t.id;
+        v_rows := callhq.list_chats(array(
+            select c.id from callhq.chats_matching(v_org, v_q) c
+             order by c.created_at desc, c.id desc
+             limit v_q.lim offset v_offset),
+            callhq.opt_bigint_or(p_opts, 'maxListSize', 8388608));
     end if;
 
     return query select 200, '{"results": [' || coalesce(v_rows, '')
@@ -573,6 +569,10 @@ begin
     -- the session's variables, and over them the chat's own
     v_vars := coalesce(v_s.assistant_overrides->'variableValues', '{}')
               || coalesce(v_overrides->'variableValues', '{}');
+    -- fill_messages() bounds the prompts it fills by this
+    perform set_config('callhq.max_prompt_size',
+                       callhq.opt_bigint_or(p_opts, 'maxPromptSize', 1048576)::text,
+                       true);
     v_filled := callhq.fill_messages(v_model->'messages', v_vars);
     if jsonb_typeof(v_filled) is distinct from 'array' then
         v_filled := '[]';
@@ -797,15 +797,16 @@ $$;
 
 
 -- p_text with {{name}} (or {{ name }}) replaced by each variable of p_vars
--- that has a value; other {{...}} stay as they are.
+-- that has a value; other {{...}} stay as they are. One pass: a value is
+-- never filled in turn (a value "{{b}}{{b}}" stays as it is), so the text
+-- grows by the values alone, and fill_size() tells by how much before it
+-- is built. Names hold no braces.
 create or replace function callhq.fill_vars(p_text text, p_vars jsonb)
 returns text
 language plpgsql immutable
 as $$
 declare
-    v_text   text := p_text;
-    v_name   text;
-    v_value  text;
+    v_rest  text[];
 begin
     if p_text is null or jsonb_typeof(p_vars) is distinct from 'object'
        or position('{{' in p_text) = 0
@@ -813,31 +814,77 @@ begin
         return p_text;
     end if;
 
-    for v_name, v_value in
-        select e.key, case when jsonb_typeof(e.value) = 'string'
-                           then e.value #>> '{}' else e.value::text end
-          from jsonb_each(p_vars) e
-         where jsonb_typeof(e.value) <> 'null'
-    loop
-        v_text := replace(replace(v_text, '{{' || v_name || '}}', v_value),
-                          '{{ ' || v_name || ' }}', v_value);
-    end loop;
-    return v_text;
+    -- the text between the placeholders, and each placeholder's value
+    v_rest := regexp_split_to_array(p_text, '\{\{[^{}]*\}\}');
+
+    return v_rest[1] || coalesce(
+        (select string_agg(coalesce(callhq.fill_value(m.m[1], p_vars),
+                                    '{{' || m.m[1] || '}}')
+                           || v_rest[m.n + 1], '' order by m.n)
+           from regexp_matches(p_text, '\{\{([^{}]*)\}\}', 'g')
+                with ordinality m(m, n)), '');
 end
 $$;
 
 
+-- The value of the variable {{p_name}} (or {{ name }}) as text, or NULL.
+create or replace function callhq.fill_value(p_name text, p_vars jsonb)
+returns text
+language sql immutable
+as $$
+    select case when jsonb_typeof(v) = 'string' then v #>> '{}' else v::text end
+      from (select coalesce(callhq.jnull(p_vars->p_name),
+                            case when p_name ~ '^ .+ $'
+                                 then callhq.jnull(p_vars->substr(p_name, 2,
+                                                                  length(p_name) - 2))
+                            end) v) x
+$$;
+
+
+-- The bytes of the contents of p_msgs once fill_messages() has filled
+-- them, counted without building them.
+create or replace function callhq.fill_size(p_msgs jsonb, p_vars jsonb)
+returns bigint
+language sql immutable
+as $$
+    select coalesce(sum(octet_length(e.m->>'content')
+                        + coalesce((select sum(octet_length(callhq.fill_value(x.m[1], p_vars))
+                                               - octet_length(x.m[1]) - 4)
+                                      from regexp_matches(e.m->>'content',
+                                                          '\{\{([^{}]*)\}\}', 'g') x(m)
+                                     where callhq.fill_value(x.m[1], p_vars) is not null),
+                                   0)), 0)
+      from jsonb_array_elements(case when jsonb_typeof(p_msgs) = 'array'
+                                     then p_msgs else '[]' end) e(m)
+     where jsonb_typeof(e.m->'content') = 'string'
+$$;
+
+
 -- Messages ({role, content}) with fill_vars applied to each string
--- content; without variables, the messages as they are.
+-- content; without variables, the messages as they are. The contents
+-- filled are counted first (fill_size): past callhq.max_prompt_size
+-- bytes (chat_begin sets it from callhq_max_prompt_size; 1 MiB when
+-- unset) nothing is built and the chat answers 400.
 create or replace function callhq.fill_messages(p_msgs jsonb, p_vars jsonb)
 returns jsonb
-language plpgsql immutable
+language plpgsql stable
 as $$
+declare
+    v_size  bigint;
+    v_max   bigint := coalesce(nullif(current_setting('callhq.max_prompt_size', true),
+                                      '')::bigint, 1048576);
 begin
     if jsonb_typeof(p_msgs) is distinct from 'array'
        or jsonb_typeof(p_vars) is distinct from 'object' or p_vars = '{}'
     then
         return p_msgs;
+    end if;
+
+    v_size := callhq.fill_size(p_msgs, p_vars);
+    if v_size > v_max then
+        perform callhq.fail(400, 'assistantOverrides.variableValues would make the '
+                                 'system prompts ' || v_size || ' bytes, more than '
+                                 || v_max || ' (callhq_max_prompt_size)');
     end if;
 
     return (select coalesce(jsonb_agg(

@@ -299,3 +299,37 @@ as $$
        and ((q).updated_ge is null or c.updated_at >= (q).updated_ge)
        and ((q).updated_le is null or c.updated_at <= (q).updated_le)
 $$;
+
+
+-- A page of GET /chat: the chats of p_ids, in that order, as JSON text
+-- joined with ', ', read one at a time; past p_max bytes
+-- (callhq_max_list_size) it stops and answers 400 naming limit, before
+-- the rest are read (a chat's context can be long: a page of 1000 is
+-- otherwise built whole, whatever its size).
+create or replace function callhq.list_chats(p_ids uuid[], p_max bigint)
+returns text
+language plpgsql stable
+as $$
+declare
+    v_id     uuid;
+    v_row    text;
+    v_rows   text[] := '{}';
+    v_bytes  bigint := 0;
+begin
+    foreach v_id in array coalesce(p_ids, '{}')
+    loop
+        select callhq.chat_text(x) into v_row from callhq.chats x where x.id = v_id;
+        continue when v_row is null;        -- deleted meanwhile
+
+        v_bytes := v_bytes + octet_length(v_row) + 2;
+        if v_bytes > p_max then
+            perform callhq.fail(400, 'limit: this page of chats is over ' || p_max
+                                     || ' bytes (callhq_max_list_size) by its chat '
+                                     || (cardinality(v_rows) + 1)
+                                     || '; ask for fewer');
+        end if;
+        v_rows := v_rows || v_row;
+    end loop;
+    return array_to_string(v_rows, ', ');
+end
+$$;

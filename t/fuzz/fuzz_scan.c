@@ -82,10 +82,11 @@ where(u_char *at)
 static void
 use(ngx_http_callhq_json_want_t *w, ngx_uint_t i, int checked)
 {
-    u_char     c;
-    size_t     n;
-    ngx_int_t  rc, t, f, z;
-    ngx_str_t  raw;
+    u_char      c;
+    size_t      n;
+    ngx_int_t   rc, t, f, z;
+    ngx_str_t   raw;
+    ngx_uint_t  members;
 
     if ((w->value == NULL) != (w->end == NULL)) {
         fail("want %lu: value %p, end %p", (unsigned long) i,
@@ -123,6 +124,25 @@ use(ngx_http_callhq_json_want_t *w, ngx_uint_t i, int checked)
     }
 
 lookups:
+
+    /* as ngx_http_callhq_api.c calls it on a checked body */
+    if (checked) {
+        ngx_http_callhq_json_members(w, &members, &n, &raw);
+
+        if (w->value == NULL || *w->value != '{') {
+            if (members || n || raw.data) {
+                fail("want %lu: members of no object", (unsigned long) i);
+            }
+
+        } else if (n > (size_t) (w->end - w->value)
+                   || (raw.data
+                       && (raw.data <= w->value
+                           || raw.data + raw.len >= w->end)))
+        {
+            fail("want %lu: json_members outside the object",
+                 (unsigned long) i);
+        }
+    }
 
     rc = ngx_http_callhq_json_string(w, &raw);
 
