@@ -237,6 +237,8 @@ ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     ngx_str_t  parts[7];
 
     if (!chat->sent_header) {
+        chat->first_delta = ngx_current_msec;
+
         if (ngx_http_callhq_answer_start(r, chat, last) != NGX_OK) {
             return NGX_ERROR;
         }

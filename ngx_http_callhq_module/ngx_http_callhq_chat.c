@@ -502,11 +502,13 @@ ngx_http_callhq_chat_busy(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
     if (!chat->waited) {
         chat->waited = 1;
         chat->wait_start = ngx_current_msec;
+        ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_TURN_WAITS);
     }
 
     waited = ngx_current_msec - chat->wait_start;
 
     if (waited >= lcf->turn_timeout) {
+        ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_TURN_CONFLICTS);
         return ngx_http_callhq_send_error(r, NGX_HTTP_CONFLICT,
                                           "Session %s is busy with "
                                           "another chat", session);
@@ -1150,6 +1152,7 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
                           res ? PQresultErrorMessage(res) : q->error);
 
         } else {
+            ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_RECORDS_DROPPED);
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "callhq: chat %V could not be recorded, "
                           "its reply is dropped: %s", &rec->chat_id,
@@ -1309,6 +1312,10 @@ ngx_http_callhq_chat_record_again(ngx_http_callhq_record_t *rec,
     delay = ngx_min(delay, rec->limit - spent);
     rec->tries++;
 
+    if (!rec->release) {
+        ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_RECORD_RETRIES);
+    }
+
     level = (rec->tries == 1) ? NGX_LOG_WARN : NGX_LOG_INFO;
 
     ngx_log_error(level, ngx_cycle->log, 0,
@@ -1378,6 +1385,18 @@ static void
 ngx_http_callhq_chat_cleanup(void *data)
 {
     ngx_http_callhq_chat_t  *chat = data;
+
+    ngx_time_t          *tp;
+    ngx_http_request_t  *r;
+
+    r = chat->request;
+
+    if (r) {
+        tp = ngx_timeofday();
+        ngx_http_callhq_metrics_chat(chat,
+            (ngx_msec_t) ((tp->sec - r->start_sec) * 1000
+                          + (tp->msec - r->start_msec)));
+    }
 
     if (chat->retry.timer_set) {
         ngx_del_timer(&chat->retry);

@@ -46,6 +46,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_lease_stmt = {
 
 static ngx_queue_t                  ngx_http_callhq_leases;
 static ngx_event_t                  ngx_http_callhq_lease_event;
+static ngx_connection_t             ngx_http_callhq_lease_conn; /* for logs */
 static ngx_http_callhq_pg_query_t   ngx_http_callhq_lease_query;
 static ngx_pool_t                  *ngx_http_callhq_lease_pool;
 static ngx_uint_t                   ngx_http_callhq_lease_init;
@@ -79,6 +80,9 @@ ngx_http_callhq_lease_hold(ngx_http_callhq_lease_t *l, ngx_str_t *session,
     ev = &ngx_http_callhq_lease_event;
 
     if (!ev->timer_set) {
+        /* debug logs name a timer's event by ev->data's fd */
+        ngx_http_callhq_lease_conn.fd = (ngx_socket_t) -1;
+        ev->data = &ngx_http_callhq_lease_conn;
         ev->handler = ngx_http_callhq_lease_tick;
         ev->log = ngx_cycle->log;
         ev->cancelable = 1;

@@ -140,6 +140,20 @@ static ngx_command_t  ngx_http_callhq_commands[] = {
       offsetof(ngx_http_callhq_loc_conf_t, turn_lease),
       NULL },
 
+    { ngx_string("callhq_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_callhq_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("callhq_metrics_db_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, metrics_db_interval),
+      NULL },
+
     { ngx_string("callhq_record_retry"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -391,6 +405,7 @@ ngx_http_callhq_create_loc_conf(ngx_conf_t *cf)
     lcf->turn_timeout = NGX_CONF_UNSET_MSEC;
     lcf->turn_lease = NGX_CONF_UNSET;
     lcf->record_retry = NGX_CONF_UNSET_MSEC;
+    lcf->metrics_db_interval = NGX_CONF_UNSET_MSEC;
     lcf->context_messages = NGX_CONF_UNSET_UINT;
     lcf->context_bytes = NGX_CONF_UNSET_SIZE;
     lcf->max_variables = NGX_CONF_UNSET_UINT;
@@ -423,6 +438,8 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->turn_timeout, prev->turn_timeout, 30000);
     ngx_conf_merge_sec_value(conf->turn_lease, prev->turn_lease, 30);
     ngx_conf_merge_msec_value(conf->record_retry, prev->record_retry, 60000);
+    ngx_conf_merge_msec_value(conf->metrics_db_interval,
+                              prev->metrics_db_interval, 15000);
 
     /* renewed every third of it: shorter is a renewal per request */
     if (conf->turn_lease < 3) {
@@ -538,6 +555,16 @@ ngx_http_callhq_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_callhq_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_http_callhq_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_callhq_module);
+
+    if (mcf->pg.conninfo.len
+        && ngx_http_callhq_metrics_zone(cf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_callhq_api_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -680,6 +707,8 @@ ngx_http_callhq_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    ngx_http_callhq_metrics_worker(cycle);
+
     return NGX_OK;
 }
 
@@ -696,6 +725,7 @@ ngx_http_callhq_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_callhq_lease_exit(cycle->log);
+    ngx_http_callhq_metrics_worker_exit();
 
     ngx_http_callhq_pg_pool_destroy(mcf->pool);
     mcf->pool = NULL;

@@ -50,6 +50,7 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_TURN_RECORD = 18,
     NGX_HTTP_CALLHQ_STMT_TURN_RELEASE = 19,
     NGX_HTTP_CALLHQ_STMT_TURN_RENEW = 20,      /* ngx_http_callhq_lease.c */
+    NGX_HTTP_CALLHQ_STMT_METRICS_OUTBOX = 21,  /* ngx_http_callhq_metrics.c */
 
     /* phone numbers, ngx_http_callhq_api.c */
     NGX_HTTP_CALLHQ_STMT_PHONE_CREATE = 21,
@@ -84,6 +85,7 @@ typedef struct {
     ngx_msec_t                     turn_timeout;
     time_t                         turn_lease;
     ngx_msec_t                     record_retry;
+    ngx_msec_t                     metrics_db_interval;
     ngx_uint_t                     context_messages;
     size_t                         context_bytes;
     ngx_uint_t                     max_variables;
@@ -218,6 +220,7 @@ struct ngx_http_callhq_chat_s {
     ngx_int_t                      sr_rc;
     ngx_msec_t                     start;
     ngx_msec_t                     upstream_time;
+    ngx_msec_t                     first_delta;    /* when it went out */
 
     ngx_event_t                    retry;      /* waiting for the turn */
     ngx_http_callhq_waiter_t       waiter;
@@ -311,6 +314,27 @@ void ngx_http_callhq_lease_move(ngx_http_callhq_lease_t *from,
     ngx_http_callhq_lease_t *to);
 void ngx_http_callhq_lease_drop(ngx_http_callhq_lease_t *l);
 void ngx_http_callhq_lease_exit(ngx_log_t *log);
+
+/* ngx_http_callhq_metrics.c: counters of these events */
+enum {
+    NGX_HTTP_CALLHQ_M_PG_UNAVAILABLE = 0,
+    NGX_HTTP_CALLHQ_M_PG_EXHAUSTED,
+    NGX_HTTP_CALLHQ_M_PG_TIMEOUT,
+    NGX_HTTP_CALLHQ_M_TURN_WAITS,
+    NGX_HTTP_CALLHQ_M_TURN_CONFLICTS,
+    NGX_HTTP_CALLHQ_M_RECORD_RETRIES,
+    NGX_HTTP_CALLHQ_M_RECORDS_DROPPED,
+    NGX_HTTP_CALLHQ_M_EVENTS
+};
+
+ngx_int_t ngx_http_callhq_metrics_zone(ngx_conf_t *cf);
+char *ngx_http_callhq_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_callhq_metrics_worker(ngx_cycle_t *cycle);
+void ngx_http_callhq_metrics_worker_exit(void);
+void ngx_http_callhq_metrics_event(ngx_uint_t event);
+void ngx_http_callhq_metrics_chat(ngx_http_callhq_chat_t *chat,
+    ngx_msec_t ms);
 
 /* ngx_http_callhq_filter.c */
 ngx_int_t ngx_http_callhq_filter_init(ngx_conf_t *cf);

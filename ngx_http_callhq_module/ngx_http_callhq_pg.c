@@ -245,6 +245,7 @@ ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
     q->pool = pool;
     q->conn = NULL;
     q->error = NULL;
+    q->start = ngx_current_msec;
 
     if (!ngx_queue_empty(&pool->idle)) {
         qu = ngx_queue_head(&pool->idle);
@@ -261,6 +262,7 @@ ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
                       "callhq: postgres wait queue is full (%ui queries)",
                       pool->nwaiting);
         q->error = "database pool exhausted";
+        ngx_http_callhq_metrics_query(q, NULL);
         q->handler(q, NULL);
         return;
     }
@@ -319,6 +321,13 @@ void
 ngx_http_callhq_pg_keep(ngx_http_callhq_pg_query_t *q)
 {
     q->pool->kept = 1;
+}
+
+
+ngx_uint_t
+ngx_http_callhq_pg_open(ngx_http_callhq_pg_pool_t *pool)
+{
+    return pool->nconns;
 }
 
 
@@ -751,6 +760,8 @@ ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
         kept = pool->kept;
         pool->kept = 0;
 
+        ngx_http_callhq_metrics_query(q, res);
+
         q->handler(q, res);
 
         if (!pool->kept) {
@@ -900,6 +911,7 @@ ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, const char *reason)
     if (q != NULL) {
         q->conn = NULL;
         q->error = reason;
+        ngx_http_callhq_metrics_query(q, NULL);
         q->handler(q, NULL);
     }
 
@@ -1022,6 +1034,7 @@ ngx_http_callhq_pg_fail_query(ngx_http_callhq_pg_query_t *q,
     }
 
     q->error = reason;
+    ngx_http_callhq_metrics_query(q, NULL);
     q->handler(q, NULL);
 }
 

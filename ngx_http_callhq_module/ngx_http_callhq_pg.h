@@ -69,6 +69,7 @@ struct ngx_http_callhq_pg_query_s {
     ngx_log_t                     *log;
 
     const char                    *error;      /* set when res is NULL */
+    ngx_msec_t                     start;      /* when it was run */
 
     unsigned                       queued:1;
 };
@@ -104,9 +105,15 @@ void ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q);
 void ngx_http_callhq_pg_finish(ngx_connection_t *c, PGconn *pgconn);
 
 /* statistics for variables and status */
+ngx_uint_t ngx_http_callhq_pg_open(ngx_http_callhq_pg_pool_t *pool);
 ngx_uint_t ngx_http_callhq_pg_busy(ngx_http_callhq_pg_pool_t *pool);
 ngx_uint_t ngx_http_callhq_pg_waiting(ngx_http_callhq_pg_pool_t *pool);
 ngx_uint_t ngx_http_callhq_pg_own(ngx_http_callhq_pg_pool_t *pool, int pid);
+
+
+/* each outcome is counted (ngx_http_callhq_metrics.c) */
+void ngx_http_callhq_metrics_query(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
 
 
 #endif /* _NGX_HTTP_CALLHQ_PG_H_INCLUDED_ */

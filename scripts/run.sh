@@ -94,6 +94,13 @@ http {
             callhq_model_location /_model;
         }
 
+        # Prometheus: this machine only
+        location = /metrics {
+            callhq_metrics;
+            allow 127.0.0.1;
+            deny all;
+        }
+
         location = /_model {
             internal;
             client_max_body_size 0;
@@ -129,6 +136,7 @@ web chat widget: $url/  (demo page; nginx adds the widget's key, see widget/)
 API key: $key   (also in .run/api-key)
 model upstream: $upstream
 logs: .run/nginx/logs/error.log, .run/nginx/logs/access.log
+metrics (Prometheus): $url/metrics
 
 Try it:
 
