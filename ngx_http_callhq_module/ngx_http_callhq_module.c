@@ -49,6 +49,20 @@ static ngx_command_t  ngx_http_callhq_commands[] = {
       offsetof(ngx_http_callhq_main_conf_t, pg.conninfo),
       NULL },
 
+    { ngx_string("callhq_postgres_prepare"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_callhq_main_conf_t, pg.prepare),
+      NULL },
+
+    { ngx_string("callhq_webhook_listen"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_callhq_main_conf_t, pg.listen),
+      NULL },
+
     { ngx_string("callhq_postgres_pool_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -307,6 +321,7 @@ ngx_http_callhq_create_main_conf(ngx_conf_t *cf)
     mcf->pg.query_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.queue_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.idle_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->pg.prepare = NGX_CONF_UNSET;
     mcf->history_size = NGX_CONF_UNSET;
 
     return mcf;
@@ -324,6 +339,7 @@ ngx_http_callhq_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->pg.query_timeout, 30000);
     ngx_conf_init_msec_value(mcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(mcf->pg.idle_timeout, 60000);
+    ngx_conf_init_value(mcf->pg.prepare, 1);
 
     if (mcf->history_size == NGX_CONF_UNSET) {
         mcf->history_size = 32 * 1024 * 1024;
@@ -332,6 +348,12 @@ ngx_http_callhq_init_main_conf(ngx_conf_t *cf, void *conf)
     if (mcf->pg.conninfo.len
         && ngx_http_callhq_pg_check_conninfo(cf, &mcf->pg.conninfo)
            != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->pg.listen.len
+        && ngx_http_callhq_pg_check_conninfo(cf, &mcf->pg.listen) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

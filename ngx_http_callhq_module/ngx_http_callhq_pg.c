@@ -180,6 +180,22 @@ ngx_http_callhq_pg_params(ngx_http_callhq_pg_pool_t *pool)
         n++;
     }
 
+    /* PgBouncer refuses startup options: the role's settings apply */
+    if (!pool->conf->prepare) {
+        if (options) {
+            pool->keywords[n] = "options";
+            s.data = (u_char *) options;
+            s.len = ngx_strlen(options) + 1;
+            pool->values[n] = (char *) ngx_pstrdup(pool->mem, &s);
+            if (pool->values[n] == NULL) {
+                goto failed;
+            }
+        }
+
+        PQconninfoFree(opts);
+        return NGX_OK;
+    }
+
     len = (options ? ngx_strlen(options) + 1 : 0)
           + sizeof("-c statement_timeout=") + NGX_INT_T_LEN;
 
@@ -640,7 +656,13 @@ ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc)
     stmt = q->stmt;
     pc->stmt = stmt;
 
-    if (pc->prepared & ((uint64_t) 1 << stmt->index)) {
+    if (!pc->pool->conf->prepare) {
+        /* PgBouncer's transaction pooling keeps no named statement */
+        ok = PQsendQueryParams(pc->pgconn, stmt->sql, stmt->nparams, NULL,
+                               q->values, NULL, NULL, 0);
+        pc->state = ngx_http_callhq_pg_querying;
+
+    } else if (pc->prepared & ((uint64_t) 1 << stmt->index)) {
         ok = PQsendQueryPrepared(pc->pgconn, stmt->name, stmt->nparams,
                                  q->values, NULL, NULL, 0);
         pc->state = ngx_http_callhq_pg_querying;

@@ -44,6 +44,8 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                      conninfo;
+    ngx_str_t                      listen;     /* LISTEN's own, or empty */
+    ngx_flag_t                     prepare;    /* off: PgBouncer */
     ngx_uint_t                     size;
     ngx_uint_t                     queue;
     ngx_msec_t                     connect_timeout;

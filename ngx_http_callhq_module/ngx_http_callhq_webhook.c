@@ -1791,7 +1791,24 @@ ngx_http_callhq_webhook_listen(ngx_http_callhq_webhook_t *wh)
     };
     const char         *values[3];
 
-    values[0] = (char *) wh->mcf->pg.conninfo.data;
+    /*
+     * Behind PgBouncer (callhq_postgres_prepare off) a LISTEN goes on a
+     * direct connection (callhq_webhook_listen), or nowhere: then the
+     * dispatcher's tick and a waiting chat's re-check find the work.
+     */
+    if (wh->mcf->pg.listen.len) {
+        values[0] = (char *) wh->mcf->pg.listen.data;
+
+    } else if (wh->mcf->pg.prepare) {
+        values[0] = (char *) wh->mcf->pg.conninfo.data;
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, wh->log, 0,
+                      "callhq: no LISTEN behind PgBouncer without "
+                      "\"callhq_webhook_listen\": polling");
+        return;
+    }
+
     values[1] = "callhq_webhook_listen";
     values[2] = NULL;
 

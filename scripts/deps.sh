@@ -9,7 +9,7 @@ pkgs_run="postgresql python3 curl"
 pkgs_test="perl libtest-base-perl libtext-diff-perl libipc-run-perl
            liburi-perl libwww-perl libhttp-message-perl
            liblist-moreutils-perl libtest-longstring-perl libjson-perl
-           libio-socket-ssl-perl openssl prometheus"
+           libio-socket-ssl-perl openssl prometheus pgbouncer"
 pkgs_valgrind="valgrind"
 pkgs_bench="wrk procps postgresql-contrib"
 pkgs_clients="chromium fonts-dejavu-core"

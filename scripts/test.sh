@@ -23,6 +23,7 @@ read -r pg_port mock_port nginx_port < <(scripts/freeport.pl 3)
 mock_pid=""
 cleanup() {
     [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null || true
+    scripts/pgbouncer.sh stop "$tmp/pgbouncer" 2>/dev/null || true
     scripts/pg.sh stop "$tmp/pg" 2>/dev/null || true
     if [ -f "$tmp/servroot/logs/nginx.pid" ]; then
         kill -QUIT "$(cat "$tmp/servroot/logs/nginx.pid")" 2>/dev/null || true
@@ -93,6 +94,23 @@ else
 fi
 
 prove "${inc[@]}" ${TESTS:-t/*.t}
+
+# The chat and webhook suites once more through PgBouncer (Debian's, in
+# transaction mode: no named statements kept), as many deployments run:
+# callhq_postgres_prepare off, LISTEN on a direct connection. With the
+# whole suite only (TESTS unset), or CALLHQ_PGBOUNCER_TEST=1.
+pgbouncer=${CALLHQ_PGBOUNCER_TEST:-}
+[ -z "$pgbouncer" ] && [ -z "${TESTS:-}" ] && pgbouncer=1
+if [ "$pgbouncer" = 1 ]; then
+    read -r pgb_port < <(scripts/freeport.pl 1)
+    scripts/pgbouncer.sh start "$tmp/pgbouncer" "$pgb_port" "$pg_port"
+    echo "test.sh: chat and webhook suites through PgBouncer"
+    CALLHQ_TEST_PGBOUNCER=1 TEST_NGINX_PG_DIRECT=$conninfo \
+    TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=$pgb_port dbname=callhq user=callhq" \
+        prove "${inc[@]}" ${CALLHQ_PGBOUNCER_SUITES:-t/100-chat.t \
+            t/110-chat-stream.t t/130-chat-turns.t t/160-chat-context.t \
+            t/200-webhooks.t}
+fi
 
 if [ "$upgrade" = 1 ]; then
     echo "test.sh: chat suites against the upgraded database"

@@ -91,7 +91,20 @@ sub callhq_defaults {
             $block->set_value($section => $default)
                 if defined $default && !defined $block->$section;
         }
+        pgbouncer($block) if $ENV{CALLHQ_TEST_PGBOUNCER};
     });
+}
+
+# make test's second pass runs the chat and webhook suites through
+# PgBouncer in transaction mode (scripts/test.sh): every block that
+# connects gets unnamed statements and its LISTEN on a direct connection.
+sub pgbouncer {
+    my $block = shift;
+    my $http = $block->http_config;
+    return if !defined $http || $http !~ /\bcallhq_postgres\s/
+              || $http =~ /\bcallhq_postgres_prepare\b/;
+    $block->set_value(http_config => "$http\ncallhq_postgres_prepare off;\n"
+        . qq{callhq_webhook_listen "\$TEST_NGINX_PG_DIRECT";\n});
 }
 
 # The API served at $path through the mock model (location /_model),
