@@ -12,6 +12,10 @@
 #                   FUZZ_SECONDS (60) long; fails on a crash (t/fuzz/)
 #   make migrate PG="conninfo"   apply sql/ migrations to a database
 #   make api-key PG="conninfo" ORG=name   create an org and print a key
+#   make deb        the Debian package libnginx-mod-http-callhq_*.deb
+#                   (debian/, dpkg-buildpackage, lintian) in build/deb/
+#   make test-deb   that package installed with apt-get in a fresh
+#                   debootstrapped Debian 12, and a chat through its nginx
 
 SHELL   := /bin/bash
 NGX_SRC ?= /usr/share/nginx/src
@@ -20,7 +24,7 @@ MODULE  := $(BUILD)/ngx_http_callhq_module.so
 SRCS    := $(wildcard ngx_http_callhq_module/*.c ngx_http_callhq_module/*.h)
 
 .PHONY: all deps run test test-clients test-valgrind bench fuzz fuzz-deps \
-        migrate api-key clean
+        migrate api-key deb test-deb clean
 
 all: $(MODULE)
 
@@ -116,6 +120,14 @@ migrate:
 api-key:
 	@test -n "$(PG)" -a -n "$(ORG)" || { echo 'usage: make api-key PG="conninfo" ORG=name'; exit 2; }
 	@scripts/api-key.sh "$(PG)" "$(ORG)"
+
+deb:
+	@scripts/deps.sh deb
+	@scripts/deb.sh
+
+test-deb: deb
+	@scripts/deps.sh test-deb
+	@scripts/test-deb.sh
 
 clean:
 	rm -rf $(BUILD) t/servroot* clients/typescript/node_modules \

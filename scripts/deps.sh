@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, and only those missing.
-# Usage: scripts/deps.sh build|run|test|bench|fuzz ...
+# Usage: scripts/deps.sh build|run|test|bench|fuzz|deb|test-deb ...
 set -euo pipefail
 
 pkgs_build="gcc make libc6-dev nginx nginx-dev libjansson-dev libpq-dev
@@ -15,6 +15,9 @@ pkgs_bench="wrk procps postgresql-contrib"
 pkgs_clients="chromium fonts-dejavu-core"
 # libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev
 pkgs_fuzz="clang libclang-rt-14-dev"
+# make deb (dh-sequence-nginx is nginx-dev's), make test-deb
+pkgs_deb="dpkg-dev debhelper lintian"
+pkgs_test_deb="debootstrap"
 
 want=""
 for group in "$@"; do
@@ -25,6 +28,8 @@ for group in "$@"; do
     valgrind) want="$want $pkgs_valgrind" ;;
     bench)    want="$want $pkgs_build $pkgs_run $pkgs_bench" ;;
     fuzz)     want="$want $pkgs_build $pkgs_fuzz" ;;
+    deb)      want="$want $pkgs_build $pkgs_deb" ;;
+    test-deb) want="$want $pkgs_build $pkgs_run $pkgs_test_deb" ;;
     clients)  want="$want $pkgs_build $pkgs_run $pkgs_clients"
               # Debian's Node.js/npm only when missing: a NodeSource node
               # brings its own npm, and Debian's npm would conflict with it
