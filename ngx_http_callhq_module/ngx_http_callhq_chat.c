@@ -5,7 +5,8 @@
  * A chat's way: one query resolves the context (session, assistant,
  * history) and takes the session's turn, either the two plain statements
  * of ngx_http_callhq_turn.c (a chat of a session) or callhq.chat_begin
- * (any other); a subrequest to the operator's model location sends it
+ * (any other; callhq.sms_begin for a text, answered in TwiML by
+ * ngx_http_callhq_sms.c); a subrequest to the operator's model location sends it
  * upstream; the body filter (ngx_http_callhq_filter.c) collects the reply,
  * or passes each delta to the client's answer (ngx_http_callhq_answer.c);
  * one transaction records it, and the answer ends.  A chat waiting for
@@ -47,6 +48,8 @@ struct ngx_http_callhq_record_s {
 };
 
 
+static ngx_http_callhq_chat_t *ngx_http_callhq_chat_create(
+    ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx, ngx_str_t *body);
 static void ngx_http_callhq_chat_begin(ngx_http_request_t *r);
 static void ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
@@ -119,7 +122,6 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     ngx_http_callhq_json_want_t *want)
 {
     ngx_int_t                     rc;
-    ngx_pool_cleanup_t           *cln;
     ngx_http_callhq_chat_t       *chat;
     ngx_http_callhq_loc_conf_t   *lcf;
     ngx_http_callhq_json_want_t  *stream;
@@ -127,21 +129,11 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
     stream = &want[NGX_HTTP_CALLHQ_WANT_STREAM];
 
-    chat = ngx_pcalloc(r->pool, sizeof(ngx_http_callhq_chat_t));
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-
-    if (chat == NULL || cln == NULL) {
+    chat = ngx_http_callhq_chat_create(r, ctx, body);
+    if (chat == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
-
-    cln->handler = ngx_http_callhq_chat_cleanup;
-    cln->data = chat;
-
-    chat->request = r;
-    chat->conf = lcf;
-    chat->body = *body;
-    ctx->chat = chat;
 
     if (ctx->id.len) {
         if (ctx->id.len != sizeof("responses") - 1
@@ -182,14 +174,60 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
         return;
     }
 
+    chat->fast = (ngx_http_callhq_turn_body(chat, want) == NGX_OK);
+
+    ngx_http_callhq_chat_begin(r);
+}
+
+
+/* a text of the SMS webhook (ngx_http_callhq_sms.c), begun by sms_begin */
+
+void
+ngx_http_callhq_chat_sms(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
+    ngx_str_t *form)
+{
+    ngx_http_callhq_chat_t  *chat;
+
+    chat = ngx_http_callhq_chat_create(r, ctx, form);
+    if (chat == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    chat->sms = 1;
+
+    ngx_http_callhq_chat_begin(r);
+}
+
+
+static ngx_http_callhq_chat_t *
+ngx_http_callhq_chat_create(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
+    ngx_str_t *body)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_callhq_chat_t  *chat;
+
+    chat = ngx_pcalloc(r->pool, sizeof(ngx_http_callhq_chat_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (chat == NULL || cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_callhq_chat_cleanup;
+    cln->data = chat;
+
+    chat->request = r;
+    chat->conf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_module);
+    chat->body = *body;
+    ctx->chat = chat;
+
     chat->retry.handler = ngx_http_callhq_chat_retry;
     chat->retry.data = r;
     chat->retry.log = r->connection->log;
     chat->waiter.event = &chat->retry;
 
-    chat->fast = (ngx_http_callhq_turn_body(chat, want) == NGX_OK);
-
-    ngx_http_callhq_chat_begin(r);
+    return chat;
 }
 
 
@@ -221,8 +259,15 @@ ngx_http_callhq_chat_begin(ngx_http_request_t *r)
         return;
     }
 
-    ctx->query.stmt = &ngx_http_callhq_chat_begin_stmt;
-    ctx->query.values[0] = (char *) ctx->key_hash;
+    if (ctx->chat->sms) {
+        ctx->query.stmt = &ngx_http_callhq_sms_begin_stmt;
+        ctx->query.values[0] = NULL;
+
+    } else {
+        ctx->query.stmt = &ngx_http_callhq_chat_begin_stmt;
+        ctx->query.values[0] = (char *) ctx->key_hash;
+    }
+
     ctx->query.values[1] = (char *) ctx->chat->body.data;
     ctx->query.values[2] = (char *) lcf->opts.data;
     ctx->query.handler = ngx_http_callhq_chat_begun;
@@ -294,6 +339,11 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
             return;
         }
 
+        goto done;
+    }
+
+    if (chat->sms && ngx_strcmp(PQgetvalue(res, 0, 0), "done") == 0) {
+        rc = ngx_http_callhq_sms_repeat(r, res);
         goto done;
     }
 
@@ -829,6 +879,10 @@ ngx_http_callhq_chat_fail(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
 
     (void) ngx_http_callhq_chat_record(chat, NULL, 1);
 
+    if (chat->sms) {
+        return ngx_http_callhq_sms_fail(r, chat);
+    }
+
     status = chat->upstream_status;
 
     if (status == NGX_HTTP_GATEWAY_TIME_OUT) {
@@ -1247,7 +1301,8 @@ recorded:
             chat->result.data[len] = '\0';
             chat->result.len = len;
 
-            rc = ngx_http_callhq_answer(r, chat);
+            rc = chat->sms ? ngx_http_callhq_sms_answer(r, chat)
+                           : ngx_http_callhq_answer(r, chat);
         }
     }
 

@@ -53,11 +53,15 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_METRICS_OUTBOX = 21,  /* ngx_http_callhq_metrics.c */
 
     /* phone numbers, ngx_http_callhq_api.c */
-    NGX_HTTP_CALLHQ_STMT_PHONE_CREATE = 21,
-    NGX_HTTP_CALLHQ_STMT_PHONE_LIST = 22,
-    NGX_HTTP_CALLHQ_STMT_PHONE_GET = 23,
-    NGX_HTTP_CALLHQ_STMT_PHONE_UPDATE = 24,
-    NGX_HTTP_CALLHQ_STMT_PHONE_DELETE = 25,
+    NGX_HTTP_CALLHQ_STMT_PHONE_CREATE = 22,
+    NGX_HTTP_CALLHQ_STMT_PHONE_LIST = 23,
+    NGX_HTTP_CALLHQ_STMT_PHONE_GET = 24,
+    NGX_HTTP_CALLHQ_STMT_PHONE_UPDATE = 25,
+    NGX_HTTP_CALLHQ_STMT_PHONE_DELETE = 26,
+
+    /* the SMS webhook, ngx_http_callhq_sms.c */
+    NGX_HTTP_CALLHQ_STMT_SMS_NUMBER = 27,
+    NGX_HTTP_CALLHQ_STMT_SMS_BEGIN = 28,
 
     /* webhook delivery, ngx_http_callhq_webhook.c */
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_CLAIM = 32,
@@ -233,6 +237,7 @@ struct ngx_http_callhq_chat_s {
 
     unsigned                       stream:1;
     unsigned                       responses:1;
+    unsigned                       sms:1;      /* answered in TwiML */
     unsigned                       fast:1;     /* two statements */
     unsigned                       stale:1;    /* history to read again */
     unsigned                       cacheable:1;
@@ -259,6 +264,18 @@ void ngx_http_callhq_chat_handler(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx, ngx_str_t *body,
     ngx_http_callhq_json_want_t *want);
 ngx_int_t ngx_http_callhq_chat_precontent(ngx_http_request_t *r);
+void ngx_http_callhq_chat_sms(ngx_http_request_t *r,
+    ngx_http_callhq_ctx_t *ctx, ngx_str_t *form);
+
+/* ngx_http_callhq_sms.c */
+ngx_int_t ngx_http_callhq_sms_repeat(ngx_http_request_t *r, PGresult *res);
+ngx_int_t ngx_http_callhq_sms_answer(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+ngx_int_t ngx_http_callhq_sms_fail(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+
+/* ngx_http_callhq_twiml.c */
+ngx_int_t ngx_http_callhq_twiml_send(ngx_http_request_t *r, ngx_str_t *text);
 
 /* ngx_http_callhq_answer.c */
 ngx_int_t ngx_http_callhq_answer(ngx_http_request_t *r,
@@ -345,6 +362,9 @@ ngx_int_t ngx_http_callhq_reply_parse(ngx_http_request_t *r,
 
 
 extern ngx_module_t  ngx_http_callhq_module;
+extern ngx_module_t  ngx_http_callhq_sms_module;
+
+extern ngx_http_callhq_pg_stmt_t  ngx_http_callhq_sms_begin_stmt;
 
 
 #endif /* _NGX_HTTP_CALLHQ_MODULE_H_INCLUDED_ */

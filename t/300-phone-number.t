@@ -158,7 +158,7 @@ GET /phone-number?createdAtGe=2003-02-01T00:00:00Z&createdAtLt=2003-03-01T00:00:
 
 === TEST 6: org B's row is still there and named as it was
 --- request
-GET /phone-number
+GET /phone-number?createdAtLt=2003-01-02T00:00:00Z
 --- more_headers
 Authorization: Bearer cq_test_b
 --- error_code: 200

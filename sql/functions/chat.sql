@@ -346,9 +346,22 @@ returns table (state text, record text, params text, messages text,
                chat_id uuid, session_id uuid, org_id uuid, model text)
 language plpgsql
 as $$
+begin
+    return query select * from callhq.chat_begin_org(callhq.auth(p_key), p_body, p_opts);
+end
+$$;
+
+
+-- chat_begin for an org known already: the SMS webhook's (sms.sql).
+create or replace function callhq.chat_begin_org(p_org uuid, p_body jsonb,
+                                                 p_opts jsonb)
+returns table (state text, record text, params text, messages text,
+               chat_id uuid, session_id uuid, org_id uuid, model text)
+language plpgsql
+as $$
 #variable_conflict use_column
 declare
-    v_org           uuid := callhq.auth(p_key);
+    v_org           uuid := p_org;
     v_body          jsonb;
     v_chat          uuid := gen_random_uuid();
     v_max_msgs      bigint := callhq.opt_bigint(p_opts, 'contextMessages');
