@@ -564,6 +564,12 @@ ngx_http_callhq_send_result(ngx_http_request_t *r, PGresult *res)
         ngx_memcpy(body.data, PQgetvalue(res, 0, 1), body.len);
         ctx->status = status;
 
+        if (status == NGX_HTTP_CREATED
+            && ctx->query.stmt->index == NGX_HTTP_CALLHQ_STMT_SESSION_CREATE)
+        {
+            ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_SESSIONS_CREATED);
+        }
+
         return ngx_http_callhq_send_json(r, status, &body);
     }
 

@@ -128,7 +128,9 @@ static const char  *ngx_http_callhq_m_events[][3] = {
     { "callhq_record_retries_total", NULL,
       "Records of a chat tried again (callhq_record_retry)." },
     { "callhq_records_dropped_total", NULL,
-      "Replies dropped: not recorded within callhq_record_retry." }
+      "Replies dropped: not recorded within callhq_record_retry." },
+    { "callhq_sessions_created_total", NULL,
+      "Sessions created by POST /session." }
 };
 
 

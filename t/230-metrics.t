@@ -16,7 +16,7 @@ our %ASST = ('01' => 'echo', '02' => 'echo+fail-500');
 our %SESS = ('11' => '01', '12' => '02');
 
 psql(q{
-    delete from callhq.sessions where id::text like '23000000-%';
+    delete from callhq.sessions where id::text like '23000000-%' or name = 'c230-new';
     delete from callhq.chats where id::text like '23000000-%'
         or assistant_id::text like '23000000-%';
     delete from callhq.assistants where id::text like '23000000-%';
@@ -46,6 +46,8 @@ sub send_chat {
 # the traffic: 3 chats that complete (one streamed, one Responses), one
 # the model fails, one refused (an unknown session): each status checked
 sub traffic {
+    my $s = main::http_now('POST', '/session', '{"name": "c230-new"}');
+    Test::More::like($s, qr{\AHTTP/1\.1 201 }, "$0 - a session created");
     my @got = (send_chat('/chat', $main::OK), send_chat('/chat', $main::OK, '"stream": true'),
                send_chat('/chat/responses', $main::OK, '"stream": false'),
                send_chat('/chat', $main::FAIL), send_chat('/chat', id('99')));
@@ -106,6 +108,7 @@ callhq_chats_total\{surface="responses",status="completed"\} 1
 .*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_record"\} 3
 .*callhq_postgres_errors_total\{reason="unavailable"\} 0
 .*callhq_turn_conflicts_total 0
+.*callhq_sessions_created_total 1
 .*callhq_postgres_connections\{worker="0",state="open"\} [1-9]\d*
 .*callhq_webhook_outbox_events\{state="pending"\} \d+
 callhq_webhook_outbox_events\{state="dead"\} \d+
