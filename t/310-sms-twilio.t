@@ -492,3 +492,30 @@ main::twiml('You haven&apos;t told me your name yet.')
 ["", "Content-Type: application/x-www-form-urlencoded\nX-Twilio-Signature: x"]
 --- error_code eval
 [405, 400]
+
+
+
+=== TEST 22: sessions show phoneNumberId and customer.number; GET /session?phoneNumberId= filters
+--- request
+GET /session?phoneNumberId=31000000-0000-4000-8000-000000000101&number=%2B15557770002
+--- error_code: 200
+--- response_body_like eval
+qr/\A\{"results": \[\{"id": "[^"]+", .*"customer": \{"number": "\+15557770002"\}, .*"phoneNumberId": "31000000-0000-4000-8000-000000000101", .*\}\], "metadata": \{.*"totalItems": 1,/s
+
+
+
+=== TEST 23: phoneNumberIdAny: this org's sessions of those numbers only (org B's number has one, unseen)
+--- request
+GET /session?phoneNumberIdAny=31000000-0000-4000-8000-000000000101,31000000-0000-4000-8000-000000000109,31000000-0000-4000-8000-000000000102&limit=1000
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?!.*000000000109).*"totalItems": 8,/s
+
+
+
+=== TEST 24: phoneNumberId that is not a UUID: 400 naming it
+--- request
+GET /session?phoneNumberId=abc
+--- error_code: 400
+--- response_body eval
+::err(400, 'phoneNumberId must be a UUID')

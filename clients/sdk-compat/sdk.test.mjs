@@ -354,15 +354,19 @@ describe("@vapi-ai/server-sdk: the rest of the SDK's fields and parameters", () 
     }
   });
 
-  // squads, workflows, phone numbers and SIP do not exist in the module: their
-  // parameters are accepted and ignored; sortBy duration and cost sort as createdAt
+  // squads, workflows and SIP do not exist in the module: their parameters
+  // are accepted and ignored; sortBy duration and cost sort as createdAt;
+  // phone numbers filter (the sessions of SMS customers)
   it("sessions.list and chats.list take every query parameter of the SDK", async () => {
     const s1 = await client.sessions.create({ name: "sdk-params" });
     const s2 = await client.sessions.create({ name: "sdk-params" });
+    for (const q of [{ phoneNumberId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
+                     { phoneNumberIdAny: ["b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10"] }]) {
+      const page = await client.sessions.list({ name: "sdk-params", ...q });
+      assert.deepEqual(page.results, [], JSON.stringify(q));
+    }
     for (const q of [{ squadId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
                      { workflowId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
-                     { phoneNumberId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" },
-                     { phoneNumberIdAny: ["b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10"] },
                      { sipUri: "sip:a@example.com" }, { extension: "12" },
                      { numberE164CheckEnabled: false }, { sortBy: "cost" }, { sortBy: "duration" }]) {
       const page = await client.sessions.list({ name: "sdk-params", sortOrder: "ASC", ...q });

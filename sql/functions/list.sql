@@ -198,6 +198,8 @@ begin
     q.customer_number  := v_args->>'number';
     q.customer_email   := v_args->>'email';
     q.customer_external := v_args->>'externalId';
+    q.phone_number_id  := callhq.param_uuid(v_args, 'phoneNumberId');
+    q.phone_number_ids := callhq.param_uuid_list(v_args, 'phoneNumberIdAny');
     q.session_id       := callhq.param_uuid(v_args, 'sessionId');
     q.previous_chat_id := callhq.param_uuid(v_args, 'previousChatId');
     q.created_gt       := callhq.param_ts(v_args, 'createdAtGt');
@@ -266,6 +268,9 @@ as $$
        and ((q).customer_email is null or s.customer->>'email' = (q).customer_email)
        and ((q).customer_external is null
             or s.customer->>'externalId' = (q).customer_external)
+       and ((q).phone_number_id is null or s.phone_number_id = (q).phone_number_id)
+       and ((q).phone_number_ids is null
+            or s.phone_number_id = any ((q).phone_number_ids))
        and ((q).created_gt is null or s.created_at >  (q).created_gt)
        and ((q).created_lt is null or s.created_at <  (q).created_lt)
        and ((q).created_ge is null or s.created_at >= (q).created_ge)

@@ -29,6 +29,7 @@ as $$
         'assistant',         callhq.assistant_shown(s.assistant),
         'assistantOverrides', s.assistant_overrides,
         'customer',          s.customer,
+        'phoneNumberId',     s.phone_number_id,
         'metadata',          s.metadata,
         'createdAt',         callhq.ts(s.created_at),
         'updatedAt',         callhq.ts(s.updated_at)))
@@ -149,11 +150,11 @@ declare
                   p_args, array['page', 'limit', 'sortOrder', 'sortBy', 'id', 'idAny',
                                 'name', 'assistantId', 'assistantIdAny',
                                 'customerNumberAny', 'number', 'email', 'externalId',
+                                'phoneNumberId', 'phoneNumberIdAny',
                                 -- the SDK's, accepted and ignored: the module
-                                -- has no squads, workflows, phone numbers or
-                                -- SIP, and sessions no overrides to filter on
-                                'squadId', 'workflowId', 'phoneNumberId',
-                                'phoneNumberIdAny', 'sipUri', 'extension',
+                                -- has no squads, workflows or SIP, and
+                                -- sessions no overrides to filter on
+                                'squadId', 'workflowId', 'sipUri', 'extension',
                                 'numberE164CheckEnabled', 'assistantOverrides',
                                 'squadOverrides'] || callhq.time_params());
     v_offset  bigint := (v_q.page - 1)::bigint * v_q.lim;
