@@ -170,6 +170,10 @@ location / {
     callhq_record_retry 30s;
     callhq_context_messages 20;
     callhq_context_bytes 32k;
+    callhq_max_variables 16;
+    callhq_max_variable_size 1k;
+    callhq_max_prompt_size 256k;
+    callhq_max_list_size 4m;
     callhq_api;
 }
 
