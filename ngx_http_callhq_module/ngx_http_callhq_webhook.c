@@ -39,6 +39,7 @@
 
 
 #define NGX_HTTP_CALLHQ_WEBHOOK_RESPONSE_SIZE  1024
+#define NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN        36      /* a uuid, as text */
 #define NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT    100
 #define NGX_HTTP_CALLHQ_WEBHOOK_LISTEN_MAX     30000
 #define NGX_HTTP_CALLHQ_WEBHOOK_CHANNEL        "callhq_webhook"
@@ -66,6 +67,7 @@ typedef struct {
     ngx_log_t                      log;
 
     u_char                        *id;         /* outbox row, for SQL */
+    u_char                         org[NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN];
     ngx_str_t                      webhook_id; /* "msg_" + event id */
     ngx_str_t                      url;
     ngx_str_t                      log_url;    /* no user info, no query */
@@ -109,7 +111,10 @@ struct ngx_http_callhq_webhook_s {
     ngx_http_callhq_pg_query_t     sweeping;
     u_char                         limit[NGX_INT_T_LEN + 1];
     u_char                         lease[NGX_INT_T_LEN + 1];
+    u_char                         batch[NGX_INT_T_LEN + 1];
+    u_char                        *busy;       /* {"<org>": n, ...} */
     u_char                         sweep_limit[NGX_INT_T_LEN + 1];
+    u_char                         retention[NGX_INT_T_LEN + 1];
 
     ngx_queue_t                    deliveries;
     ngx_uint_t                     in_flight;
@@ -138,6 +143,7 @@ static void ngx_http_callhq_webhook_tick(ngx_event_t *ev);
 static void ngx_http_callhq_webhook_claimed(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 static void ngx_http_callhq_webhook_schedule(ngx_http_callhq_webhook_t *wh);
+static void ngx_http_callhq_webhook_busy(ngx_http_callhq_webhook_t *wh);
 static void ngx_http_callhq_webhook_sweep(ngx_event_t *ev);
 static void ngx_http_callhq_webhook_swept(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
@@ -201,6 +207,7 @@ static void ngx_http_callhq_webhook_listen_read(
     ngx_http_callhq_webhook_t *wh);
 static void ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
     const char *reason);
+static void ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh);
 static void ngx_http_callhq_webhook_listen_close(
     ngx_http_callhq_webhook_t *wh);
 static void ngx_http_callhq_webhook_reconnect(ngx_event_t *ev);
@@ -233,9 +240,9 @@ static void ngx_http_callhq_webhook_exit_process(ngx_cycle_t *cycle);
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_claim_stmt = {
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_CLAIM, "callhq_webhook_claim",
-    "select id, event_id, url, secret, headers, timeout_ms, body, attempts "
-    "from callhq.webhook_claim($1::int, $2::int)",
-    2
+    "select id, event_id, url, secret, headers, timeout_ms, body, attempts, "
+    "org_id from callhq.webhook_claim($1::int, $2::int, $3::int, $4::jsonb)",
+    4
 };
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_done_stmt = {
@@ -254,8 +261,9 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_state_stmt = {
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_sweep_stmt = {
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_SWEEP, "callhq_webhook_sweep",
-    "select callhq.sweep_expired($1::int)",
-    1
+    "select callhq.sweep_expired($1::int), "
+    "callhq.webhook_purge($2::int, $1::int)",
+    2
 };
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_stats_stmt = {
@@ -312,6 +320,13 @@ static ngx_command_t  ngx_http_callhq_webhook_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_callhq_webhook_main_conf_t, lease),
+      NULL },
+
+    { ngx_string("callhq_webhook_retention"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_callhq_webhook_main_conf_t, retention),
       NULL },
 
     { ngx_string("callhq_webhook_sweep_interval"),
@@ -427,6 +442,10 @@ ngx_http_callhq_webhook_tick(ngx_event_t *ev)
 
     wh->claim.values[0] = (char *) wh->limit;
     wh->claim.values[1] = (char *) wh->lease;
+    wh->claim.values[2] = (char *) wh->batch;
+    wh->claim.values[3] = (char *) wh->busy;
+
+    ngx_http_callhq_webhook_busy(wh);
 
     ngx_http_callhq_pg_run(wh->mcf->pool, &wh->claim);
 }
@@ -453,7 +472,7 @@ ngx_http_callhq_webhook_claimed(ngx_http_callhq_pg_query_t *q, PGresult *res)
         return;
     }
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 8) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 9) {
         ngx_log_error(NGX_LOG_ERR, wh->log, 0,
                       "callhq: webhook claim failed: %s %s",
                       PQresStatus(PQresultStatus(res)),
@@ -478,6 +497,77 @@ ngx_http_callhq_webhook_claimed(ngx_http_callhq_pg_query_t *q, PGresult *res)
     }
 
     ngx_http_callhq_webhook_schedule(wh);
+}
+
+
+/*
+ * This worker's deliveries in flight per org, as JSON for the claim: an
+ * org's fair share counts them (callhq.webhook_claim).  A batch is small:
+ * counting by walking the queue once per delivery is cheap.
+ */
+
+static void
+ngx_http_callhq_webhook_busy(ngx_http_callhq_webhook_t *wh)
+{
+    u_char                              *p;
+    ngx_uint_t                           n;
+    ngx_queue_t                         *q, *e;
+    ngx_http_callhq_webhook_delivery_t  *d, *o;
+
+    p = wh->busy;
+    *p++ = '{';
+
+    for (q = ngx_queue_head(&wh->deliveries);
+         q != ngx_queue_sentinel(&wh->deliveries);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_callhq_webhook_delivery_t, queue);
+
+        if (d->org[0] == '\0') {
+            continue;
+        }
+
+        /* counted with the first of its org */
+        for (e = ngx_queue_head(&wh->deliveries); e != q;
+             e = ngx_queue_next(e))
+        {
+            o = ngx_queue_data(e, ngx_http_callhq_webhook_delivery_t, queue);
+
+            if (ngx_memcmp(o->org, d->org, NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN)
+                == 0)
+            {
+                break;
+            }
+        }
+
+        if (e != q) {
+            continue;
+        }
+
+        n = 0;
+
+        for (e = q; e != ngx_queue_sentinel(&wh->deliveries);
+             e = ngx_queue_next(e))
+        {
+            o = ngx_queue_data(e, ngx_http_callhq_webhook_delivery_t, queue);
+
+            if (ngx_memcmp(o->org, d->org, NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN)
+                == 0)
+            {
+                n++;
+            }
+        }
+
+        if (p[-1] != '{') {
+            *p++ = ',';
+        }
+
+        p = ngx_sprintf(p, "\"%*s\":%ui",
+                        (size_t) NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN, d->org, n);
+    }
+
+    *p++ = '}';
+    *p = '\0';
 }
 
 
@@ -511,6 +601,7 @@ ngx_http_callhq_webhook_sweep(ngx_event_t *ev)
 
     wh->sweep_busy = 1;
     wh->sweeping.values[0] = (char *) wh->sweep_limit;
+    wh->sweeping.values[1] = (char *) wh->retention;
 
     ngx_http_callhq_pg_run(wh->mcf->pool, &wh->sweeping);
 }
@@ -519,7 +610,7 @@ ngx_http_callhq_webhook_sweep(ngx_event_t *ev)
 static void
 ngx_http_callhq_webhook_swept(ngx_http_callhq_pg_query_t *q, PGresult *res)
 {
-    ngx_int_t                   n;
+    ngx_int_t                   n, purged;
     ngx_http_callhq_webhook_t  *wh;
 
     wh = q->data;
@@ -530,13 +621,14 @@ ngx_http_callhq_webhook_swept(ngx_http_callhq_pg_query_t *q, PGresult *res)
     }
 
     n = 0;
+    purged = 0;
 
     if (res == NULL) {
         ngx_log_error(NGX_LOG_WARN, wh->log, 0,
                       "callhq: expiry sweep failed: %s", q->error);
 
     } else if (PQresultStatus(res) != PGRES_TUPLES_OK
-               || PQntuples(res) != 1)
+               || PQntuples(res) != 1 || PQnfields(res) != 2)
     {
         ngx_log_error(NGX_LOG_ERR, wh->log, 0,
                       "callhq: expiry sweep failed: %s %s",
@@ -547,11 +639,17 @@ ngx_http_callhq_webhook_swept(ngx_http_callhq_pg_query_t *q, PGresult *res)
         n = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
                      PQgetlength(res, 0, 0));
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, wh->log, 0,
-                       "callhq webhook: %i expired sessions completed", n);
+        purged = ngx_atoi((u_char *) PQgetvalue(res, 0, 1),
+                          PQgetlength(res, 0, 1));
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, wh->log, 0,
+                       "callhq webhook: %i expired sessions completed, "
+                       "%i settled events purged", n, purged);
     }
 
-    if (n == NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT) {
+    if (n == NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT
+        || purged == NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT)
+    {
         /* a full sweep: go on at once, in bites */
         ngx_post_event(&wh->sweep, &ngx_posted_events);
         return;
@@ -618,6 +716,11 @@ ngx_http_callhq_webhook_start(ngx_http_callhq_webhook_t *wh, PGresult *res,
     }
 
     ngx_sprintf(d->webhook_id.data, "msg_%V", &s);
+
+    if (PQgetlength(res, row, 8) == NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN) {
+        ngx_memcpy(d->org, PQgetvalue(res, row, 8),
+                   NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN);
+    }
 
     n = ngx_atoi((u_char *) PQgetvalue(res, row, 5),
                  PQgetlength(res, row, 5));
@@ -1946,6 +2049,7 @@ ngx_http_callhq_webhook_listen_event(ngx_event_t *ev)
 
     if (c->close) {
         /* graceful shutdown */
+        ngx_http_callhq_webhook_hand_back(wh);
         ngx_http_callhq_webhook_listen_close(wh);
         return;
     }
@@ -2064,6 +2168,99 @@ ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
     ngx_add_timer(&wh->reconnect, wh->backoff);
 
     wh->backoff = ngx_min(wh->backoff * 2, NGX_HTTP_CALLHQ_WEBHOOK_LISTEN_MAX);
+}
+
+
+/*
+ * A graceful shutdown abandons the deliveries in flight.  Those that sent
+ * nothing yet (resolving, connecting, handshaking) are given back at once
+ * rather than after their leases: one statement on the listener's
+ * connection, sent as it closes (PostgreSQL runs it before the
+ * connection's end).  Those that sent their request may have been
+ * received: they come back after their leases, as before.
+ */
+
+static void
+ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
+{
+    int                                  rc;
+    u_char                              *p, *last;
+    size_t                               len;
+    ngx_uint_t                           n, i;
+    ngx_queue_t                         *q;
+    const char                          *values[1];
+    ngx_http_callhq_webhook_delivery_t  *d;
+
+    if (wh->pgconn == NULL || !wh->listening) {
+        return;
+    }
+
+    len = sizeof("{}");
+
+    for (q = ngx_queue_head(&wh->deliveries);
+         q != ngx_queue_sentinel(&wh->deliveries);
+         q = ngx_queue_next(q))
+    {
+        len += NGX_INT64_LEN + 1;
+    }
+
+    p = ngx_alloc(len, wh->log);
+    if (p == NULL) {
+        return;
+    }
+
+    last = p;
+    *last++ = '{';
+    n = 0;
+
+    for (q = ngx_queue_head(&wh->deliveries);
+         q != ngx_queue_sentinel(&wh->deliveries);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_callhq_webhook_delivery_t, queue);
+
+        if (d->state > ngx_http_callhq_webhook_handshaking) {
+            continue;
+        }
+
+        if (n++) {
+            *last++ = ',';
+        }
+
+        last = ngx_sprintf(last, "%s", d->id);
+    }
+
+    *last++ = '}';
+    *last = '\0';
+
+    if (n == 0) {
+        ngx_free(p);
+        return;
+    }
+
+    values[0] = (char *) p;
+
+    rc = -1;
+
+    if (PQsendQueryParams(wh->pgconn,
+                          "select callhq.webhook_release($1::bigint[])",
+                          1, NULL, values, NULL, NULL, 0)
+        == 1)
+    {
+        /* a few bytes on an idle connection: they go at once, or never */
+        for (i = 0; i < 8; i++) {
+            rc = PQflush(wh->pgconn);
+            if (rc != 1) {
+                break;
+            }
+        }
+    }
+
+    ngx_log_error(NGX_LOG_INFO, wh->log, 0,
+                  "callhq: %ui unsent webhook deliveries %s back", n,
+                  (rc == 0) ? "handed" : "could not be handed");
+
+    ngx_free(p);
 }
 
 
@@ -2267,6 +2464,7 @@ ngx_http_callhq_webhook_create_main_conf(ngx_conf_t *cf)
     wmcf->max_age = NGX_CONF_UNSET;
     wmcf->lease = NGX_CONF_UNSET_MSEC;
     wmcf->sweep_interval = NGX_CONF_UNSET_MSEC;
+    wmcf->retention = NGX_CONF_UNSET;
     wmcf->ssl_verify = NGX_CONF_UNSET;
     wmcf->resolver_timeout = NGX_CONF_UNSET_MSEC;
 
@@ -2300,6 +2498,15 @@ ngx_http_callhq_webhook_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(wmcf->max_age, 86400);
     ngx_conf_init_msec_value(wmcf->lease, 360000);
     ngx_conf_init_msec_value(wmcf->sweep_interval, 30000);
+    ngx_conf_init_value(wmcf->retention, 7 * 86400);
+
+    /* SQL takes it in seconds, as an int */
+    if (wmcf->retention <= 0 || wmcf->retention > 0x7fffffff) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"callhq_webhook_retention\" must be more "
+                           "than 0");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_value(wmcf->ssl_verify, 1);
 
     if (wmcf->interval == 0) {
@@ -2524,8 +2731,20 @@ ngx_http_callhq_webhook_init_process(ngx_cycle_t *cycle)
     wh->offset = ngx_random() % (wmcf->interval / 10 + 1);
 
     *ngx_sprintf(wh->lease, "%M", wmcf->lease) = '\0';
+    *ngx_sprintf(wh->batch, "%ui", wmcf->batch) = '\0';
     *ngx_sprintf(wh->sweep_limit, "%d",
                  NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT) = '\0';
+    *ngx_sprintf(wh->retention, "%T", wmcf->retention) = '\0';
+
+    /* one member per delivery in flight, at most */
+    wh->busy = ngx_alloc(sizeof("{}") + wmcf->batch
+                         * (sizeof("\"\":,") - 1
+                            + NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN + NGX_INT_T_LEN),
+                         cycle->log);
+    if (wh->busy == NULL) {
+        ngx_free(wh);
+        return NGX_ERROR;
+    }
 
     wh->claim.stmt = &ngx_http_callhq_webhook_claim_stmt;
     wh->claim.handler = ngx_http_callhq_webhook_claimed;
@@ -2572,7 +2791,8 @@ ngx_http_callhq_webhook_init_process(ngx_cycle_t *cycle)
 
 
 /*
- * In-flight deliveries are abandoned: their leases bring them back.  The
+ * In-flight deliveries are abandoned: those that sent nothing are handed
+ * back, the others come back after their leases.  The
  * PostgreSQL pool is gone already (ngx_http_callhq_module exits first and
  * calls the handlers of its queries, which free what they own).
  */
@@ -2598,6 +2818,9 @@ ngx_http_callhq_webhook_exit_process(ngx_cycle_t *cycle)
     if (wh->sweep_busy) {
         ngx_http_callhq_pg_cancel(&wh->sweeping);
     }
+
+    /* done already when a graceful shutdown closed the listener */
+    ngx_http_callhq_webhook_hand_back(wh);
 
     n = 0;
 
@@ -2645,6 +2868,7 @@ ngx_http_callhq_webhook_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&wh->reconnect);
     }
 
+    ngx_free(wh->busy);
     ngx_free(wh);
     ngx_http_callhq_webhook = NULL;
 }

@@ -24,6 +24,7 @@ typedef struct {
     time_t                         max_age;
     ngx_msec_t                     lease;
     ngx_msec_t                     sweep_interval;
+    time_t                         retention;  /* of settled rows */
     ngx_flag_t                     ssl_verify;
     ngx_str_t                      ssl_trusted_certificate;
 #if (NGX_SSL)

@@ -172,36 +172,36 @@ webhook attempt
 
 
 
-=== TEST 2: PATCH sends session.updated, DELETE session.deleted (without messages), in that order
+=== TEST 2: PATCH sends session.updated (no messages, none new), DELETE session.deleted (without messages), in that order
 --- request eval
 ["GET /_receiver/_control?reset=1",
  "PATCH /session/20000000-0000-4000-8000-000000000021\n{\"name\": \"w200-renamed\"}",
  "DELETE /session/20000000-0000-4000-8000-000000000021",
  ::wait_req(path => '/t200/all', until => 2,
-            fields => 'session.id,session.name,session.messages#')]
+            fields => 'session.id,session.name,session.messages#,newMessages#')]
 --- error_code eval
 [200, 200, 200, 200]
 --- response_body eval
 ["ok\n", qr/"w200-renamed"/, qr/"w200-renamed"/,
- "session.updated 200 A valid session.id=\"20000000-0000-4000-8000-000000000021\" session.name=\"w200-renamed\" session.messages#=0\n"
- . "session.deleted 200 B valid session.id=\"20000000-0000-4000-8000-000000000021\" session.name=\"w200-renamed\" session.messages#=-\n"]
+ "session.updated 200 A valid session.id=\"20000000-0000-4000-8000-000000000021\" session.name=\"w200-renamed\" session.messages#=- newMessages#=0\n"
+ . "session.deleted 200 B valid session.id=\"20000000-0000-4000-8000-000000000021\" session.name=\"w200-renamed\" session.messages#=- newMessages#=-\n"]
 
 
 
-=== TEST 3: POST /chat on a session: chat.created, and session.updated with the turn appended
+=== TEST 3: POST /chat on a session: chat.created, and session.updated with the turn appended (newMessages), not the history
 --- request eval
 ["GET /_receiver/_control?reset=1",
  "POST /chat\n{\"sessionId\": \"20000000-0000-4000-8000-000000000022\", \"input\": \"hello\"}",
  ::wait_req(path => '/t200/all', until => 2,
             fields => 'chat.sessionId,chat.assistantId,chat.output#,'
-                      . 'session.id,session.messages#,session.messages.0.content,'
-                      . 'assistant.id')]
+                      . 'session.id,session.messages#,newMessages#,'
+                      . 'newMessages.0.content,assistant.id')]
 --- error_code eval
 [200, 201, 200]
 --- response_body eval
 ["ok\n", qr/"sessionId": "20000000-0000-4000-8000-000000000022"/,
- "chat.created 200 A valid chat.sessionId=\"20000000-0000-4000-8000-000000000022\" chat.assistantId=\"20000000-0000-4000-8000-000000000001\" chat.output#=1 session.id=- session.messages#=- session.messages.0.content=- assistant.id=\"20000000-0000-4000-8000-000000000001\"\n"
- . "session.updated 200 B valid chat.sessionId=- chat.assistantId=- chat.output#=- session.id=\"20000000-0000-4000-8000-000000000022\" session.messages#=2 session.messages.0.content=\"hello\" assistant.id=\"20000000-0000-4000-8000-000000000001\"\n"]
+ "chat.created 200 A valid chat.sessionId=\"20000000-0000-4000-8000-000000000022\" chat.assistantId=\"20000000-0000-4000-8000-000000000001\" chat.output#=1 session.id=- session.messages#=- newMessages#=- newMessages.0.content=- assistant.id=\"20000000-0000-4000-8000-000000000001\"\n"
+ . "session.updated 200 B valid chat.sessionId=- chat.assistantId=- chat.output#=- session.id=\"20000000-0000-4000-8000-000000000022\" session.messages#=- newMessages#=2 newMessages.0.content=\"hello\" assistant.id=\"20000000-0000-4000-8000-000000000001\"\n"]
 
 
 

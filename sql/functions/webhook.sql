@@ -41,12 +41,17 @@
 -- (the dispatcher sends exactly these bytes on every attempt):
 --
 --   {"message":{"type":"session.updated","timestamp":<unix ms>,
---    "session":<the session as GET /session/{id} shows it, with messages>,
+--    "session":<the session as GET /session/{id} shows it, without messages>,
+--    "newMessages":[<the messages the change appended>],
 --    "assistant":<the assistant as GET /assistant/{id} shows it, or the inline one>}}
 --
--- with "chat":<the chat as GET /chat/{id} shows it> in place of "session"
--- for chat.*; session.deleted shows the session as it was, without
--- "messages". server.secret is left out of every assistant in the body (the
+-- so that an event's size does not grow with the history: session.updated
+-- carries the messages its change wrote (a chat's turn; the whole new
+-- history after a PATCH of messages; none for other changes), and the
+-- whole session is one GET away. session.created shows the session with
+-- its seed messages; session.deleted as it was, without "messages"; chat.*
+-- carry "chat":<the chat as GET /chat/{id} shows it> in place of
+-- "session". server.secret is left out of every assistant in the body (the
 -- assistant's own and the inline one of a session or chat): it keys the
 -- signature and never travels. timestamp is when the event was written
 -- (the commit).
@@ -61,13 +66,16 @@
 --
 -- Delivery (the dispatcher, in C):
 --
---   select id, event_id, url, secret, headers, timeout_ms, body, attempts
---     from callhq.webhook_claim($1::int, $2::int)        -- limit, lease ms
+--   select id, event_id, url, secret, headers, timeout_ms, body, attempts,
+--          org_id
+--     from callhq.webhook_claim($1::int, $2::int, $3::int, $4::jsonb)
+--                               -- limit, lease ms, batch, in flight per org
 --   ... POST body to url, then for each row
 --   select callhq.webhook_done($1::bigint, $2::boolean, $3::text, $4::jsonb)
 --
 -- and, from time to time, select callhq.sweep_expired($1::int) so that
--- sessions that expired send session.updated (status 'completed').
+-- sessions that expired send session.updated (status 'completed'), and
+-- callhq.webhook_purge($1::int, $2::int): settled rows past retention go.
 --
 -- The triggers are attached here, next to their functions, each dropped
 -- and created again on every run: a trigger can only be created once its
@@ -158,45 +166,64 @@ end
 $$;
 
 
+-- A server's timeoutSeconds in milliseconds (20 s when it has none).
+create or replace function callhq.webhook_timeout_ms(p_server jsonb)
+returns int
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_server->'timeoutSeconds') = 'number'
+                     and (p_server->>'timeoutSeconds')::numeric > 0
+                     and (p_server->>'timeoutSeconds')::numeric <= 3600
+                then round((p_server->>'timeoutSeconds')::numeric * 1000)::int
+                else 20000 end
+$$;
+
+
 -- Write one event for an assistant that wants it (webhook_wanted):
--- p_kind is 'session' or 'chat', p_object that resource's JSON text.
+-- p_kind is 'session' or 'chat', p_object that resource's JSON text,
+-- p_more members of the message after it (text starting with ","), or
+-- NULL. A stored assistant's event names it: its secret, headers and
+-- timeout are read when the event is sent (webhook_claim); an inline
+-- one's are copied into the row.
 create or replace function callhq.webhook_enqueue(p_org uuid, p_session uuid,
                                                   p_type text, p_kind text,
-                                                  p_object text, p_assistant jsonb)
+                                                  p_object text, p_assistant jsonb,
+                                                  p_more text)
 returns void
 language plpgsql
 as $$
 declare
-    v_server   jsonb := p_assistant->'server';
-    v_timeout  numeric;
-    v_body     text;
+    v_server  jsonb := p_assistant->'server';
+    v_stored  uuid;
+    v_body    text;
 begin
     -- the org is being deleted, and the outbox rows with it
     if not exists (select 1 from callhq.orgs o where o.id = p_org) then
         return;
     end if;
 
-    if jsonb_typeof(v_server->'timeoutSeconds') = 'number' then
-        v_timeout := (v_server->>'timeoutSeconds')::numeric;
+    -- assistant_json() shows orgId; an inline assistant has none
+    if p_assistant ? 'orgId' and callhq.is_uuid(p_assistant->>'id') then
+        v_stored := (p_assistant->>'id')::uuid;
     end if;
 
     v_body := '{"message":{"type":' || to_jsonb(p_type)::text
               || ',"timestamp":'
               || floor(extract(epoch from clock_timestamp()) * 1000)::bigint::text
               || ',' || to_jsonb(p_kind)::text || ':' || p_object
+              || coalesce(p_more, '')
               || ',"assistant":' || callhq.webhook_redact(p_assistant)::text
               || '}}';
 
     insert into callhq.webhook_outbox (org_id, session_id, type, payload, body, url,
-                                       secret, headers, timeout_ms)
+                                       assistant_id, secret, headers, timeout_ms)
     values (p_org, p_session, p_type, v_body::jsonb, v_body,
-            v_server->>'url',
-            case when jsonb_typeof(v_server->'secret') = 'string'
+            v_server->>'url', v_stored,
+            case when v_stored is null and jsonb_typeof(v_server->'secret') = 'string'
                  then v_server->>'secret' end,
-            case when jsonb_typeof(v_server->'headers') = 'object'
+            case when v_stored is null and jsonb_typeof(v_server->'headers') = 'object'
                  then v_server->'headers' end,
-            case when v_timeout > 0 and v_timeout <= 3600
-                 then round(v_timeout * 1000)::int else 20000 end);
+            callhq.webhook_timeout_ms(v_server));
 
     perform pg_notify('callhq_webhook', '');
 end
@@ -213,6 +240,8 @@ declare
     v_s     callhq.sessions;
     v_type  text;
     v_a     jsonb;
+    v_from  int;
+    v_more  text;
 begin
     if tg_op = 'DELETE' then
         v_s := old;
@@ -245,10 +274,24 @@ begin
         return null;
     end if;
 
+    -- what this change appended: from the first message it wrote (all of
+    -- a history a PATCH replaced), so that the event's size does not grow
+    -- with the history
+    if tg_op = 'UPDATE' then
+        v_from := case when v_s.history_epoch <> old.history_epoch then 1
+                       else old.next_seq end;
+        v_more := ',"newMessages":['
+                  || coalesce((select string_agg(m.raw, ',' order by m.seq)
+                                 from callhq.messages m
+                                where m.session_id = v_s.id
+                                  and m.seq >= v_from), '')
+                  || ']';
+    end if;
+
     perform callhq.webhook_enqueue(
         v_s.org_id, v_s.id, v_type, 'session',
-        callhq.webhook_session_text(v_s, tg_op <> 'DELETE'),
-        v_a);
+        callhq.webhook_session_text(v_s, tg_op = 'INSERT'),
+        v_a, v_more);
     return null;
 end
 $$;
@@ -333,7 +376,7 @@ begin
 
     perform callhq.webhook_enqueue(v_c.org_id, v_c.session_id, v_type, 'chat',
                                    callhq.webhook_redact(callhq.chat_json(v_c))::text,
-                                   v_a);
+                                   v_a, null);
     return null;
 end
 $$;
@@ -362,15 +405,26 @@ create constraint trigger webhook_chat_deleted
 -- SKIP LOCKED: dispatchers that claim at the same time get different rows.
 -- Pass a lease longer than the longest timeout_ms (server.timeoutSeconds is
 -- at most 300), or a slow delivery may be sent twice.
+--
+-- Fair shares: of the dispatcher's p_batch slots, an org gets at most
+-- p_batch / (the orgs with due events or in flight here, at least 2),
+-- counting its deliveries in flight there (p_busy: {"<org id>": n}), so
+-- that one org's slow receiver cannot hold the slots of the others, nor,
+-- alone, those of an org whose events come later.
+--
+-- A stored assistant's event is sent with the secret, headers and timeout
+-- the assistant has now; one whose assistant was deleted, or no longer
+-- has a server.url, goes dead.
 --   headers  server.headers as JSON object text, or NULL
 --   body     the exact bytes to POST
-create or replace function callhq.webhook_claim(p_limit int, p_lease_ms int)
+create or replace function callhq.webhook_claim(p_limit int, p_lease_ms int,
+                                                p_batch int, p_busy jsonb)
 returns table (id bigint, event_id uuid, url text, secret text, headers text,
-               timeout_ms int, body text, attempts int)
+               timeout_ms int, body text, attempts int, org_id uuid)
 language sql
 as $$
-    with due as (
-        select o.id
+    with candidate as (
+        select o.id, o.org_id
           from callhq.webhook_outbox o
          where o.state = 'pending'
            and o.next_attempt_at <= now()
@@ -380,19 +434,119 @@ as $$
                               and p.state = 'pending'
                               and p.id < o.id)
          order by o.id
+         limit greatest(coalesce(p_batch, 0), 1) * 8
+    ),
+    share as (
+        select ceil(greatest(coalesce(p_batch, 0), 1)::numeric
+                    / greatest(count(*), 2)) as slots
+          from (select c.org_id::text from candidate c
+                union
+                select k from jsonb_object_keys(coalesce(p_busy, '{}')) k) orgs
+    ),
+    fair as (
+        select c.id
+          from (select c.id,
+                       row_number() over (partition by c.org_id order by c.id)
+                       + coalesce((p_busy->>c.org_id::text)::int, 0) as n
+                  from candidate c) c, share
+         where c.n <= share.slots
+    ),
+    due as (
+        select o.id, o.assistant_id
+          from callhq.webhook_outbox o
+         where o.id in (select fair.id from fair)
+           and o.state = 'pending'
+           and o.next_attempt_at <= now()
+         order by o.id
          limit greatest(coalesce(p_limit, 0), 0)
            for update of o skip locked
+    ),
+    server as (
+        select due.id, due.assistant_id, a.server
+          from due
+          left join callhq.assistants a on a.id = due.assistant_id
+    ),
+    gone as (
+        update callhq.webhook_outbox o
+           set state = 'dead',
+               last_error = 'its assistant was deleted or has no server.url'
+          from server
+         where o.id = server.id
+           and server.assistant_id is not null
+           and jsonb_typeof(server.server->'url') is distinct from 'string'
+        returning o.id
     ),
     claimed as (
         update callhq.webhook_outbox o
            set next_attempt_at = now() + make_interval(
                    secs => greatest(coalesce(p_lease_ms, 0), 0) / 1000.0)
-          from due
-         where o.id = due.id
-        returning o.id, o.event_id, o.url, o.secret, o.headers::text, o.timeout_ms,
-                  o.body, o.attempts
+          from server
+         where o.id = server.id
+           and (server.assistant_id is null
+                or jsonb_typeof(server.server->'url') = 'string')
+        returning o.id, o.event_id, o.url,
+                  case when o.assistant_id is null then o.secret
+                       when jsonb_typeof(server.server->'secret') = 'string'
+                       then server.server->>'secret' end,
+                  case when o.assistant_id is null then o.headers::text
+                       when jsonb_typeof(server.server->'headers') = 'object'
+                       then (server.server->'headers')::text end,
+                  case when o.assistant_id is null then o.timeout_ms
+                       else callhq.webhook_timeout_ms(server.server) end,
+                  o.body, o.attempts, o.org_id
     )
     select * from claimed order by 1
+$$;
+
+
+-- A dispatcher that exits gives back the events it claimed and sent
+-- nothing of: due at once, for the others (woken), not after the lease.
+-- Returns how many.
+create or replace function callhq.webhook_release(p_ids bigint[])
+returns int
+language plpgsql
+as $$
+declare
+    v_n  int;
+begin
+    update callhq.webhook_outbox o
+       set next_attempt_at = now()
+     where o.id = any(p_ids)
+       and o.state = 'pending';
+
+    get diagnostics v_n = row_count;
+
+    if v_n > 0 then
+        perform pg_notify('callhq_webhook', '');
+    end if;
+
+    return v_n;
+end
+$$;
+
+
+-- Delivered and dead events older than p_retention_s seconds (since
+-- delivery, or since they were written) go, at most p_limit of them;
+-- returns how many. Run by the sweeper.
+create or replace function callhq.webhook_purge(p_retention_s int, p_limit int)
+returns int
+language plpgsql
+as $$
+declare
+    v_n  int;
+begin
+    delete from callhq.webhook_outbox o
+     where o.id in (select p.id
+                      from callhq.webhook_outbox p
+                     where p.state <> 'pending'
+                       and coalesce(p.delivered_at, p.created_at)
+                           < now() - make_interval(secs => greatest(p_retention_s, 0))
+                     limit greatest(coalesce(p_limit, 0), 0)
+                       for update skip locked);
+
+    get diagnostics v_n = row_count;
+    return v_n;
+end
 $$;
 
 

@@ -1,0 +1,260 @@
+# The outbox stays small and fair: a session.updated event carries the
+# session without its history and the messages its change appended, so
+# its size does not grow with the history; delivered and dead rows go
+# after callhq_webhook_retention (7 days by default); a stored assistant's
+# secret, headers and timeout are read when its event is sent (not copied
+# into the row), and an event whose assistant was deleted goes dead; one
+# org's slow receiver holds at most its share of a worker's delivery
+# slots, and another org's events go out meanwhile; a graceful stop hands
+# the events it claimed and sent nothing of back at once.
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't';
+use CallHQ::Test qw(expect webhook);
+use IO::Socket::INET ();
+
+$ENV{TEST_NGINX_WH_PORT} = ::start_receiver(
+    '--secret', $::WH_SECRET, '--pg', $ENV{TEST_NGINX_PG_CONNINFO});
+
+our $R = "http://127.0.0.1:$ENV{TEST_NGINX_WH_PORT}";
+
+# a DNS server that never answers: a delivery to a name waits in the resolver
+our $SILENT = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1',
+                                    LocalPort => 0) or die "udp socket: $!\n";
+our $SILENT_PORT = $SILENT->sockport;
+
+# /_b/...: the API as Org B
+::wh_defaults(config => <<'_EOC_');
+location /_b/ {
+    proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/;
+    proxy_set_header Authorization "Bearer cq_test_b";
+}
+_EOC_
+
+# The hanging receiver's events retry no more after their block; the
+# events TEST 5 leaves pending are TEST 6's.
+add_test_cleanup_handler(sub { ::settle_outbox('%/t250/slow%') });
+
+END {
+    eval { psql(q{delete from callhq.webhook_outbox where url like '%/t250/%'}) };
+}
+
+sub id { sprintf '25000000-0000-4000-8000-0000000000%02d', shift }
+
+# Assistants (Org A but 05):
+#   01 w250-size      02 w250-rotate (a wrong secret until TEST 4)
+#   03 w250-deleted   04 w250-slow (hangs)   05 w250-fair (Org B)
+#   06 w250-unsent (its name is never resolved)
+# Sessions: 11 (2 messages) and 12 (300 messages) of 01.
+psql(qq{
+    delete from callhq.webhook_outbox where url like '%/t250/%';
+    delete from callhq.sessions where id::text like '25000000-0000-4000-8000-%'
+        or assistant_id::text like '25000000-0000-4000-8000-%';
+    delete from callhq.assistants where id::text like '25000000-0000-4000-8000-%';
+
+    insert into callhq.assistants (id, org_id, name, model, server)
+    select v.id::uuid, k.org_id, v.name, '{"provider": "openai", "model": "parrot"}',
+           v.server::jsonb
+      from callhq.api_keys k,
+           (values ('cq_test_a', '@{[ id(1) ]}', 'w250-size',
+                    '{"url": "$R/t250/size", "secret": "$::WH_SECRET"}'),
+                   ('cq_test_a', '@{[ id(2) ]}', 'w250-rotate',
+                    '{"url": "$R/t250/rotate", "secret": "whsec_d3Jvbmc=",
+                      "headers": {"X-V": "old"}}'),
+                   ('cq_test_a', '@{[ id(3) ]}', 'w250-deleted',
+                    '{"url": "$R/t250/deleted", "secret": "$::WH_SECRET"}'),
+                   ('cq_test_a', '@{[ id(4) ]}', 'w250-slow',
+                    '{"url": "$R/t250/slow?hang=9", "secret": "$::WH_SECRET",
+                      "timeoutSeconds": 100}'),
+                   ('cq_test_b', '@{[ id(5) ]}', 'w250-fair',
+                    '{"url": "$R/t250/fair", "secret": "$::WH_SECRET"}'),
+                   ('cq_test_a', '@{[ id(6) ]}', 'w250-unsent',
+                    '{"url": "http://unsent.test:9/t250/unsent", "timeoutSeconds": 100}'))
+           v(key, id, name, server)
+     where k.key_hash = sha256(convert_to(v.key, 'UTF8'));
+
+    insert into callhq.sessions (id, org_id, assistant_id, name, expiration_seconds,
+                                 expires_at, next_seq)
+    select v.id::uuid, k.org_id, '@{[ id(1) ]}', v.name, 86400,
+           now() + interval '1 day', v.n + 1
+      from callhq.api_keys k,
+           (values ('@{[ id(11) ]}', 'w250-short', 2),
+                   ('@{[ id(12) ]}', 'w250-long!', 300)) v(id, name, n)
+     where k.key_hash = sha256('cq_test_a');
+
+    insert into callhq.messages (session_id, seq, role, content, raw)
+    select s.id, g, 'user', to_jsonb('message ' || g),
+           jsonb_build_object('role', 'user', 'content', 'message ' || g)::text
+      from callhq.sessions s, generate_series(1, 300) g
+     where s.id in ('@{[ id(11) ]}', '@{[ id(12) ]}')
+       and g < s.next_seq;
+});
+
+# The fixtures' own events are not what the blocks look for.
+psql(q{update callhq.webhook_outbox set state = 'delivered'
+        where url like '%/t250/%' and state = 'pending'});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: chats on sessions of 2 and 300 messages: every event delivered
+--- request eval
+["GET /_receiver/_control?reset=1",
+ "POST /chat\n{\"sessionId\": \"25000000-0000-4000-8000-000000000011\", \"input\": \"same input\"}",
+ "POST /chat\n{\"sessionId\": \"25000000-0000-4000-8000-000000000012\", \"input\": \"same input\"}",
+ ::wait_req(path => '/t250/size', until => 4, summary => 1)]
+--- error_code eval
+[200, 201, 201, 200]
+--- response_body eval
+["ok\n", qr/"same input"/, qr/"same input"/,
+ "requests=4 ids=4 duplicates=0 valid=4\n"]
+
+
+
+=== TEST 2: ... session.updated carries the session without messages and the new turn: the same size for both
+--- request eval
+["GET /_receiver/_log?path=/t250/size",
+ ::pgwait_req(q{select string_agg(payload->'message'->'session'->>'name'
+                                  || ' messages=' || coalesce(payload->'message'->'session'->>'messages', '-')
+                                  || ' new=' || (payload->'message'->>'newMessages'),
+                                  ', ' order by payload->'message'->'session'->>'name')
+                  from callhq.webhook_outbox
+                 where url like '%/t250/size' and type = 'session.updated'
+                   and state = 'delivered'},
+              'w250-long! messages=- new=[{"role": "user", "content": "same input"}, {"role": "assistant", "content": "same input"}], '
+              . 'w250-short messages=- new=[{"role": "user", "content": "same input"}, {"role": "assistant", "content": "same input"}]'),
+ ::pgwait_req(q{select max(octet_length(body)) - min(octet_length(body)) < 16
+                  from callhq.webhook_outbox
+                 where url like '%/t250/size' and type = 'session.updated'
+                having count(*) = 2}, 't')]
+--- response_body eval
+[qr/newMessages/,
+ 'w250-long! messages=- new=[{"role": "user", "content": "same input"}, {"role": "assistant", "content": "same input"}], '
+ . "w250-short messages=- new=[{\"role\": \"user\", \"content\": \"same input\"}, {\"role\": \"assistant\", \"content\": \"same input\"}]\n",
+ "t\n"]
+
+
+
+=== TEST 3: delivered and dead rows older than the retention (7 days by default) go; pending and recent ones stay
+--- http_config eval
+::wh_http(sweep_interval => '100ms')
+--- init
+CallHQ::Test::psql(q{
+    insert into callhq.webhook_outbox (org_id, type, payload, body, url, state,
+                                       created_at, delivered_at, next_attempt_at)
+    select k.org_id, v.type, '{}', '{}', 'http://127.0.0.1:9/t250/purge', v.state,
+           now() - v.age::interval,
+           case when v.state = 'delivered' then now() - v.age::interval end,
+           now() + interval '1 hour'
+      from callhq.api_keys k,
+           (values ('go-delivered', 'delivered', '8 days'),
+                   ('go-dead', 'dead', '8 days'),
+                   ('keep-delivered', 'delivered', '6 days'),
+                   ('keep-pending', 'pending', '8 days')) v(type, state, age)
+     where k.key_hash = sha256('cq_test_a');
+});
+--- request eval
+::pgwait_req(q{select string_agg(type, ',' order by type) from callhq.webhook_outbox
+                where url like '%/t250/purge'}, 'keep-delivered,keep-pending')
+--- response_body
+keep-delivered,keep-pending
+
+
+
+=== TEST 4: callhq_webhook_retention 1d: the 6-day-old row goes too
+--- http_config eval
+::wh_http(sweep_interval => '100ms', retention => '1d')
+--- request eval
+::pgwait_req(q{select string_agg(type, ',' order by type) from callhq.webhook_outbox
+                where url like '%/t250/purge'}, 'keep-pending')
+--- response_body
+keep-pending
+
+
+
+=== TEST 5: with delivery off, events of stored assistants hold no secret nor headers; the assistant's secret and headers change, one is deleted
+--- http_config eval
+::wh_http(interval => '1h') . "callhq_webhooks off;"
+--- init
+::insert_session('25000000-0000-4000-8000-000000000021',
+                 '25000000-0000-4000-8000-000000000002', 'w250-rotate');
+::insert_session('25000000-0000-4000-8000-000000000022',
+                 '25000000-0000-4000-8000-000000000003', 'w250-deleted');
+--- request eval
+["PATCH /assistant/25000000-0000-4000-8000-000000000002\n{\"server\": {\"url\": \"$main::R/t250/rotate\", \"secret\": \"$::WH_SECRET\", \"headers\": {\"X-V\": \"new\"}}}",
+ "DELETE /assistant/25000000-0000-4000-8000-000000000003",
+ ::pgwait_req(q{select count(*) filter (where secret is null and headers is null
+                                              and assistant_id is not null)
+                       || '/' || count(*)
+                  from callhq.webhook_outbox
+                 where (url like '%/t250/rotate' or url like '%/t250/deleted')
+                   and state = 'pending'}, '2/2')]
+--- response_body eval
+[qr/"X-V": "new"/, qr/"w250-deleted"/, "2/2\n"]
+
+
+
+=== TEST 6: delivery on: the event goes out signed with the assistant's secret and headers of now; the deleted assistant's goes dead
+--- request eval
+["GET /_receiver/_control?reset=1",
+ ::wait_req(path => '/t250/rotate', until => 1, headers => 'x-v'),
+ ::pgwait_req(q{select state || ': ' || last_error from callhq.webhook_outbox
+                 where url like '%/t250/deleted'},
+              'dead: its assistant was deleted or has no server.url'),
+ "GET /_receiver/_count?path=/t250/deleted"]
+--- response_body eval
+["ok\n", "session.created 200 A valid x-v=\"new\"\n",
+ "dead: its assistant was deleted or has no server.url\n", "0\n"]
+
+
+
+=== TEST 7: one org's receiver hangs: it holds half of the worker's 4 slots, and Org B's event goes out meanwhile
+--- http_config eval
+::wh_http(batch => 4)
+--- init
+::insert_session(sprintf('25000000-0000-4000-8000-0000000000%02d', $_),
+                 '25000000-0000-4000-8000-000000000004', "w250-slow-$_")
+    for 31 .. 36;
+--- request eval
+["GET /_receiver/_control?reset=1",
+ ::pgwait_req(q{select count(*) from callhq.webhook_outbox
+                 where url like '%/t250/slow%' and state = 'pending'
+                   and next_attempt_at > now() + interval '2 minutes'}, '2'),
+ "POST /_b/session\n{\"assistantId\": \"25000000-0000-4000-8000-000000000005\", \"name\": \"w250-fair\"}",
+ ::wait_req(path => '/t250/fair', until => 1, fields => 'session.name'),
+ ::pgwait_req(q{select count(*) from callhq.webhook_outbox
+                 where url like '%/t250/slow%' and state = 'pending'
+                   and next_attempt_at > now() + interval '2 minutes'}, '2')]
+--- error_code eval
+[200, 200, 201, 200, 200]
+--- response_body eval
+["ok\n", "2\n", qr/"w250-fair"/,
+ "session.created 200 A valid session.name=\"w250-fair\"\n", "2\n"]
+
+
+
+=== TEST 8: an event claimed by a delivery that waits for DNS...
+--- http_config eval
+::wh_http(resolver => "127.0.0.1:$main::SILENT_PORT ipv6=off")
+--- init
+::insert_session('25000000-0000-4000-8000-000000000041',
+                 '25000000-0000-4000-8000-000000000006', 'w250-unsent');
+--- request eval
+::pgwait_req(q{select count(*) from callhq.webhook_outbox
+                where url like '%/t250/unsent' and state = 'pending'
+                  and next_attempt_at > now() + interval '2 minutes'}, '1')
+--- response_body
+1
+
+
+
+=== TEST 9: ... is handed back at once when that nginx stops gracefully, not after its 6-minute lease
+--- http_config eval
+::wh_http() . "callhq_webhooks off;"
+--- request eval
+::pgwait_req(q{select count(*) from callhq.webhook_outbox
+                where url like '%/t250/unsent' and state = 'pending'
+                  and next_attempt_at <= now()}, '1')
+--- response_body
+1
