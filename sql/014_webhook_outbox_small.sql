@@ -1,4 +1,4 @@
--- 013_webhook_outbox_small.sql: the outbox stays small (issue 14, item 8).
+-- 014_webhook_outbox_small.sql: the outbox stays small (issue 14, item 8).
 --
 --   assistant_id  the stored assistant whose server the event goes to: its
 --                 secret, headers and timeout are read from it when the
@@ -11,10 +11,13 @@
 --
 -- webhook_claim and webhook_enqueue take new arguments
 -- (sql/functions/webhook.sql): their old forms go.
+--
+-- Landed first as 013_webhook_outbox_small, a number 013_session_phone_number
+-- took too: each statement may run again.
 
-alter table callhq.webhook_outbox add column assistant_id uuid;
+alter table callhq.webhook_outbox add column if not exists assistant_id uuid;
 
-create index webhook_outbox_settled_idx
+create index if not exists webhook_outbox_settled_idx
     on callhq.webhook_outbox ((coalesce(delivered_at, created_at)))
     where state <> 'pending';
 
