@@ -237,13 +237,11 @@ ngx_http_callhq_api_handler(ngx_http_request_t *r)
     ctx->body_limit = lcf->max_body_size;
     ctx->body_reading = 1;
 
-    if (r->headers_in.content_length_n > 0) {
-        ctx->body.size = r->headers_in.content_length_n + 1;
-        ctx->body.data = ngx_pnalloc(r->pool, ctx->body.size);
-        if (ctx->body.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
+    /*
+     * ctx->body grows as the body comes (doubling), not to Content-Length
+     * at once: a client that announces 1m and sends slowly holds what it
+     * sent, as with nginx's own client_body_buffer_size
+     */
 
     rc = ngx_http_read_client_request_body(r, ngx_http_callhq_body_handler);
 
