@@ -1381,8 +1381,11 @@ ngx_http_callhq_chat_record_again(ngx_http_callhq_record_t *rec,
                   res ? PQresultErrorMessage(res) : rec->query.error,
                   rec->tries + 1, delay);
 
-    /* a graceful exit waits for the record: the reply is not lost */
-    rec->again.cancelable = 0;
+    /*
+     * A graceful exit waits for a record (the reply is not lost), not for
+     * a turn given back: its lease runs out by itself.
+     */
+    rec->again.cancelable = rec->release;
     ngx_add_timer(&rec->again, delay);
 
     r = rec->request;
