@@ -7,6 +7,10 @@
  * /chat/responses, framed as server-sent events; its end goes once the
  * chat is recorded.  A chat that is not streamed answers once, with the
  * chat as recorded and the context it was sent.
+ *
+ * Events are written into the stream's frame buffers, of one size, reused
+ * once sent: with the body filter's backpressure a stream holds a few of
+ * them, however long its reply.
  */
 
 
@@ -25,7 +29,16 @@ static ngx_int_t ngx_http_callhq_answer_response(ngx_http_request_t *r,
 static ngx_int_t ngx_http_callhq_answer_start(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
 static ngx_int_t ngx_http_callhq_answer_event(ngx_http_request_t *r,
-    ngx_str_t *event, ngx_str_t *parts, ngx_uint_t n, ngx_chain_t ***last);
+    ngx_http_callhq_chat_t *chat, ngx_str_t *event, ngx_str_t *parts,
+    ngx_uint_t n, ngx_uint_t link, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_answer_link(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *part, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_answer_write(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, u_char *data, size_t len,
+    ngx_chain_t ***last);
+
+
+#define NGX_HTTP_CALLHQ_FRAME_SIZE  4096
 
 
 static ngx_str_t  ngx_http_callhq_event_stream =
@@ -61,7 +74,7 @@ ngx_http_callhq_answer(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
             return NGX_ERROR;
         }
 
-        return ngx_http_callhq_send_json(r, NGX_HTTP_OK, &parts[0]);
+        return ngx_http_callhq_send_json_parts(r, NGX_HTTP_OK, parts, 3);
     }
 
     /* the recorded fields, then "messages": the context it holds */
@@ -101,6 +114,9 @@ ngx_http_callhq_answer_last(ngx_http_request_t *r,
     out = NULL;
     last = &out;
 
+    /* the frame written last went with the model's stream */
+    chat->frame = NULL;
+
     if (!chat->sent_header) {
         if (ngx_http_callhq_answer_start(r, chat, &last) != NGX_OK) {
             return NGX_ERROR;
@@ -117,8 +133,9 @@ ngx_http_callhq_answer_last(ngx_http_request_t *r,
         parts[3].len = chat->reply.len;
         ngx_str_set(&parts[4], "\"}");
 
-        if (ngx_http_callhq_answer_event(r, &ngx_http_callhq_ev_done, parts, 5,
-                                         &last)
+        /* the reply is not copied again: it stays until the answer ends */
+        if (ngx_http_callhq_answer_event(r, chat, &ngx_http_callhq_ev_done,
+                                         parts, 5, 1 << 3, &last)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -134,10 +151,11 @@ ngx_http_callhq_answer_last(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        ngx_str_set(&parts[2], "}");
+        ngx_str_set(&parts[4], "}");
 
-        if (ngx_http_callhq_answer_event(r, &ngx_http_callhq_ev_completed,
-                                         parts, 3, &last)
+        if (ngx_http_callhq_answer_event(r, chat,
+                                         &ngx_http_callhq_ev_completed,
+                                         parts, 5, 1 << 2, &last)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -165,7 +183,11 @@ ngx_http_callhq_answer_last(ngx_http_request_t *r,
     return rc == NGX_AGAIN ? NGX_OK : rc;
 }
 
-/* an OpenAI Responses object for the reply so far, into r->pool */
+/*
+ * An OpenAI Responses object for the reply so far, in three parts: what
+ * comes before the text (in r->pool), the reply itself (where it is), and
+ * what follows it (the last two empty while in progress).
+ */
 
 static ngx_int_t
 ngx_http_callhq_answer_response(ngx_http_request_t *r,
@@ -173,7 +195,6 @@ ngx_http_callhq_answer_response(ngx_http_request_t *r,
 {
     u_char      *p;
     size_t       len, model;
-    ngx_str_t    text;
     ngx_uint_t   progress;
 
     progress = (ngx_strcmp(status, "in_progress") == 0);
@@ -188,16 +209,14 @@ ngx_http_callhq_answer_response(ngx_http_request_t *r,
                    "\"assistant\",\"status\":\"\",\"content\":[{\"type\":"
                    "\"output_text\",\"text\":\"\",\"annotations\":[]}]}")
           + 2 * chat->chat_id.len + 2 * ngx_strlen(status) + model
-          + chat->reply.len + NGX_TIME_T_LEN + 2 * NGX_INT_T_LEN;
+          + NGX_TIME_T_LEN + 2 * NGX_INT_T_LEN;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    out->data = p;
-    text.data = chat->reply.data;
-    text.len = chat->reply.len;
+    out[0].data = p;
 
     p = ngx_sprintf(p, "{\"id\":\"resp_%V\",\"object\":\"response\","
                     "\"created_at\":%T,\"status\":\"%s\",\"error\":null,"
@@ -205,21 +224,34 @@ ngx_http_callhq_answer_response(ngx_http_request_t *r,
     p = (u_char *) ngx_escape_json(p, chat->model.data, chat->model.len);
 
     if (progress) {
-        p = ngx_cpymem(p, "\",\"output\":[]", sizeof("\",\"output\":[]") - 1);
+        p = ngx_sprintf(p, "\",\"output\":[],\"usage\":{\"input_tokens\":%i,"
+                        "\"output_tokens\":%i}}",
+                        chat->prompt_tokens, chat->completion_tokens);
 
-    } else {
-        p = ngx_sprintf(p, "\",\"output\":[{\"id\":\"msg_%V\",\"type\":"
-                        "\"message\",\"role\":\"assistant\",\"status\":"
-                        "\"%s\",\"content\":[{\"type\":\"output_text\","
-                        "\"text\":\"%V\",\"annotations\":[]}]}]",
-                        &chat->chat_id, status, &text);
+        out[0].len = p - out[0].data;
+        ngx_str_null(&out[1]);
+        ngx_str_null(&out[2]);
+
+        return NGX_OK;
     }
 
-    p = ngx_sprintf(p, ",\"usage\":{\"input_tokens\":%i,"
-                    "\"output_tokens\":%i}}",
+    p = ngx_sprintf(p, "\",\"output\":[{\"id\":\"msg_%V\",\"type\":"
+                    "\"message\",\"role\":\"assistant\",\"status\":"
+                    "\"%s\",\"content\":[{\"type\":\"output_text\","
+                    "\"text\":\"", &chat->chat_id, status);
+
+    out[0].len = p - out[0].data;
+
+    out[1].data = chat->reply.data;
+    out[1].len = chat->reply.len;
+
+    out[2].data = p;
+
+    p = ngx_sprintf(p, "\",\"annotations\":[]}]}],\"usage\":{"
+                    "\"input_tokens\":%i,\"output_tokens\":%i}}",
                     chat->prompt_tokens, chat->completion_tokens);
 
-    out->len = p - out->data;
+    out[2].len = p - out[2].data;
 
     return NGX_OK;
 }
@@ -253,8 +285,9 @@ ngx_http_callhq_answer_delta(ngx_http_request_t *r,
         parts[3] = *delta;
         ngx_str_set(&parts[4], "\"}");
 
-        return ngx_http_callhq_answer_event(r, &ngx_http_callhq_ev_delta,
-                                            parts, 5, last);
+        return ngx_http_callhq_answer_event(r, chat,
+                                            &ngx_http_callhq_ev_delta,
+                                            parts, 5, 0, last);
     }
 
     ngx_str_set(&parts[0], "{\"id\":\"");
@@ -277,7 +310,7 @@ ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     parts[5] = *delta;
     ngx_str_set(&parts[6], "\"}");
 
-    return ngx_http_callhq_answer_event(r, NULL, parts, 7, last);
+    return ngx_http_callhq_answer_event(r, chat, NULL, parts, 7, 0, last);
 }
 
 static ngx_int_t
@@ -285,7 +318,7 @@ ngx_http_callhq_answer_start(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last)
 {
     ngx_int_t            rc;
-    ngx_str_t            parts[3];
+    ngx_str_t            parts[5];
     ngx_table_elt_t     *h;
     ngx_http_request_t  *mr;
 
@@ -328,63 +361,159 @@ ngx_http_callhq_answer_start(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ngx_str_set(&parts[2], "}");
+    ngx_str_set(&parts[4], "}");
 
-    return ngx_http_callhq_answer_event(r, &ngx_http_callhq_ev_created,
-                                        parts, 3, last);
+    return ngx_http_callhq_answer_event(r, chat, &ngx_http_callhq_ev_created,
+                                        parts, 5, 0, last);
 }
 
-/* one SSE event, "event: <event>" if any, then the parts as data */
+/*
+ * One SSE event, "event: <event>" if any, then the parts as data: copied
+ * into frames, but those with their bit set in link, linked as they are.
+ */
 
 static ngx_int_t
-ngx_http_callhq_answer_event(ngx_http_request_t *r, ngx_str_t *event,
-    ngx_str_t *parts, ngx_uint_t n, ngx_chain_t ***last)
+ngx_http_callhq_answer_event(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *event, ngx_str_t *parts,
+    ngx_uint_t n, ngx_uint_t link, ngx_chain_t ***last)
 {
-    u_char       *p;
-    size_t        len;
-    ngx_buf_t    *b;
-    ngx_uint_t    i;
-    ngx_chain_t  *cl;
-
-    len = sizeof("data: \n\n") - 1;
+    ngx_uint_t  i;
 
     if (event) {
-        len += sizeof("event: \n") - 1 + event->len;
+        if (ngx_http_callhq_answer_write(r, chat, (u_char *) "event: ",
+                                         sizeof("event: ") - 1, last)
+            != NGX_OK
+            || ngx_http_callhq_answer_write(r, chat, event->data, event->len,
+                                            last)
+               != NGX_OK
+            || ngx_http_callhq_answer_write(r, chat, (u_char *) "\n", 1, last)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_callhq_answer_write(r, chat, (u_char *) "data: ",
+                                     sizeof("data: ") - 1, last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     for (i = 0; i < n; i++) {
-        len += parts[i].len;
+        if (link & (1 << i)) {
+            if (ngx_http_callhq_answer_link(r, chat, &parts[i], last)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_http_callhq_answer_write(r, chat, parts[i].data, parts[i].len,
+                                         last)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
-    b = ngx_create_temp_buf(r->pool, len);
+    return ngx_http_callhq_answer_write(r, chat, (u_char *) "\n\n", 2, last);
+}
+
+
+/*
+ * Appends bytes to the frame buffer being written, taking the next one,
+ * sent and free or else new, when it is full; each new one goes on *last.
+ * The body filter puts them back once sent (ngx_chain_update_chains()).
+ */
+
+static ngx_int_t
+ngx_http_callhq_answer_write(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, u_char *data, size_t len,
+    ngx_chain_t ***last)
+{
+    size_t        size;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    while (len) {
+        b = chat->frame;
+
+        if (b == NULL || b->last == b->end) {
+            cl = ngx_chain_get_free_buf(r->pool, &chat->free);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
+
+            b = cl->buf;
+
+            if (b->start == NULL) {
+                b->start = ngx_palloc(r->pool, NGX_HTTP_CALLHQ_FRAME_SIZE);
+                if (b->start == NULL) {
+                    return NGX_ERROR;
+                }
+
+                b->end = b->start + NGX_HTTP_CALLHQ_FRAME_SIZE;
+                b->temporary = 1;
+                b->tag = (ngx_buf_tag_t) &ngx_http_callhq_module;
+            }
+
+            b->pos = b->start;
+            b->last = b->start;
+            b->flush = 0;
+
+            **last = cl;
+            *last = &cl->next;
+
+            chat->frame = b;
+        }
+
+        size = ngx_min(len, (size_t) (b->end - b->last));
+
+        b->last = ngx_cpymem(b->last, data, size);
+        data += size;
+        len -= size;
+    }
+
+    return NGX_OK;
+}
+
+
+/* bytes that stay where they are until the answer ends: not copied */
+
+static ngx_int_t
+ngx_http_callhq_answer_link(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *part, ngx_chain_t ***last)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (part->len == 0) {
+        return NGX_OK;
+    }
+
+    b = ngx_calloc_buf(r->pool);
     cl = ngx_alloc_chain_link(r->pool);
 
     if (b == NULL || cl == NULL) {
         return NGX_ERROR;
     }
 
-    p = b->last;
-
-    if (event) {
-        p = ngx_sprintf(p, "event: %V\n", event);
-    }
-
-    p = ngx_cpymem(p, "data: ", sizeof("data: ") - 1);
-
-    for (i = 0; i < n; i++) {
-        if (parts[i].len) {
-            p = ngx_cpymem(p, parts[i].data, parts[i].len);
-        }
-    }
-
-    *p++ = '\n';
-    *p++ = '\n';
-    b->last = p;
+    b->start = part->data;
+    b->pos = b->start;
+    b->last = part->data + part->len;
+    b->end = b->last;
+    b->memory = 1;
 
     cl->buf = b;
     cl->next = NULL;
     **last = cl;
     *last = &cl->next;
+
+    /* what follows it goes into a frame after it */
+    chat->frame = NULL;
 
     return NGX_OK;
 }

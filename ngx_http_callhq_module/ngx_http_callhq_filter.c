@@ -6,6 +6,12 @@
  * buffers), each delta translated into the client's event format and
  * flushed at once; a whole reply is collected, then read.  Either way the
  * text is kept for the recording.  Other requests pass untouched.
+ *
+ * A stream goes no faster than its client reads: while a few frame
+ * buffers wait to be sent, the model's buffers are held unframed, so the
+ * upstream, its own buffer full, reads no more from the model until the
+ * client's connection drains (and calls again).  A worker keeps the reply
+ * and a fixed number of buffers per stream, whatever the client's speed.
  */
 
 
@@ -20,6 +26,11 @@
 static ngx_int_t ngx_http_callhq_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_callhq_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_callhq_stream(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_chain_t *in);
+static ngx_int_t ngx_http_callhq_take(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_buf_t *b, ngx_chain_t ***last);
+static ngx_uint_t ngx_http_callhq_frames(ngx_chain_t *cl);
 static ngx_int_t ngx_http_callhq_sse(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, u_char *data, size_t len,
     ngx_chain_t ***last);
@@ -30,6 +41,10 @@ static ngx_int_t ngx_http_callhq_sse_event(ngx_http_request_t *r,
 
 static void ngx_http_callhq_chat_usage(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_json_want_t *want);
+
+
+/* frame buffers waiting to be sent, beyond which the model waits */
+#define NGX_HTTP_CALLHQ_FRAMES_BUSY  8
 
 
 /* what is read of the model's replies and stream events */
@@ -109,6 +124,15 @@ ngx_http_callhq_header_filter(ngx_http_request_t *r)
     /* proxy temp files must come to the body filter as memory */
     r->filter_need_in_memory = 1;
 
+    /*
+     * A stream's backpressure is the upstream's own buffer, held until
+     * framed: as with "X-Accel-Buffering: no", so that proxy_buffering
+     * does not read on into temporary files while the client lags.
+     */
+    if (ctx->chat->stream && r->upstream) {
+        r->upstream->buffering = 0;
+    }
+
     return ngx_http_next_header_filter(r);
 }
 
@@ -116,15 +140,11 @@ ngx_http_callhq_header_filter(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_callhq_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    size_t                       len;
-    ngx_int_t                    rc;
-    ngx_buf_t                   *b;
-    ngx_chain_t                 *cl, *out, **last;
-    ngx_http_callhq_ctx_t       *ctx;
-    ngx_http_callhq_chat_t      *chat;
-    ngx_http_callhq_loc_conf_t  *lcf;
+    ngx_chain_t             *cl;
+    ngx_http_callhq_ctx_t   *ctx;
+    ngx_http_callhq_chat_t  *chat;
 
-    if (r == r->main || in == NULL) {
+    if (r == r->main) {
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -135,61 +155,180 @@ ngx_http_callhq_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     chat = ctx->chat;
-    lcf = ngx_http_get_module_loc_conf(chat->request, ngx_http_callhq_module);
 
-    out = NULL;
-    last = &out;
+    if (chat->stream) {
+        return ngx_http_callhq_stream(r, chat, in);
+    }
+
+    if (in == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
 
     for (cl = in; cl; cl = cl->next) {
-        b = cl->buf;
+        if (ngx_http_callhq_take(r, chat, cl->buf, NULL) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
 
-        if (!ngx_buf_in_memory(b)) {
+    return NGX_OK;
+}
+
+
+/*
+ * The model's buffers with bytes wait in chat->held; they are framed in
+ * order while fewer than NGX_HTTP_CALLHQ_FRAMES_BUSY frame buffers wait to
+ * be sent, and given back (consumed) as they are.  Called again by the
+ * upstream, without input, when the client's connection can take more.
+ */
+
+static ngx_int_t
+ngx_http_callhq_stream(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
+    ngx_chain_t *in)
+{
+    ngx_int_t     rc;
+    ngx_chain_t  *cl, *out, **last, **ll;
+
+    for (ll = &chat->held; *ll; ll = &(*ll)->next) { /* void */ }
+
+    for ( /* void */ ; in; in = in->next) {
+        if (!ngx_buf_in_memory(in->buf)) {
             /* special buffers carry no reply bytes */
-            b->file_pos = b->file_last;
+            in->buf->file_pos = in->buf->file_last;
             continue;
         }
 
-        len = b->last - b->pos;
-
-        /* an error page or a model's error answer is not a reply */
-        if (chat->upstream_status != NGX_HTTP_OK || chat->too_big) {
-            b->pos = b->last;
+        if (in->buf->pos == in->buf->last) {
             continue;
         }
 
-        if (chat->reply.len + chat->event.len + len > lcf->max_reply_size) {
-            chat->too_big = 1;
-            b->pos = b->last;
-            continue;
-        }
-
-        if (chat->stream) {
-            if (ngx_http_callhq_sse(r, chat, b->pos, len, &last) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-        } else if (ngx_http_callhq_text_add(r->main->pool, &chat->reply,
-                                            b->pos, len)
-                   != NGX_OK)
-        {
+        cl = ngx_alloc_chain_link(r->pool);
+        if (cl == NULL) {
             return NGX_ERROR;
         }
 
-        /* consumed: the upstream may reuse the buffer */
-        b->pos = b->last;
+        cl->buf = in->buf;
+        cl->next = NULL;
+        *ll = cl;
+        ll = &cl->next;
     }
 
-    if (out == NULL) {
+    for ( ;; ) {
+        out = NULL;
+        last = &out;
+
+        while (chat->held
+               && ngx_http_callhq_frames(chat->busy)
+                  + ngx_http_callhq_frames(out)
+                  < NGX_HTTP_CALLHQ_FRAMES_BUSY)
+        {
+            cl = chat->held;
+
+            if (ngx_http_callhq_take(r, chat, cl->buf, &last) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            chat->held = cl->next;
+            ngx_free_chain(r->pool, cl);
+        }
+
+        if (out) {
+            /* what came together goes on together, at once */
+            for (cl = out; cl->next; cl = cl->next) { /* void */ }
+            cl->buf->flush = 1;
+        }
+
+        /* without output, what waits below is sent */
+        rc = ngx_http_next_body_filter(r, out);
+
+        chat->frame = NULL;
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        ngx_chain_update_chains(r->pool, &chat->free, &chat->busy, &out,
+                                (ngx_buf_tag_t) &ngx_http_callhq_module);
+
+        if (chat->held == NULL
+            || ngx_http_callhq_frames(chat->busy)
+               >= NGX_HTTP_CALLHQ_FRAMES_BUSY)
+        {
+            break;
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "callhq: stream %s, %ui frames busy",
+                   chat->held ? "waits for the client" : "goes on",
+                   ngx_http_callhq_frames(chat->busy));
+
+    return NGX_OK;
+}
+
+
+/*
+ * One of the model's buffers, consumed: framed (with last), or kept for
+ * the whole reply (without).
+ */
+
+static ngx_int_t
+ngx_http_callhq_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
+    ngx_buf_t *b, ngx_chain_t ***last)
+{
+    size_t                       len;
+    ngx_http_callhq_loc_conf_t  *lcf;
+
+    if (!ngx_buf_in_memory(b)) {
+        /* special buffers carry no reply bytes */
+        b->file_pos = b->file_last;
         return NGX_OK;
     }
 
-    /* what came together goes on together, at once */
-    for (cl = out; cl->next; cl = cl->next) { /* void */ }
-    cl->buf->flush = 1;
+    lcf = ngx_http_get_module_loc_conf(r->main, ngx_http_callhq_module);
 
-    rc = ngx_http_next_body_filter(r, out);
+    len = b->last - b->pos;
 
-    return rc == NGX_AGAIN ? NGX_OK : rc;
+    /* an error page or a model's error answer is not a reply */
+    if (chat->upstream_status != NGX_HTTP_OK || chat->too_big) {
+        b->pos = b->last;
+        return NGX_OK;
+    }
+
+    if (chat->reply.len + chat->event.len + len > lcf->max_reply_size) {
+        chat->too_big = 1;
+        b->pos = b->last;
+        return NGX_OK;
+    }
+
+    if (last) {
+        if (ngx_http_callhq_sse(r, chat, b->pos, len, last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_http_callhq_text_add(r->main->pool, &chat->reply,
+                                        b->pos, len)
+               != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* consumed: the upstream may reuse the buffer */
+    b->pos = b->last;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_callhq_frames(ngx_chain_t *cl)
+{
+    ngx_uint_t  n;
+
+    for (n = 0; cl; cl = cl->next) {
+        n++;
+    }
+
+    return n;
 }
 
 

@@ -218,6 +218,10 @@ struct ngx_http_callhq_chat_s {
     ngx_http_callhq_text_t         reply;      /* escaped JSON text (stream)
                                                   or the whole body */
     ngx_http_callhq_text_t         event;      /* SSE bytes of a cut event */
+    ngx_chain_t                   *held;       /* the model's, not framed */
+    ngx_chain_t                   *free;       /* frame buffers, sent */
+    ngx_chain_t                   *busy;       /* frame buffers, sending */
+    ngx_buf_t                     *frame;      /* the one being written */
     ngx_int_t                      prompt_tokens;
     ngx_int_t                      completion_tokens;
     ngx_uint_t                     upstream_status;

@@ -112,6 +112,23 @@ ngx_array_push(ngx_array_t *a)
 }
 
 
+/* the body filter's backpressure, around the framer: not called here */
+
+ngx_chain_t *
+ngx_alloc_chain_link(ngx_pool_t *pool)
+{
+    abort();
+}
+
+
+void
+ngx_chain_update_chains(ngx_pool_t *p, ngx_chain_t **free, ngx_chain_t **busy,
+    ngx_chain_t **out, ngx_buf_tag_t tag)
+{
+    abort();
+}
+
+
 ngx_int_t
 ngx_http_callhq_chat_precontent(ngx_http_request_t *r)
 {

@@ -89,6 +89,9 @@ Base behaviours (which TEXT is produced):
             i.e. exactly the messages array that arrived upstream.
   parrot    TEXT = the text of the last user message, as it is (empty when
             there is none), so a test picks the reply's exact characters.
+  long-<n>  TEXT = n characters: "0000001 0000002 0000003 ..." (each number
+            seven digits and a space), cut to n: a large reply from a small
+            request.
   digest    TEXT = compact JSON array with one "<role>:<sha256-12>" string per
             message, <sha256-12> being the first 12 hex digits of the SHA-256
             of the content's UTF-8 bytes (a non-string content is hashed as
@@ -139,6 +142,9 @@ Modifiers (fault injection):
                    (default 2) after each write, so the pieces arrive as
                    separate TCP segments and events / UTF-8 sequences / chunk
                    headers straddle reads.  Headers are sent in one write.
+  pieces-<n>       stream: TEXT is cut into pieces of n characters each (the
+                   last one shorter), words or not, instead of the usual
+                   pieces of at most 8.
 
 Modifiers (how the JSON of a reply is written; TEXT and the pieces stay the
 same):
@@ -278,6 +284,7 @@ def parse_model(model):
         'base': 'recall', 'slow': 0, 'slowstream': None, 'fail': None,
         'cut': None, 'reset': False, 'split': None,
         'ascii': False, 'pretty': False, 'badjson': None,
+        'long': 0, 'pieces': None,
     }
     for part in model.lower().split('+'):
         part = part.strip()
@@ -297,6 +304,11 @@ def parse_model(model):
         elif (m := re.fullmatch(r'(cut|reset)-after-(\d+)', part)):
             opts['cut'] = int(m.group(2))
             opts['reset'] = m.group(1) == 'reset'
+        elif (m := re.fullmatch(r'long-(\d+)', part)):
+            opts['base'] = 'long'
+            opts['long'] = int(m.group(1))
+        elif (m := re.fullmatch(r'pieces-(\d+)', part)):
+            opts['pieces'] = max(1, int(m.group(1)))
         elif (m := re.fullmatch(r'split(?:-(\d+))?', part)):
             opts['split'] = int(m.group(1)) if m.group(1) else 2
     return opts
@@ -401,6 +413,10 @@ def recall_text(messages):
                 facts['name'], turn)
         return "Got it, I'll remember that. (turn %d)" % turn
     return 'You said: "%s" (turn %d)' % (last.strip(), turn)
+
+
+def long_text(n):
+    return ''.join('%07d ' % i for i in range(1, n // 8 + 2))[:n]
 
 
 def make_text(base, messages):
@@ -649,7 +665,10 @@ class Handler(BaseHTTPRequestHandler):
                                         % (st, model)), extra=extra)
             return
 
-        reply = make_text(opts['base'], messages)
+        if opts['base'] == 'long':
+            reply = long_text(opts['long'])
+        else:
+            reply = make_text(opts['base'], messages)
         ptok = count_tokens(' '.join(content_text(m.get('content'))
                                      for m in messages))
         ctok = count_tokens(reply)
@@ -727,7 +746,11 @@ class Handler(BaseHTTPRequestHandler):
             emit(spoil(wire(bad, opts), opts['badjson']))
 
         emit(chunk({'role': 'assistant', 'content': ''}))
-        pieces = split_pieces(reply)
+        if opts['pieces']:
+            k = opts['pieces']
+            pieces = [reply[i:i + k] for i in range(0, len(reply), k)]
+        else:
+            pieces = split_pieces(reply)
         if opts['badjson'] and not pieces:
             emit_bad()
         for i, piece in enumerate(pieces):
