@@ -1,0 +1,455 @@
+
+/*
+ * ngx_http_callhq_module: the webhook listener, one libpq connection per
+ * worker outside the pool that LISTENs on callhq_webhook (a committed
+ * event wakes the dispatcher's claim at once) and on callhq_turn (a chat
+ * that gives its session's turn back notifies it when chats wait for that
+ * session, and the notification wakes this worker's first one,
+ * ngx_http_callhq_wait.c).  Lost, it reconnects with back-off; polling at
+ * callhq_webhook_interval goes on meanwhile.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+#include "ngx_http_callhq_module.h"
+#include "ngx_http_callhq_webhook.h"
+
+
+static void ngx_http_callhq_webhook_listen_poll(ngx_http_callhq_webhook_t *wh);
+static void ngx_http_callhq_webhook_listen_event(ngx_event_t *ev);
+static void ngx_http_callhq_webhook_listen_read(
+    ngx_http_callhq_webhook_t *wh);
+static void ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
+    const char *reason);
+static void ngx_http_callhq_webhook_notice(void *arg, const char *message);
+
+
+void
+ngx_http_callhq_webhook_listen(ngx_http_callhq_webhook_t *wh)
+{
+    int                fd;
+    PGconn            *pgconn;
+    ngx_connection_t  *c;
+
+    /* our own session, named so that operators can find it */
+    static const char  *keywords[] = {
+        "dbname", "fallback_application_name", NULL
+    };
+    const char         *values[3];
+
+    /*
+     * Behind PgBouncer (callhq_postgres_prepare off) a LISTEN goes on a
+     * direct connection (callhq_webhook_listen), or nowhere: then the
+     * dispatcher's tick and a waiting chat's re-check find the work.
+     */
+    if (wh->mcf->pg.listen.len) {
+        values[0] = (char *) wh->mcf->pg.listen.data;
+
+    } else if (wh->mcf->pg.prepare) {
+        values[0] = (char *) wh->mcf->pg.conninfo.data;
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, wh->log, 0,
+                      "callhq: no LISTEN behind PgBouncer without "
+                      "\"callhq_webhook_listen\": polling");
+        return;
+    }
+
+    values[1] = "callhq_webhook_listen";
+    values[2] = NULL;
+
+    pgconn = PQconnectStartParams(keywords, values, 1);
+
+    if (pgconn == NULL || PQstatus(pgconn) == CONNECTION_BAD) {
+        ngx_log_error(NGX_LOG_WARN, wh->log, 0,
+                      "callhq: webhook listener could not connect: %s",
+                      pgconn ? PQerrorMessage(pgconn) : "out of memory");
+        goto failed;
+    }
+
+    if (PQsetnonblocking(pgconn, 1) == -1) {
+        ngx_log_error(NGX_LOG_WARN, wh->log, 0,
+                      "callhq: PQsetnonblocking() failed: %s",
+                      PQerrorMessage(pgconn));
+        goto failed;
+    }
+
+    PQsetNoticeProcessor(pgconn, ngx_http_callhq_webhook_notice, wh);
+
+    fd = PQsocket(pgconn);
+
+    c = ngx_get_connection(fd, wh->log);
+    if (c == NULL) {
+        goto failed;
+    }
+
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+    c->data = wh;
+    c->log_error = NGX_ERROR_INFO;
+    c->read->handler = ngx_http_callhq_webhook_listen_event;
+    c->write->handler = ngx_http_callhq_webhook_listen_event;
+    c->read->log = wh->log;
+    c->write->log = wh->log;
+
+    /* a graceful shutdown closes it, as an idle keepalive connection */
+    c->idle = 1;
+
+    if (ngx_add_conn(c) != NGX_OK) {
+        c->fd = (ngx_socket_t) -1;
+        ngx_free_connection(c);
+        goto failed;
+    }
+
+    wh->pgconn = pgconn;
+    wh->c = c;
+    wh->listening = 0;
+
+    c->read->cancelable = 1;
+    ngx_add_timer(c->read, wh->mcf->pg.connect_timeout);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, wh->log, 0,
+                   "callhq webhook: listener connecting fd:%d", fd);
+
+    ngx_http_callhq_webhook_listen_poll(wh);
+
+    return;
+
+failed:
+
+    if (pgconn) {
+        PQfinish(pgconn);
+    }
+
+    ngx_add_timer(&wh->reconnect, wh->backoff);
+}
+
+
+static void
+ngx_http_callhq_webhook_listen_poll(ngx_http_callhq_webhook_t *wh)
+{
+    ngx_uint_t                 n;
+    PostgresPollingStatusType  rc;
+
+    /* edge-triggered: poll again while the socket stays writable */
+    for (n = 0; n < 8; n++) {
+        rc = PQconnectPoll(wh->pgconn);
+
+        switch (rc) {
+
+        case PGRES_POLLING_WRITING:
+            if (wh->c->write->ready) {
+                continue;
+            }
+
+            return;
+
+        case PGRES_POLLING_READING:
+            return;
+
+        case PGRES_POLLING_OK:
+            if (wh->c->read->timer_set) {
+                ngx_del_timer(wh->c->read);
+            }
+
+            if (!PQsendQuery(wh->pgconn,
+                             "LISTEN " NGX_HTTP_CALLHQ_WEBHOOK_CHANNEL "; "
+                             "LISTEN " NGX_HTTP_CALLHQ_TURN_CHANNEL)
+                || PQflush(wh->pgconn) == -1)
+            {
+                ngx_http_callhq_webhook_listen_lost(wh,
+                                                    PQerrorMessage(wh->pgconn));
+                return;
+            }
+
+            ngx_log_error(NGX_LOG_INFO, wh->log, 0,
+                          "callhq: webhook listener connected");
+
+            wh->listening = 1;
+            wh->backoff = 1000;
+
+            /* whatever was notified while nobody listened */
+            ngx_post_event(&wh->tick, &ngx_posted_events);
+            ngx_http_callhq_wait_wake_all(wh->log);
+            return;
+
+        default: /* PGRES_POLLING_FAILED */
+            ngx_http_callhq_webhook_listen_lost(wh,
+                                                PQerrorMessage(wh->pgconn));
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_http_callhq_webhook_listen_event(ngx_event_t *ev)
+{
+    ngx_connection_t           *c;
+    ngx_http_callhq_webhook_t  *wh;
+
+    c = ev->data;
+    wh = c->data;
+
+    if (c->close) {
+        /* graceful shutdown */
+        ngx_http_callhq_webhook_hand_back(wh);
+        ngx_http_callhq_webhook_listen_close(wh);
+        return;
+    }
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+        ngx_http_callhq_webhook_listen_lost(wh, "connect timed out");
+        return;
+    }
+
+    if (!wh->listening) {
+        ngx_http_callhq_webhook_listen_poll(wh);
+        return;
+    }
+
+    if (ev->write) {
+        if (PQflush(wh->pgconn) == -1) {
+            ngx_http_callhq_webhook_listen_lost(wh,
+                                                PQerrorMessage(wh->pgconn));
+        }
+
+        return;
+    }
+
+    ngx_http_callhq_webhook_listen_read(wh);
+}
+
+
+static void
+ngx_http_callhq_webhook_listen_read(ngx_http_callhq_webhook_t *wh)
+{
+    PGnotify    *notify;
+    PGresult    *res;
+    ngx_uint_t   notified;
+
+    if (!PQconsumeInput(wh->pgconn)) {
+        ngx_http_callhq_webhook_listen_lost(wh, PQerrorMessage(wh->pgconn));
+        return;
+    }
+
+    /* the LISTEN command's own result */
+    while (!PQisBusy(wh->pgconn)) {
+        res = PQgetResult(wh->pgconn);
+        if (res == NULL) {
+            break;
+        }
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ngx_log_error(NGX_LOG_ERR, wh->log, 0,
+                          "callhq: webhook LISTEN failed: %s",
+                          PQresultErrorMessage(res));
+        }
+
+        PQclear(res);
+    }
+
+    notified = 0;
+
+    while ((notify = PQnotifies(wh->pgconn)) != NULL) {
+
+        if (ngx_strcmp(notify->relname, NGX_HTTP_CALLHQ_TURN_CHANNEL) == 0) {
+            ngx_http_callhq_wait_notified(notify->extra, notify->be_pid);
+
+        } else {
+            notified = 1;
+        }
+
+        PQfreemem(notify);
+    }
+
+    if (notified) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, wh->log, 0,
+                       "callhq webhook: notified");
+
+        ngx_post_event(&wh->tick, &ngx_posted_events);
+    }
+
+    if (PQstatus(wh->pgconn) != CONNECTION_OK) {
+        ngx_http_callhq_webhook_listen_lost(wh, PQerrorMessage(wh->pgconn));
+        return;
+    }
+
+    /*
+     * A server that goes says so (FATAL, as a notice) and closes: both may
+     * come with one edge, and libpq reads the message only, so no other
+     * event would ever tell of the end.
+     */
+    if (wh->c->read->pending_eof) {
+        ngx_http_callhq_webhook_listen_lost(wh, "the server closed the "
+                                            "connection");
+    }
+}
+
+
+static void
+ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
+    const char *reason)
+{
+    size_t  len;
+
+    /* the first line of libpq's message: the rest explains it at length */
+    for (len = 0; reason[len] && reason[len] != '\n'; len++) {
+        /* void */
+    }
+
+    ngx_log_error(NGX_LOG_WARN, wh->log, 0,
+                  "callhq: webhook listener lost: %*s, reconnecting in %M ms",
+                  len, reason, wh->backoff);
+
+    ngx_http_callhq_webhook_listen_close(wh);
+
+    if (ngx_http_callhq_webhook_exiting()) {
+        return;
+    }
+
+    ngx_add_timer(&wh->reconnect, wh->backoff);
+
+    wh->backoff = ngx_min(wh->backoff * 2, NGX_HTTP_CALLHQ_WEBHOOK_LISTEN_MAX);
+}
+
+
+/*
+ * A graceful shutdown abandons the deliveries in flight.  Those that sent
+ * nothing yet (resolving, connecting, handshaking) are given back at once
+ * rather than after their leases: one statement on the listener's
+ * connection, sent as it closes (PostgreSQL runs it before the
+ * connection's end).  Those that sent their request may have been
+ * received: they come back after their leases, as before.
+ */
+
+void
+ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
+{
+    int                                  rc;
+    u_char                              *p, *last;
+    size_t                               len;
+    ngx_uint_t                           n, i;
+    ngx_queue_t                         *q;
+    const char                          *values[1];
+    ngx_http_callhq_webhook_delivery_t  *d;
+
+    if (wh->pgconn == NULL || !wh->listening) {
+        return;
+    }
+
+    len = sizeof("{}");
+
+    for (q = ngx_queue_head(&wh->deliveries);
+         q != ngx_queue_sentinel(&wh->deliveries);
+         q = ngx_queue_next(q))
+    {
+        len += NGX_INT64_LEN + 1;
+    }
+
+    p = ngx_alloc(len, wh->log);
+    if (p == NULL) {
+        return;
+    }
+
+    last = p;
+    *last++ = '{';
+    n = 0;
+
+    for (q = ngx_queue_head(&wh->deliveries);
+         q != ngx_queue_sentinel(&wh->deliveries);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_callhq_webhook_delivery_t, queue);
+
+        if (d->state > ngx_http_callhq_webhook_handshaking) {
+            continue;
+        }
+
+        if (n++) {
+            *last++ = ',';
+        }
+
+        last = ngx_sprintf(last, "%s", d->id);
+    }
+
+    *last++ = '}';
+    *last = '\0';
+
+    if (n == 0) {
+        ngx_free(p);
+        return;
+    }
+
+    values[0] = (char *) p;
+
+    rc = -1;
+
+    if (PQsendQueryParams(wh->pgconn,
+                          "select callhq.webhook_release($1::bigint[])",
+                          1, NULL, values, NULL, NULL, 0)
+        == 1)
+    {
+        /* a few bytes on an idle connection: they go at once, or never */
+        for (i = 0; i < 8; i++) {
+            rc = PQflush(wh->pgconn);
+            if (rc != 1) {
+                break;
+            }
+        }
+    }
+
+    ngx_log_error(NGX_LOG_INFO, wh->log, 0,
+                  "callhq: %ui unsent webhook deliveries %s back", n,
+                  (rc == 0) ? "handed" : "could not be handed");
+
+    ngx_free(p);
+}
+
+
+void
+ngx_http_callhq_webhook_listen_close(ngx_http_callhq_webhook_t *wh)
+{
+    ngx_connection_t  *c;
+
+    c = wh->c;
+
+    if (c == NULL) {
+        return;
+    }
+
+    ngx_http_callhq_pg_finish(c, wh->pgconn);
+
+    wh->c = NULL;
+    wh->pgconn = NULL;
+    wh->listening = 0;
+}
+
+
+void
+ngx_http_callhq_webhook_reconnect(ngx_event_t *ev)
+{
+    ngx_http_callhq_webhook_t  *wh;
+
+    wh = ev->data;
+
+    if (ngx_http_callhq_webhook_exiting() || wh->c) {
+        return;
+    }
+
+    ngx_http_callhq_webhook_listen(wh);
+}
+
+
+static void
+ngx_http_callhq_webhook_notice(void *arg, const char *message)
+{
+    ngx_http_callhq_webhook_t  *wh = arg;
+
+    ngx_log_error(NGX_LOG_NOTICE, wh->log, 0, "callhq: postgres: %s",
+                  message);
+}
