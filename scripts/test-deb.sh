@@ -26,7 +26,7 @@
 #  7. apt-get remove: the link set aside (.removed); purge: gone
 #
 # Needs root (debootstrap, chroot, mount). CALLHQ_KEEP_ROOT=1 keeps the
-# root for a look (remove it yourself: umount its /proc first).
+# root for a look (nothing mounted in it any more: rm -rf it when done).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,11 +67,13 @@ cleanup() {
     fi
     [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
     scripts/pg.sh stop "$tmp/pg" 2>/dev/null
-    mountpoint -q "$root/proc" && umount "$root/proc"
+    # ours, and any debootstrap left behind when it failed, deepest first
+    awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/mounts \
+        | sort -r | while read -r m; do umount "$m" || umount -l "$m"; done
     if [ -n "${CALLHQ_KEEP_ROOT:-}" ]; then
         echo "test-deb.sh: kept $root and $tmp"
     else
-        rm -rf "$root" "$tmp"
+        rm -rf --one-file-system "$root" "$tmp"
     fi
 }
 trap cleanup EXIT
