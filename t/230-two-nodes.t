@@ -33,6 +33,10 @@
 #   - expiry once: 6 sessions that expire while both nodes' sweepers run
 #     (every second) each send one session.updated, and are completed;
 #   - neither node logged an error.
+#
+# make test runs it twice: on PostgreSQL, then in its PgBouncer pass
+# (CALLHQ_TEST_PGBOUNCER: both nodes' pools through PgBouncer in
+# transaction mode, callhq_postgres_prepare off, LISTEN direct).
 
 use strict;
 use warnings;
@@ -94,6 +98,11 @@ sub start_node {
     mkdir "$dir/$_" for qw(conf logs tmp);
     my $port = ::free_tcp_port();
     my $user = $> == 0 ? 'user root;' : '';
+    # make test's PgBouncer pass: statements unnamed, LISTEN direct
+    my $pgbouncer = $ENV{CALLHQ_TEST_PGBOUNCER}
+        ? qq{callhq_postgres_prepare off;\n    }
+          . qq{callhq_webhook_listen "$ENV{TEST_NGINX_PG_DIRECT}";}
+        : '';
     open my $fh, '>', "$dir/conf/nginx.conf" or die "$!\n";
     print $fh <<"_EOC_";
 load_module $ENV{TEST_NGINX_LOAD_MODULES};
@@ -110,6 +119,7 @@ http {
     proxy_temp_path $dir/tmp/proxy;
     callhq_postgres "$ENV{TEST_NGINX_PG_CONNINFO}";
     callhq_postgres_connect_timeout 30s;
+    $pgbouncer
     callhq_webhook_allow 127.0.0.1;
     callhq_webhook_interval 50ms;
     callhq_webhook_backoff 100ms 400ms;
