@@ -67,6 +67,10 @@ ngx_http_callhq_answer(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
         return ngx_http_callhq_answer_last(r, chat);
     }
 
+    if (chat->openai) {
+        return ngx_http_callhq_openai_answer(r, chat);
+    }
+
     if (chat->responses) {
         rc = ngx_http_callhq_answer_response(r, chat, chat->chat_status,
                                              &parts[0]);

@@ -38,14 +38,6 @@ typedef struct {
 } ngx_http_callhq_key_t;
 
 
-typedef struct {
-    ngx_str_t                      resource;
-    ngx_uint_t                     item;       /* path has an {id} */
-    ngx_uint_t                     method;
-    ngx_http_callhq_pg_stmt_t      stmt;       /* no sql: a chat to run */
-} ngx_http_callhq_route_t;
-
-
 static ngx_http_callhq_route_t *ngx_http_callhq_route(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
 static ngx_int_t ngx_http_callhq_parse_path(ngx_http_request_t *r,
@@ -175,6 +167,7 @@ ngx_http_callhq_api_handler(ngx_http_request_t *r)
     }
 
     ngx_http_set_ctx(r, ctx, ngx_http_callhq_module);
+    ctx->openai = lcf->openai;
 
     if (ngx_http_callhq_parse_path(r, ctx) != NGX_OK) {
         return ngx_http_callhq_send_error(r, NGX_HTTP_NOT_FOUND,
@@ -640,7 +633,10 @@ ngx_http_callhq_route(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
 
     item = ctx->id.len ? 1 : 0;
 
-    for (rt = ngx_http_callhq_routes; rt->resource.len; rt++) {
+    for (rt = ctx->openai ? ngx_http_callhq_openai_routes
+                          : ngx_http_callhq_routes;
+         rt->resource.len; rt++)
+    {
         if (rt->item == item && rt->method == r->method
             && rt->resource.len == ctx->resource.len
             && ngx_strncmp(rt->resource.data, ctx->resource.data,
@@ -666,7 +662,10 @@ ngx_http_callhq_not_allowed(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
     item = ctx->id.len ? 1 : 0;
     allowed = 0;
 
-    for (rt = ngx_http_callhq_routes; rt->resource.len; rt++) {
+    for (rt = ctx->openai ? ngx_http_callhq_openai_routes
+                          : ngx_http_callhq_routes;
+         rt->resource.len; rt++)
+    {
         if (rt->item == item && rt->resource.len == ctx->resource.len
             && ngx_strncmp(rt->resource.data, ctx->resource.data,
                            ctx->resource.len) == 0)

@@ -135,6 +135,12 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
         return;
     }
 
+    if (ctx->openai) {
+        chat->responses = 1;
+        chat->openai = 1;
+        chat->nostore = ngx_http_callhq_openai_nostore(body);
+    }
+
     if (ctx->id.len) {
         if (ctx->id.len != sizeof("responses") - 1
             || ngx_strncmp(ctx->id.data, "responses", ctx->id.len) != 0)
@@ -157,9 +163,9 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
         return;
     }
 
-    /* the Responses API streams unless told otherwise */
+    /* /chat/responses streams unless told otherwise, as the original's */
     if (stream->value == NULL || ngx_http_callhq_json_is(stream, "null")) {
-        chat->stream = chat->responses;
+        chat->stream = chat->responses && !chat->openai;
 
     } else if (ngx_http_callhq_json_is(stream, "true")) {
         chat->stream = 1;
@@ -174,7 +180,8 @@ ngx_http_callhq_chat_handler(ngx_http_request_t *r,
         return;
     }
 
-    chat->fast = (ngx_http_callhq_turn_body(chat, want) == NGX_OK);
+    chat->fast = !chat->openai
+                 && ngx_http_callhq_turn_body(chat, want) == NGX_OK;
 
     ngx_http_callhq_chat_begin(r);
 }
@@ -264,7 +271,9 @@ ngx_http_callhq_chat_begin(ngx_http_request_t *r)
         ctx->query.values[0] = NULL;
 
     } else {
-        ctx->query.stmt = &ngx_http_callhq_chat_begin_stmt;
+        ctx->query.stmt = ctx->chat->openai
+                          ? &ngx_http_callhq_openai_begin_stmt
+                          : &ngx_http_callhq_chat_begin_stmt;
         ctx->query.values[0] = (char *) ctx->key_hash;
     }
 
@@ -864,7 +873,8 @@ ngx_http_callhq_chat_finish(ngx_http_request_t *r)
                                                     chat->reply.len));
     }
 
-    if (ngx_http_callhq_chat_record(chat, r, 0) != NGX_OK) {
+    /* "store": false: the turn goes back, nothing is written */
+    if (ngx_http_callhq_chat_record(chat, r, chat->nostore) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_ERROR);
     }
 }
@@ -1476,7 +1486,8 @@ ngx_http_callhq_chat_cleanup(void *data)
         chat->chat_status = "incomplete";
 
         (void) ngx_http_callhq_chat_record(chat, NULL, chat->reply.len == 0
-                                                       || !chat->stream);
+                                                       || !chat->stream
+                                                       || chat->nostore);
     }
 
     ngx_http_callhq_lease_drop(&chat->lease);

@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_callhq_module.h"
 #include "ngx_http_callhq_json.h"
 
 
@@ -149,11 +150,12 @@ ngx_int_t
 ngx_http_callhq_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...)
 {
-    u_char     *p;
-    va_list     args;
-    json_t     *json;
-    ngx_str_t   body;
-    u_char      msg[NGX_MAX_ERROR_STR];
+    u_char                 *p;
+    va_list                 args;
+    json_t                 *json;
+    ngx_str_t               body;
+    ngx_http_callhq_ctx_t  *ctx;
+    u_char                  msg[NGX_MAX_ERROR_STR];
 
     va_start(args, fmt);
     p = ngx_vslprintf(msg, msg + sizeof(msg) - 1, fmt, args);
@@ -162,6 +164,13 @@ ngx_http_callhq_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "callhq: error %ui \"%s\"", status, msg);
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+
+    if (ctx && ctx->openai) {
+        return ngx_http_callhq_openai_error(r, status, msg, p - msg, NULL,
+                                            NULL);
+    }
 
     /* a message from outside may be invalid UTF-8: jansson rejects it */
     json = json_pack("{s:i,s:s,s:s%}", "statusCode", (int) status,

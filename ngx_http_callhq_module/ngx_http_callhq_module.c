@@ -112,6 +112,13 @@ static ngx_command_t  ngx_http_callhq_commands[] = {
       0,
       NULL },
 
+    { ngx_string("callhq_openai"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_callhq_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("callhq_session_expiration"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -421,6 +428,7 @@ ngx_http_callhq_create_loc_conf(ngx_conf_t *cf)
      */
 
     lcf->api = NGX_CONF_UNSET;
+    lcf->openai = NGX_CONF_UNSET;
     lcf->session_expiration = NGX_CONF_UNSET;
     lcf->max_body_size = NGX_CONF_UNSET_SIZE;
     lcf->max_reply_size = NGX_CONF_UNSET_SIZE;
@@ -450,6 +458,7 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_callhq_main_conf_t  *mcf;
 
     ngx_conf_merge_value(conf->api, prev->api, 0);
+    ngx_conf_merge_value(conf->openai, prev->openai, 0);
     ngx_conf_merge_sec_value(conf->session_expiration,
                              prev->session_expiration, 86400);
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
@@ -547,6 +556,9 @@ ngx_http_callhq_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lcf->api = 1;
+
+    /* the same API, its OpenAI surface: paths, shapes, errors */
+    lcf->openai = (cmd->name.len == sizeof("callhq_openai") - 1);
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_callhq_api_handler;

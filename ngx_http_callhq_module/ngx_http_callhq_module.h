@@ -68,8 +68,20 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_DONE = 33,
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_SWEEP = 34,
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_STATS = 35,
-    NGX_HTTP_CALLHQ_STMT_WEBHOOK_STATE = 36
+    NGX_HTTP_CALLHQ_STMT_WEBHOOK_STATE = 36,
+
+    /* the OpenAI surface, ngx_http_callhq_openai.c */
+    NGX_HTTP_CALLHQ_STMT_OPENAI_BEGIN = 40
 } ngx_http_callhq_stmt_e;
+
+
+/* a method on a path (ngx_http_callhq_api.c) */
+typedef struct {
+    ngx_str_t                      resource;
+    ngx_uint_t                     item;       /* path has an {id} */
+    ngx_uint_t                     method;
+    ngx_http_callhq_pg_stmt_t      stmt;       /* no sql: a chat to run */
+} ngx_http_callhq_route_t;
 
 
 typedef struct {
@@ -82,6 +94,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                     api;
+    ngx_flag_t                     openai;     /* callhq_openai */
     time_t                         session_expiration;
     size_t                         max_body_size;
     size_t                         max_reply_size;
@@ -171,6 +184,7 @@ typedef struct {
     unsigned                       body_too_large:1;
     unsigned                       cleanup_added:1;
     unsigned                       subrequest:1;           /* our model call */
+    unsigned                       openai:1;   /* callhq_openai's */
 } ngx_http_callhq_ctx_t;
 
 
@@ -242,6 +256,8 @@ struct ngx_http_callhq_chat_s {
     unsigned                       stream:1;
     unsigned                       responses:1;
     unsigned                       sms:1;      /* answered in TwiML */
+    unsigned                       openai:1;   /* POST /responses */
+    unsigned                       nostore:1;  /* "store": false */
     unsigned                       fast:1;     /* two statements */
     unsigned                       stale:1;    /* history to read again */
     unsigned                       cacheable:1;
@@ -286,6 +302,21 @@ ngx_int_t ngx_http_callhq_answer(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 ngx_int_t ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
+
+/* ngx_http_callhq_openai.c */
+extern ngx_http_callhq_route_t    ngx_http_callhq_openai_routes[];
+extern ngx_http_callhq_pg_stmt_t  ngx_http_callhq_openai_begin_stmt;
+ngx_int_t ngx_http_callhq_openai_error(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *msg, size_t len, const char *param,
+    const char *code);
+ngx_uint_t ngx_http_callhq_openai_nostore(ngx_str_t *body);
+json_t *ngx_http_callhq_openai_response(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, const char *status);
+json_t *ngx_http_callhq_openai_text(ngx_http_callhq_chat_t *chat);
+ngx_int_t ngx_http_callhq_openai_answer(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+ngx_int_t ngx_http_callhq_openai_dump(ngx_http_request_t *r, json_t *json,
+    ngx_str_t *out);
 
 /* ngx_http_callhq_turn.c */
 void ngx_http_callhq_turn_wants(ngx_http_callhq_json_want_t *want);

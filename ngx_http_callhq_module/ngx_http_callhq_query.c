@@ -82,6 +82,15 @@ ngx_http_callhq_send_pg_error(ngx_http_request_t *r, PGresult *res)
         status = ngx_atoi((u_char *) state + 2, 3);
         if (status >= 400 && status < 600) {
             ctx->status = status;
+
+            if (ctx->openai) {
+                /* openai_fail() names the parameter and the code */
+                return ngx_http_callhq_openai_error(r, status, (u_char *) msg,
+                           ngx_strlen(msg),
+                           PQresultErrorField(res, PG_DIAG_COLUMN_NAME),
+                           PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME));
+            }
+
             return ngx_http_callhq_send_error(r, status, "%s", msg);
         }
     }

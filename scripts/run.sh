@@ -94,6 +94,12 @@ http {
             callhq_model_location /_model;
         }
 
+        # the OpenAI surface: baseURL "http://host:port/v1" in OpenAI's SDKs
+        location /v1/ {
+            callhq_openai;
+            callhq_model_location /_model;
+        }
+
         # Prometheus: this machine only
         location = /metrics {
             callhq_metrics;

@@ -1,0 +1,371 @@
+-- The OpenAI surface (callhq_openai): POST /responses made a chat.
+--
+-- A Responses body is checked here, field by field, translated into the
+-- body of POST /chat and given to chat_begin: a response is a chat, its
+-- id resp_<chat id>.  Every failure names the OpenAI parameter at fault
+-- in the error's COLUMN field, which the module puts in "param".
+
+
+-- Fails as callhq.fail does, naming p_param (OpenAI's "param") and p_code.
+create or replace function callhq.openai_fail(p_status int, p_message text,
+                                              p_param text,
+                                              p_code text default null)
+returns void
+language plpgsql
+as $$
+begin
+    raise exception using
+        errcode = 'CQ' || lpad(p_status::text, 3, '0'),
+        message = p_message,
+        column = coalesce(p_param, ''),
+        constraint = coalesce(p_code, '');
+end
+$$;
+
+
+-- A message's content as one text: a string, or input_text/output_text
+-- parts joined.
+create or replace function callhq.openai_content(p_value jsonb, p_path text)
+returns text
+language plpgsql
+as $$
+declare
+    v_part  jsonb;
+    v_n     bigint;
+    v_path  text;
+    v_out   text := '';
+begin
+    if jsonb_typeof(p_value) = 'string' then
+        return p_value #>> '{}';
+    end if;
+    if jsonb_typeof(p_value) is distinct from 'array' then
+        perform callhq.openai_fail(400, 'Invalid type for ''' || p_path
+                                        || ''': expected a string or an array '
+                                        || 'of content parts.', p_path,
+                                   'invalid_type');
+    end if;
+
+    for v_part, v_n in
+        select e.value, e.n - 1 from jsonb_array_elements(p_value) with ordinality e(value, n)
+    loop
+        v_path := p_path || '[' || v_n || ']';
+        if jsonb_typeof(v_part) is distinct from 'object'
+           or v_part->>'type' not in ('input_text', 'output_text', 'text')
+        then
+            perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
+                                            || '.type'': only input_text and '
+                                            || 'output_text parts are supported.',
+                                       v_path || '.type', 'invalid_value');
+        end if;
+        if jsonb_typeof(v_part->'text') is distinct from 'string' then
+            perform callhq.openai_fail(400, 'Missing required parameter: '''
+                                            || v_path || '.text''.',
+                                       v_path || '.text',
+                                       'missing_required_parameter');
+        end if;
+        v_out := v_out || (v_part->>'text');
+    end loop;
+    return v_out;
+end
+$$;
+
+
+-- input: a string, or message items ({role, content}, type "message")
+-- made the {role, content} messages of POST /chat.
+create or replace function callhq.openai_input(p_value jsonb)
+returns jsonb
+language plpgsql
+as $$
+declare
+    v_item  jsonb;
+    v_n     bigint;
+    v_path  text;
+    v_out   jsonb := '[]';
+begin
+    if p_value is null then
+        perform callhq.openai_fail(400, 'Missing required parameter: ''input''.',
+                                   'input', 'missing_required_parameter');
+    end if;
+    if jsonb_typeof(p_value) = 'string' then
+        return p_value;
+    end if;
+    if jsonb_typeof(p_value) is distinct from 'array'
+       or jsonb_array_length(p_value) = 0
+    then
+        perform callhq.openai_fail(400, 'Invalid value for ''input'': expected '
+                                        || 'a string or a non-empty array of items.',
+                                   'input', 'invalid_value');
+    end if;
+
+    for v_item, v_n in
+        select e.value, e.n - 1 from jsonb_array_elements(p_value) with ordinality e(value, n)
+    loop
+        v_path := 'input[' || v_n || ']';
+        if jsonb_typeof(v_item) is distinct from 'object' then
+            perform callhq.openai_fail(400, 'Invalid type for ''' || v_path
+                                            || ''': expected an object.', v_path,
+                                       'invalid_type');
+        end if;
+        if coalesce(v_item->>'type', 'message') <> 'message' then
+            perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
+                                            || '.type'': only message items '
+                                            || 'are supported.', v_path || '.type',
+                                       'invalid_value');
+        end if;
+        if v_item->>'role' is null
+           or v_item->>'role' not in ('user', 'assistant', 'system', 'developer')
+        then
+            perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
+                                            || '.role'': expected one of user, '
+                                            || 'assistant, system, developer.',
+                                       v_path || '.role', 'invalid_value');
+        end if;
+        v_out := v_out || jsonb_build_array(jsonb_build_object(
+                     'role', v_item->>'role',
+                     'content', callhq.openai_content(v_item->'content',
+                                                      v_path || '.content')));
+    end loop;
+    return v_out;
+end
+$$;
+
+
+-- The assistant that "model" names: its id, or its name in the org.
+create or replace function callhq.openai_assistant(p_org uuid, p_model jsonb)
+returns uuid
+language plpgsql stable
+as $$
+declare
+    v_name  text := p_model #>> '{}';
+    v_ids   uuid[];
+begin
+    if p_model is null then
+        perform callhq.openai_fail(400, 'Missing required parameter: ''model''.',
+                                   'model', 'missing_required_parameter');
+    end if;
+    if jsonb_typeof(p_model) <> 'string' or v_name = '' then
+        perform callhq.openai_fail(400, 'Invalid type for ''model'': expected '
+                                        || 'an assistant''s id or name.', 'model',
+                                   'invalid_type');
+    end if;
+
+    if callhq.is_uuid(v_name) then
+        select array_agg(a.id) into v_ids
+          from callhq.assistants a
+         where a.org_id = p_org and a.id = v_name::uuid;
+    end if;
+    if v_ids is null then
+        select array_agg(a.id) into v_ids
+          from callhq.assistants a
+         where a.org_id = p_org and a.name = v_name;
+    end if;
+
+    if v_ids is null then
+        perform callhq.openai_fail(404, 'The model ''' || v_name || ''' does not '
+                                        || 'exist: it names no assistant.', 'model',
+                                   'model_not_found');
+    end if;
+    if cardinality(v_ids) > 1 then
+        perform callhq.openai_fail(400, 'The model ''' || v_name || ''' names '
+                                        || cardinality(v_ids) || ' assistants; '
+                                        || 'use an assistant id.', 'model',
+                                   'invalid_value');
+    end if;
+    return v_ids[1];
+end
+$$;
+
+
+-- A number of the body within [p_min, p_max], or NULL when absent.
+create or replace function callhq.openai_number(p_body jsonb, p_name text,
+                                                p_min numeric, p_max numeric,
+                                                p_integer boolean default false)
+returns jsonb
+language plpgsql
+as $$
+declare
+    v  jsonb := p_body->p_name;
+begin
+    if v is null or jsonb_typeof(v) = 'null' then
+        return null;
+    end if;
+    if jsonb_typeof(v) <> 'number'
+       or (p_integer and (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric))
+    then
+        perform callhq.openai_fail(400, 'Invalid type for ''' || p_name
+                                        || ''': expected '
+                                        || case when p_integer then 'an integer'
+                                                else 'a number' end || '.',
+                                   p_name, 'invalid_type');
+    end if;
+    if (v #>> '{}')::numeric < p_min
+       or (p_max is not null and (v #>> '{}')::numeric > p_max)
+    then
+        perform callhq.openai_fail(400, 'Invalid ''' || p_name || ''': '
+                                        || (v #>> '{}') || ' is out of range ['
+                                        || p_min || ', '
+                                        || coalesce(p_max::text, 'inf') || '].',
+                                   p_name, 'invalid_value');
+    end if;
+    return v;
+end
+$$;
+
+
+-- POST /responses, before the model: chat_begin's row (see chat.sql) for
+-- the chat the Responses body makes.  instructions go upstream as a
+-- system message before everything else, for this response only (as
+-- OpenAI's: a response chained to this one does not inherit them);
+-- temperature, top_p, max_output_tokens and metadata go upstream too.
+create or replace function callhq.openai_begin(p_key bytea, p_body jsonb, p_opts jsonb)
+returns table (state text, record text, params text, messages text,
+               chat_id uuid, session_id uuid, org_id uuid, model text)
+language plpgsql
+as $$
+#variable_conflict use_column
+declare
+    v_org       uuid := callhq.auth(p_key);
+    v_body      jsonb := p_body;
+    v_key       text;
+    v_prev      text;
+    v_chat      jsonb;
+    v_params    jsonb;
+    v_instr     text;
+    v_meta      jsonb;
+    v_r         record;
+    v_state     text;
+    v_msg       text;
+begin
+    if v_body is null or jsonb_typeof(v_body) <> 'object' then
+        perform callhq.openai_fail(400, 'The body must be a JSON object.', null);
+    end if;
+
+    -- null is absent, as OpenAI has it
+    select coalesce(jsonb_object_agg(e.key, e.value), '{}') into v_body
+      from jsonb_each(v_body) e where jsonb_typeof(e.value) <> 'null';
+
+    for v_key in select k from jsonb_object_keys(v_body) k order by k loop
+        if v_key in ('conversation', 'tools', 'tool_choice', 'background',
+                     'prompt', 'reasoning')
+        then
+            perform callhq.openai_fail(400, 'Parameter ''' || v_key || ''' is '
+                                            || 'not supported yet.', v_key,
+                                       'unsupported_parameter');
+        end if;
+        if v_key not in ('model', 'input', 'instructions', 'previous_response_id',
+                         'store', 'stream', 'metadata', 'temperature', 'top_p',
+                         'max_output_tokens', 'parallel_tool_calls', 'truncation',
+                         'user', 'include', 'service_tier', 'text', 'stream_options')
+        then
+            perform callhq.openai_fail(400, 'Unknown parameter: ''' || v_key || '''.',
+                                       v_key, 'unknown_parameter');
+        end if;
+    end loop;
+
+    foreach v_key in array array['store', 'stream', 'parallel_tool_calls'] loop
+        if v_body ? v_key and jsonb_typeof(v_body->v_key) <> 'boolean' then
+            perform callhq.openai_fail(400, 'Invalid type for ''' || v_key
+                                            || ''': expected a boolean.', v_key,
+                                       'invalid_type');
+        end if;
+    end loop;
+
+    if v_body ? 'instructions' then
+        if jsonb_typeof(v_body->'instructions') <> 'string' then
+            perform callhq.openai_fail(400, 'Invalid type for ''instructions'': '
+                                            || 'expected a string.', 'instructions',
+                                       'invalid_type');
+        end if;
+        v_instr := nullif(v_body->>'instructions', '');
+    end if;
+
+    v_meta := v_body->'metadata';
+    if v_meta is not null then
+        if jsonb_typeof(v_meta) <> 'object'
+           or exists (select from jsonb_each(v_meta) e
+                       where jsonb_typeof(e.value) <> 'string'
+                          or length(e.key) > 64 or length(e.value #>> '{}') > 512)
+           or (select count(*) from jsonb_object_keys(v_meta)) > 16
+        then
+            perform callhq.openai_fail(400, 'Invalid ''metadata'': at most 16 '
+                                            || 'string values, keys of at most 64 '
+                                            || 'characters, values of at most 512.',
+                                       'metadata', 'invalid_value');
+        end if;
+    end if;
+
+    v_chat := jsonb_build_object(
+        'input', callhq.openai_input(v_body->'input'),
+        'assistantId', callhq.openai_assistant(v_org, v_body->'model'),
+        'stream', coalesce(v_body->'stream', 'false'),
+        'metadata', v_meta);
+
+    if v_body ? 'previous_response_id' then
+        v_prev := v_body->>'previous_response_id';
+        if jsonb_typeof(v_body->'previous_response_id') <> 'string'
+           or v_prev not like 'resp\_%' or not callhq.is_uuid(substr(v_prev, 6))
+        then
+            perform callhq.openai_fail(400, 'Invalid ''previous_response_id'': '
+                                            || 'expected an id that begins with '
+                                            || '''resp_''.', 'previous_response_id',
+                                       'invalid_value');
+        end if;
+        if not exists (select from callhq.chats c
+                        where c.id = substr(v_prev, 6)::uuid and c.org_id = v_org)
+        then
+            perform callhq.openai_fail(404, 'Previous response with id '''
+                                            || v_prev || ''' not found.',
+                                       'previous_response_id',
+                                       'previous_response_not_found');
+        end if;
+        v_chat := v_chat || jsonb_build_object('previousChatId', substr(v_prev, 6));
+    end if;
+
+    v_params := jsonb_strip_nulls(jsonb_build_object(
+        'temperature', callhq.openai_number(v_body, 'temperature', 0, 2),
+        'top_p', callhq.openai_number(v_body, 'top_p', 0, 1),
+        'max_tokens', callhq.openai_number(v_body, 'max_output_tokens', 1, null,
+                                           true),
+        'metadata', v_meta));
+
+    -- chat_begin's own failures (a session's, the input's) name our fields
+    begin
+        select * into v_r from callhq.chat_begin(p_key, jsonb_strip_nulls(v_chat),
+                                                 p_opts);
+    exception when others then
+        get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text;
+        if v_state not like 'CQ%' then
+            raise;
+        end if;
+        perform callhq.openai_fail(substr(v_state, 3)::int, v_msg,
+                                   case when v_msg like 'input%' then 'input'
+                                        when v_msg like 'metadata%' then 'metadata'
+                                        when v_msg like '%model%' then 'model'
+                                   end);
+    end;
+
+    if v_r.state <> 'ok' then
+        return query select v_r.state, v_r.record, v_r.params, v_r.messages,
+                            v_r.chat_id, v_r.session_id, v_r.org_id, v_r.model;
+        return;
+    end if;
+
+    if v_params <> '{}' then
+        v_params := ('{' || v_r.params || '}')::jsonb || v_params;
+        v_r.params := substr(v_params::text, 2, length(v_params::text) - 2);
+    end if;
+
+    if v_instr is not null then
+        v_r.messages := '[' || callhq.message_raw('system', to_jsonb(v_instr))
+                        || case when v_r.messages = '[]' then ']'
+                                else ',' || substr(v_r.messages, 2) end;
+        -- recorded as a prompt: a chained response does not inherit it
+        v_r.record := (v_r.record::jsonb
+                       || jsonb_build_object('promptCount',
+                              (v_r.record::jsonb->>'promptCount')::int + 1))::text;
+    end if;
+
+    return query select v_r.state, v_r.record, v_r.params, v_r.messages,
+                        v_r.chat_id, v_r.session_id, v_r.org_id, v_r.model;
+end
+$$;
