@@ -26,8 +26,6 @@ static ngx_int_t ngx_http_callhq_answer_last(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 static ngx_int_t ngx_http_callhq_answer_response(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, const char *status, ngx_str_t *out);
-static ngx_int_t ngx_http_callhq_answer_start(ngx_http_request_t *r,
-    ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
 static ngx_int_t ngx_http_callhq_answer_event(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *event, ngx_str_t *parts,
     ngx_uint_t n, ngx_uint_t link, ngx_chain_t ***last);
@@ -64,7 +62,8 @@ ngx_http_callhq_answer(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
     ngx_str_t   parts[3 + NGX_HTTP_CALLHQ_CONTEXT_PARTS];
 
     if (chat->stream) {
-        return ngx_http_callhq_answer_last(r, chat);
+        return chat->openai ? ngx_http_callhq_openai_last(r, chat)
+                            : ngx_http_callhq_answer_last(r, chat);
     }
 
     if (chat->openai) {
@@ -272,6 +271,10 @@ ngx_http_callhq_answer_delta(ngx_http_request_t *r,
 {
     ngx_str_t  parts[7];
 
+    if (chat->openai) {
+        return ngx_http_callhq_openai_delta(r, chat, delta, last);
+    }
+
     if (!chat->sent_header) {
         chat->first_delta = ngx_current_msec;
 
@@ -317,7 +320,9 @@ ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     return ngx_http_callhq_answer_event(r, chat, NULL, parts, 7, 0, last);
 }
 
-static ngx_int_t
+/* the headers of a stream, and the first event of /chat/responses' */
+
+ngx_int_t
 ngx_http_callhq_answer_start(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last)
 {
@@ -353,7 +358,7 @@ ngx_http_callhq_answer_start(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (!chat->responses) {
+    if (!chat->responses || chat->openai) {
         return NGX_OK;
     }
 

@@ -243,6 +243,7 @@ struct ngx_http_callhq_chat_s {
     ngx_msec_t                     start;
     ngx_msec_t                     upstream_time;
     ngx_msec_t                     first_delta;    /* when it went out */
+    ngx_uint_t                     openai_seq;     /* its next event's */
 
     ngx_event_t                    retry;      /* waiting for the turn */
     ngx_http_callhq_waiter_t       waiter;
@@ -302,6 +303,8 @@ ngx_int_t ngx_http_callhq_answer(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 ngx_int_t ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
+ngx_int_t ngx_http_callhq_answer_start(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
 
 /* ngx_http_callhq_openai.c */
 extern ngx_http_callhq_route_t    ngx_http_callhq_openai_routes[];
@@ -317,6 +320,12 @@ ngx_int_t ngx_http_callhq_openai_answer(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 ngx_int_t ngx_http_callhq_openai_dump(ngx_http_request_t *r, json_t *json,
     ngx_str_t *out);
+
+/* ngx_http_callhq_openai_stream.c */
+ngx_int_t ngx_http_callhq_openai_delta(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
+ngx_int_t ngx_http_callhq_openai_last(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
 
 /* ngx_http_callhq_turn.c */
 void ngx_http_callhq_turn_wants(ngx_http_callhq_json_want_t *want);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The clients' tests against the real module: the TypeScript package
-# (clients/typescript, Node's test runner) and the web chat widget in
-# headless Chromium (clients/browser-test, playwright-core).
+# (clients/typescript, Node's test runner), the web chat widget in
+# headless Chromium (clients/browser-test, playwright-core), and the
+# official Vapi and OpenAI SDKs (clients/sdk-compat, clients/openai-compat;
+# the latter against the callhq_openai location at /v1/).
 #
 # Starts its own throwaway PostgreSQL (orgs with keys cq_test_a and
 # cq_test_b, as scripts/test.sh), the mock model and nginx with the module
@@ -43,6 +45,7 @@ if [ $# -eq 0 ]; then
     npm_ci clients/typescript
     npm_ci clients/browser-test
     npm_ci clients/sdk-compat
+    npm_ci clients/openai-compat
     (cd clients/typescript && node_modules/.bin/tsc -p tsconfig.json \
                            && node_modules/.bin/tsc -p tsconfig.test.json)
 fi
@@ -121,6 +124,11 @@ http {
             callhq_model_location /_model;
         }
 
+        location /v1/ {
+            callhq_openai;
+            callhq_model_location /_model;
+        }
+
         location = /_model {
             internal;
             client_max_body_size 0;
@@ -171,4 +179,5 @@ rc=0
 (cd clients/typescript && node --test build/test/*.test.js) || rc=1
 (cd clients/browser-test && node --test widget.test.mjs) || rc=1
 (cd clients/sdk-compat && node --test sdk.test.mjs) || rc=1
+(cd clients/openai-compat && node --test openai.test.mjs) || rc=1
 exit "$rc"

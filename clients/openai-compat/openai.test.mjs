@@ -1,0 +1,110 @@
+// The official OpenAI SDK (openai, pinned in package.json) against the
+// module's OpenAI surface (callhq_openai at /v1/): the SDK is given only
+// baseURL and apiKey. scripts/test-clients.sh starts PostgreSQL, the mock
+// model (t/mock/mock_model.py) and nginx, and exports CALLHQ_URL,
+// CALLHQ_KEY and CALLHQ_KEY_B.
+import { strict as assert } from "node:assert";
+import { before, describe, it } from "node:test";
+import OpenAI from "openai";
+
+function env(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests with scripts/test-clients.sh`);
+  return v;
+}
+
+const BASE_URL = env("CALLHQ_URL");
+const client = new OpenAI({ baseURL: `${BASE_URL}/v1`, apiKey: env("CALLHQ_KEY"),
+                            maxRetries: 0 });
+
+/* an assistant of the mock's "recall" model, named for the SDK's model */
+const NAME = `openai-compat-${process.pid}`;
+
+before(async () => {
+  const res = await fetch(`${BASE_URL}/assistant`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${env("CALLHQ_KEY")}`,
+               "Content-Type": "application/json" },
+    body: JSON.stringify({
+      name: NAME,
+      model: { provider: "openai", model: "recall",
+               messages: [{ role: "system", content: "You are a test assistant." }] },
+    }),
+  });
+  assert.equal(res.status, 201);
+});
+
+describe("responses.create", () => {
+  it("answers a Response object, not a stream, by default", async () => {
+    const r = await client.responses.create({ model: NAME, input: "Hi, my name is Sarah." });
+    assert.match(r.id, /^resp_[0-9a-f-]{36}$/);
+    assert.equal(r.object, "response");
+    assert.equal(r.status, "completed");
+    assert.equal(r.model, NAME);
+    assert.equal(r.output[0].type, "message");
+    assert.equal(r.output[0].content[0].type, "output_text");
+    assert.ok(r.output_text.length > 0);
+    assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+  });
+
+  it("chains by previous_response_id", async () => {
+    const first = await client.responses.create({ model: NAME, input: "My name is Ada." });
+    const second = await client.responses.create({
+      model: NAME, input: "What is my name?", previous_response_id: first.id,
+    });
+    assert.equal(second.previous_response_id, first.id);
+    assert.match(second.output_text, /Ada/);
+  });
+
+  it("streams with stream: true, every event numbered in order", async () => {
+    const stream = await client.responses.create({ model: NAME, input: "Hello there", stream: true });
+    const types = [];
+    let seq = 0;
+    let text = "";
+    for await (const ev of stream) {
+      assert.equal(ev.sequence_number, seq++);
+      types.push(ev.type);
+      if (ev.type === "response.output_text.delta") text += ev.delta;
+      if (ev.type === "response.completed") assert.equal(ev.response.output_text ?? text, text);
+    }
+    assert.deepEqual(types.slice(0, 4), ["response.created", "response.in_progress",
+                                        "response.output_item.added",
+                                        "response.content_part.added"]);
+    assert.deepEqual(types.slice(-4), ["response.output_text.done", "response.content_part.done",
+                                      "response.output_item.done", "response.completed"]);
+    assert.ok(types.includes("response.output_text.delta"));
+    assert.ok(text.length > 0);
+  });
+});
+
+describe("responses.stream()", () => {
+  it("gives deltas and the final Response", async () => {
+    let deltas = "";
+    const stream = client.responses.stream({ model: NAME, input: "Hi, my name is Grace." })
+      .on("response.output_text.delta", (ev) => { deltas += ev.delta; });
+    const final = await stream.finalResponse();
+    assert.equal(final.status, "completed");
+    assert.equal(final.output_text, deltas);
+    assert.ok(deltas.length > 0);
+  });
+});
+
+describe("errors", () => {
+  it("an unknown key is an AuthenticationError", async () => {
+    const bad = new OpenAI({ baseURL: `${BASE_URL}/v1`, apiKey: "nope", maxRetries: 0 });
+    await assert.rejects(bad.responses.create({ model: NAME, input: "x" }),
+                         (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+  });
+
+  it("an unknown model is a NotFoundError naming model", async () => {
+    await assert.rejects(client.responses.create({ model: "no-such-assistant", input: "x" }),
+                         (e) => e instanceof OpenAI.NotFoundError && e.param === "model"
+                                && /no-such-assistant/.test(e.message));
+  });
+
+  it("a bad field is a BadRequestError naming it", async () => {
+    await assert.rejects(client.responses.create({ model: NAME, input: "x", temperature: 9 }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.param === "temperature"
+                                && /temperature/.test(e.message));
+  });
+});

@@ -1,0 +1,321 @@
+
+/*
+ * ngx_http_callhq_module: POST /responses with "stream": true, as OpenAI
+ * streams it.
+ *
+ * The reply is one message with one output_text part, so the events are
+ * always these, each numbered by sequence_number from 0: response.created
+ * and response.in_progress, then response.output_item.added and
+ * response.content_part.added, a response.output_text.delta per delta of
+ * the model, and once the chat is recorded response.output_text.done,
+ * response.content_part.done, response.output_item.done and
+ * response.completed (response.incomplete for a cut stream).  OpenAI's
+ * SDKs rebuild the Response from them and check each step.
+ *
+ * The deltas stay as the model escaped them, spliced in; the other events
+ * are few, built with jansson.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_callhq_module.h"
+#include "ngx_http_callhq_json.h"
+
+
+static ngx_int_t ngx_http_callhq_openai_begin(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_openai_event(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, const char *type, json_t *ev,
+    ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_openai_frame(ngx_http_request_t *r,
+    u_char *data, size_t len, ngx_chain_t ***last);
+static json_t *ngx_http_callhq_openai_part(ngx_http_callhq_chat_t *chat,
+    ngx_uint_t done);
+
+
+/* the deltas, called by the body filter through the answer */
+
+ngx_int_t
+ngx_http_callhq_openai_delta(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last)
+{
+    u_char  *p, *start;
+    size_t   len;
+
+    if (!chat->sent_header) {
+        chat->first_delta = ngx_current_msec;
+
+        if (ngx_http_callhq_openai_begin(r, chat, last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    len = sizeof("event: response.output_text.delta\ndata: "
+                 "{\"type\":\"response.output_text.delta\","
+                 "\"sequence_number\":,\"item_id\":\"msg_\","
+                 "\"output_index\":0,\"content_index\":0,\"delta\":\"\","
+                 "\"logprobs\":[]}\n\n")
+          + NGX_INT_T_LEN + chat->chat_id.len + delta->len;
+
+    start = ngx_pnalloc(r->pool, len);
+    if (start == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(start, "event: response.output_text.delta\ndata: "
+                    "{\"type\":\"response.output_text.delta\","
+                    "\"sequence_number\":%ui,\"item_id\":\"msg_%V\","
+                    "\"output_index\":0,\"content_index\":0,\"delta\":\"",
+                    chat->openai_seq++, &chat->chat_id);
+    p = ngx_cpymem(p, delta->data, delta->len);
+    p = ngx_cpymem(p, "\",\"logprobs\":[]}\n\n",
+                   sizeof("\",\"logprobs\":[]}\n\n") - 1);
+
+    return ngx_http_callhq_openai_frame(r, start, p - start, last);
+}
+
+
+/* the stream ends, once the chat is recorded */
+
+ngx_int_t
+ngx_http_callhq_openai_last(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat)
+{
+    json_t       *ev, *text, *item;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t  *out, **last;
+    const char   *status;
+    u_char        id[sizeof("msg_") + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
+
+    out = NULL;
+    last = &out;
+    status = chat->chat_status ? chat->chat_status : "incomplete";
+
+    if (!chat->sent_header
+        && ngx_http_callhq_openai_begin(r, chat, &last) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *ngx_snprintf(id, sizeof(id) - 1, "msg_%V", &chat->chat_id) = '\0';
+
+    text = ngx_http_callhq_openai_text(chat);
+    ev = json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", id, "output_index", 0,
+                   "content_index", 0, "text", text, "logprobs");
+
+    if (ngx_http_callhq_openai_event(r, chat, "response.output_text.done", ev,
+                                     &last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ev = json_pack("{s:s,s:i,s:i,s:o}", "item_id", id, "output_index", 0,
+                   "content_index", 0,
+                   "part", ngx_http_callhq_openai_part(chat, 1));
+
+    if (ngx_http_callhq_openai_event(r, chat, "response.content_part.done",
+                                     ev, &last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    item = ngx_http_callhq_openai_response(r, chat, status);
+    ev = NULL;
+
+    if (item) {
+        ev = json_pack("{s:i,s:O}", "output_index", 0, "item",
+                       json_array_get(json_object_get(item, "output"), 0));
+    }
+
+    if (ngx_http_callhq_openai_event(r, chat, "response.output_item.done", ev,
+                                     &last)
+        != NGX_OK)
+    {
+        json_decref(item);
+        return NGX_ERROR;
+    }
+
+    ev = item ? json_pack("{s:o}", "response", item) : NULL;
+
+    if (ngx_http_callhq_openai_event(r, chat,
+                                     ngx_strcmp(status, "completed") == 0
+                                     ? "response.completed"
+                                     : "response.incomplete", ev, &last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    *last = ngx_alloc_chain_link(r->pool);
+    if (*last == NULL) {
+        return NGX_ERROR;
+    }
+
+    (*last)->buf = b;
+    (*last)->next = NULL;
+
+    rc = ngx_http_output_filter(r, out);
+
+    return rc == NGX_AGAIN ? NGX_OK : rc;
+}
+
+
+/* the headers, then the events before the first delta */
+
+static ngx_int_t
+ngx_http_callhq_openai_begin(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_chain_t ***last)
+{
+    json_t  *ev, *res;
+    u_char   id[sizeof("msg_") + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
+
+    if (ngx_http_callhq_answer_start(r, chat, last) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    res = ngx_http_callhq_openai_response(r, chat, "in_progress");
+    ev = res ? json_pack("{s:O}", "response", res) : NULL;
+
+    if (ngx_http_callhq_openai_event(r, chat, "response.created", ev, last)
+        != NGX_OK)
+    {
+        json_decref(res);
+        return NGX_ERROR;
+    }
+
+    ev = res ? json_pack("{s:o}", "response", res) : NULL;
+
+    if (ngx_http_callhq_openai_event(r, chat, "response.in_progress", ev,
+                                     last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *ngx_snprintf(id, sizeof(id) - 1, "msg_%V", &chat->chat_id) = '\0';
+
+    ev = json_pack("{s:i,s:{s:s,s:s,s:s,s:[],s:s}}", "output_index", 0,
+                   "item", "id", id, "type", "message", "status",
+                   "in_progress", "content", "role", "assistant");
+
+    if (ngx_http_callhq_openai_event(r, chat, "response.output_item.added",
+                                     ev, last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ev = json_pack("{s:s,s:i,s:i,s:o}", "item_id", id, "output_index", 0,
+                   "content_index", 0,
+                   "part", ngx_http_callhq_openai_part(chat, 0));
+
+    return ngx_http_callhq_openai_event(r, chat, "response.content_part.added",
+                                        ev, last);
+}
+
+
+/* the output_text part: empty as it begins, the whole reply when done */
+
+static json_t *
+ngx_http_callhq_openai_part(ngx_http_callhq_chat_t *chat, ngx_uint_t done)
+{
+    return json_pack("{s:s,s:[],s:[],s:o}", "type", "output_text",
+                     "annotations", "logprobs",
+                     "text", done ? ngx_http_callhq_openai_text(chat)
+                                  : json_string(""));
+}
+
+
+/*
+ * One event: "type" and "sequence_number" first, then the members of ev
+ * (taken: a NULL ev is a failed allocation).
+ */
+
+static ngx_int_t
+ngx_http_callhq_openai_event(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, const char *type, json_t *ev,
+    ngx_chain_t ***last)
+{
+    u_char     *p;
+    json_t     *e;
+    ngx_str_t   data;
+    ngx_int_t   rc;
+
+    if (ev == NULL) {
+        return NGX_ERROR;
+    }
+
+    e = json_pack("{s:s,s:I}", "type", type,
+                  "sequence_number", (json_int_t) chat->openai_seq++);
+
+    if (e == NULL || json_object_update(e, ev) != 0) {
+        json_decref(e);
+        json_decref(ev);
+        return NGX_ERROR;
+    }
+
+    json_decref(ev);
+
+    rc = ngx_http_callhq_openai_dump(r, e, &data);
+    json_decref(e);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("event: \ndata: \n\n") + ngx_strlen(type)
+                             + data.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    data.data = ngx_cpymem(ngx_sprintf(p, "event: %s\ndata: ", type),
+                           data.data, data.len);
+    *data.data++ = '\n';
+    *data.data++ = '\n';
+
+    return ngx_http_callhq_openai_frame(r, p, data.data - p, last);
+}
+
+
+/* appends the bytes to the chain at *last */
+
+static ngx_int_t
+ngx_http_callhq_openai_frame(ngx_http_request_t *r, u_char *data,
+    size_t len, ngx_chain_t ***last)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+
+    if (b == NULL || cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->memory = 1;
+    b->pos = data;
+    b->last = data + len;
+
+    cl->buf = b;
+    cl->next = NULL;
+    **last = cl;
+    *last = &cl->next;
+
+    return NGX_OK;
+}
