@@ -71,7 +71,9 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_STATE = 36,
 
     /* the OpenAI surface, ngx_http_callhq_openai.c */
-    NGX_HTTP_CALLHQ_STMT_OPENAI_BEGIN = 40
+    NGX_HTTP_CALLHQ_STMT_OPENAI_BEGIN = 40,
+    NGX_HTTP_CALLHQ_STMT_OPENAI_GET = 41,
+    NGX_HTTP_CALLHQ_STMT_OPENAI_DELETE = 42
 } ngx_http_callhq_stmt_e;
 
 

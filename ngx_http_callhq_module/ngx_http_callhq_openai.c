@@ -2,6 +2,9 @@
 /*
  * ngx_http_callhq_module: the OpenAI surface (callhq_openai).
  *
+ * GET and DELETE /responses/{id} are the REST resources' way: one SQL
+ * function each (sql/functions/openai.sql), run by ngx_http_callhq_api.c.
+ *
  * POST /responses is a chat: callhq.openai_begin (sql/functions/openai.sql)
  * checks the Responses body and makes it the body of POST /chat, and the
  * chat goes its usual way (ngx_http_callhq_chat.c) with chat->openai set,
@@ -20,6 +23,12 @@
 #include "ngx_http_callhq_json.h"
 
 
+/* as the REST resources' (ngx_http_callhq_api.c) */
+#define NGX_HTTP_CALLHQ_OPENAI_SQL(fn)                                        \
+    "select status, body from callhq." fn                                     \
+    "($1::bytea, $2::text, $3::jsonb, $4::jsonb, $5::jsonb)"
+
+
 static json_t *ngx_http_callhq_openai_output(ngx_http_callhq_chat_t *chat,
     const char *status);
 static const char *ngx_http_callhq_openai_param(u_char *msg, size_t len);
@@ -29,6 +38,15 @@ ngx_http_callhq_route_t  ngx_http_callhq_openai_routes[] = {
 
     /* goes upstream: no SQL function */
     { ngx_string("responses"), 0, NGX_HTTP_POST, { 0, NULL, NULL, 0 } },
+
+    { ngx_string("responses"), 1, NGX_HTTP_GET,
+      { NGX_HTTP_CALLHQ_STMT_OPENAI_GET, "callhq_api_openai_response_get",
+        NGX_HTTP_CALLHQ_OPENAI_SQL("api_openai_response_get"), 5 } },
+
+    { ngx_string("responses"), 1, NGX_HTTP_DELETE,
+      { NGX_HTTP_CALLHQ_STMT_OPENAI_DELETE,
+        "callhq_api_openai_response_delete",
+        NGX_HTTP_CALLHQ_OPENAI_SQL("api_openai_response_delete"), 5 } },
 
     { ngx_null_string, 0, 0, { 0, NULL, NULL, 0 } }
 };

@@ -25,6 +25,7 @@ callhq_defaults(config => $CONFIG, valgrind_timeout => 10);
 #   01  o400-echo (Org A; echo, temperature 0.2, maxTokens 64, SYS-400)
 #   02  o400-b (Org B)          03, 04  two of Org A named o400-twin
 #   b1  Org B's chat            c1  the chain's first response (TEST 5)
+#   c3  TEST 3's response, deleted by TEST 17
 psql(q{
     delete from callhq.chats
      where id::text like '40000000-0000-4000-8000-%' or metadata->>'t' like 'o400-%'
@@ -58,7 +59,7 @@ psql(q{
 sub id { sprintf '40000000-0000-4000-8000-0000000000%s', shift }
 
 our ($ECHO, $B_ASST) = (id('01'), id('02'));
-our ($B_CHAT, $C1) = (id('b1'), id('c1'));
+our ($B_CHAT, $C1, $C3) = (id('b1'), id('c1'), id('c3'));
 
 # an OpenAI error, whole
 sub oerr {
@@ -283,3 +284,33 @@ Content-Type: application/json
 ["Content-Type: text/event-stream", "Content-Type: application/json"]
 --- response_body eval
 [qr/^event: response.created/, qr/\A\{"statusCode":400,"error":"Bad Request","message":"[^"]*model/]
+
+
+
+=== TEST 16: GET /responses/{id}: the Response as the chat keeps it; another org's, a bad id: 404
+--- init
+main::psql(qq{update callhq.chats set id = '$main::C3' where metadata->>'t' = 'o400-params'});
+--- request eval
+["GET /v1/responses/resp_$main::C1",
+ "GET /v1/responses/resp_$main::B_CHAT",
+ "GET /v1/responses/$main::C1"]
+--- error_code eval
+[200, 404, 404]
+--- response_body eval
+[qr/\A(?=\{"id": "resp_\Q$main::C1\E")(?=.*"model": "o400-echo")(?=.*"object": "response")(?=.*"status": "completed")(?=.*"output": \[\{"id": "msg_\Q$main::C1\E", "role": "assistant", "type": "message", "status": "completed", "content": \[\{"text": "\[\{\\"role\\":\\"system\\",\\"content\\":\\"SYS-400\\"\},\{\\"role\\":\\"user\\",\\"content\\":\\"one\\"\}\]", "type": "output_text")(?=.*"metadata": \{"t": "o400-one"\})(?=.*"previous_response_id": null)(?=.*"total_tokens": [1-9])(?=.*"created_at": \d{10},)/s,
+ main::bad("Response with id 'resp_$main::B_CHAT' not found.", undef, undef),
+ main::bad("Response with id '$main::C1' not found.", undef, undef)]
+
+
+
+=== TEST 17: DELETE /responses/{id}: deleted, then 404; another org's: 404
+--- request eval
+["DELETE /v1/responses/resp_$main::C3",
+ "GET /v1/responses/resp_$main::C3",
+ "DELETE /v1/responses/resp_$main::B_CHAT"]
+--- error_code eval
+[200, 404, 404]
+--- response_body eval
+["{\"id\": \"resp_$main::C3\", \"object\": \"response.deleted\", \"deleted\": true}",
+ main::bad("Response with id 'resp_$main::C3' not found.", undef, undef),
+ main::bad("Response with id 'resp_$main::B_CHAT' not found.", undef, undef)]

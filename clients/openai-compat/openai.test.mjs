@@ -77,6 +77,19 @@ describe("responses.create", () => {
   });
 });
 
+describe("responses.retrieve and delete", () => {
+  it("reads back a response, then deletes it", async () => {
+    const r = await client.responses.create({ model: NAME, input: "I live in Paris." });
+    const got = await client.responses.retrieve(r.id);
+    assert.equal(got.id, r.id);
+    assert.equal(got.status, "completed");
+    assert.equal(got.output_text, r.output_text);
+    await client.responses.delete(r.id);
+    await assert.rejects(client.responses.retrieve(r.id),
+                         (e) => e instanceof OpenAI.NotFoundError);
+  });
+});
+
 describe("responses.stream()", () => {
   it("gives deltas and the final Response", async () => {
     let deltas = "";

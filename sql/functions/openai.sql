@@ -369,3 +369,103 @@ begin
                         v_r.chat_id, v_r.session_id, v_r.org_id, v_r.model;
 end
 $$;
+
+
+-- A chat as OpenAI's Response object (GET /responses/{id}): what the chat
+-- keeps of it.  model is the assistant's name (its id when it has none or
+-- is gone); what a chat does not keep (instructions, temperature, top_p,
+-- max_output_tokens) reads null.
+create or replace function callhq.openai_response(c callhq.chats)
+returns jsonb
+language sql stable
+as $$
+    select jsonb_build_object(
+        'id', 'resp_' || c.id,
+        'object', 'response',
+        'created_at', extract(epoch from c.created_at)::bigint,
+        'status', c.status,
+        'background', false,
+        'error', null,
+        'incomplete_details', case when c.status = 'incomplete'
+                                   then '{"reason": "max_output_tokens"}'::jsonb end,
+        'instructions', null,
+        'max_output_tokens', null,
+        'model', coalesce((select coalesce(a.name, a.id::text) from callhq.assistants a
+                            where a.id = c.assistant_id),
+                          c.assistant_id::text, c.assistant->>'name'),
+        'output', jsonb_build_array(jsonb_build_object(
+            'id', 'msg_' || c.id, 'type', 'message', 'status', c.status,
+            'role', 'assistant',
+            'content', jsonb_build_array(jsonb_build_object(
+                'type', 'output_text',
+                'text', coalesce(c.output->0->>'content', ''),
+                'annotations', '[]'::jsonb, 'logprobs', '[]'::jsonb)))),
+        'parallel_tool_calls', true,
+        'previous_response_id', 'resp_' || c.previous_chat_id,
+        'reasoning', '{"effort": null, "summary": null}'::jsonb,
+        'store', true,
+        'temperature', null,
+        'text', '{"format": {"type": "text"}}'::jsonb,
+        'tool_choice', 'auto',
+        'tools', '[]'::jsonb,
+        'top_p', null,
+        'truncation', 'disabled',
+        'user', null,
+        'metadata', coalesce(c.metadata, '{}'),
+        'usage', jsonb_build_object(
+            'input_tokens', coalesce((c.usage->>'promptTokens')::bigint, 0),
+            'input_tokens_details', '{"cached_tokens": 0}'::jsonb,
+            'output_tokens', coalesce((c.usage->>'completionTokens')::bigint, 0),
+            'output_tokens_details', '{"reasoning_tokens": 0}'::jsonb,
+            'total_tokens', coalesce((c.usage->>'promptTokens')::bigint, 0)
+                            + coalesce((c.usage->>'completionTokens')::bigint, 0)))
+$$;
+
+
+-- The chat a response id (resp_<chat id>) names in the org; 404 else.
+create or replace function callhq.openai_chat(p_org uuid, p_id text)
+returns callhq.chats
+language plpgsql stable
+as $$
+declare
+    v_c  callhq.chats;
+begin
+    if p_id like 'resp\_%' and callhq.is_uuid(substr(p_id, 6)) then
+        select c.* into v_c from callhq.chats c
+         where c.id = substr(p_id, 6)::uuid and c.org_id = p_org;
+    end if;
+    if v_c.id is null then
+        perform callhq.openai_fail(404, 'Response with id ''' || p_id
+                                        || ''' not found.', null);
+    end if;
+    return v_c;
+end
+$$;
+
+
+-- GET /responses/{id}
+create or replace function callhq.api_openai_response_get(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language sql
+as $$
+    select 200, callhq.openai_response(
+                    callhq.openai_chat(callhq.auth(p_key), p_id))::text
+$$;
+
+
+-- DELETE /responses/{id}: the chat goes, as DELETE /chat/{id}.
+create or replace function callhq.api_openai_response_delete(
+    p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
+returns table (status int, body text)
+language plpgsql
+as $$
+declare
+    v_c  callhq.chats := callhq.openai_chat(callhq.auth(p_key), p_id);
+begin
+    delete from callhq.chats c where c.id = v_c.id;
+    return query select 200, jsonb_build_object('id', 'resp_' || v_c.id,
+                                                'object', 'response.deleted',
+                                                'deleted', true)::text;
+end
+$$;
