@@ -31,9 +31,6 @@ static ngx_int_t ngx_http_callhq_answer_event(ngx_http_request_t *r,
     ngx_uint_t n, ngx_uint_t link, ngx_chain_t ***last);
 static ngx_int_t ngx_http_callhq_answer_link(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *part, ngx_chain_t ***last);
-static ngx_int_t ngx_http_callhq_answer_write(ngx_http_request_t *r,
-    ngx_http_callhq_chat_t *chat, u_char *data, size_t len,
-    ngx_chain_t ***last);
 
 
 #define NGX_HTTP_CALLHQ_FRAME_SIZE  4096
@@ -438,7 +435,7 @@ ngx_http_callhq_answer_event(ngx_http_request_t *r,
  * The body filter puts them back once sent (ngx_chain_update_chains()).
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_callhq_answer_write(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, u_char *data, size_t len,
     ngx_chain_t ***last)

@@ -307,6 +307,9 @@ ngx_int_t ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
 ngx_int_t ngx_http_callhq_answer_start(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
+ngx_int_t ngx_http_callhq_answer_write(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, u_char *data, size_t len,
+    ngx_chain_t ***last);
 
 /* ngx_http_callhq_openai.c */
 extern ngx_http_callhq_route_t    ngx_http_callhq_openai_routes[];

@@ -13,7 +13,9 @@
  * SDKs rebuild the Response from them and check each step.
  *
  * The deltas stay as the model escaped them, spliced in; the other events
- * are few, built with jansson.
+ * are few, built with jansson.  All are written into the stream's frame
+ * buffers (ngx_http_callhq_answer.c), which the body filter's
+ * backpressure bounds.
  */
 
 
@@ -30,8 +32,6 @@ static ngx_int_t ngx_http_callhq_openai_begin(ngx_http_request_t *r,
 static ngx_int_t ngx_http_callhq_openai_event(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, const char *type, json_t *ev,
     ngx_chain_t ***last);
-static ngx_int_t ngx_http_callhq_openai_frame(ngx_http_request_t *r,
-    u_char *data, size_t len, ngx_chain_t ***last);
 static json_t *ngx_http_callhq_openai_part(ngx_http_callhq_chat_t *chat,
     ngx_uint_t done);
 
@@ -42,8 +42,13 @@ ngx_int_t
 ngx_http_callhq_openai_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last)
 {
-    u_char  *p, *start;
-    size_t   len;
+    u_char  *p;
+    u_char   head[sizeof("event: response.output_text.delta\ndata: "
+                         "{\"type\":\"response.output_text.delta\","
+                         "\"sequence_number\":,\"item_id\":\"msg_\","
+                         "\"output_index\":0,\"content_index\":0,"
+                         "\"delta\":\"")
+                  + NGX_INT_T_LEN + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
 
     if (!chat->sent_header) {
         chat->first_delta = ngx_current_msec;
@@ -53,28 +58,29 @@ ngx_http_callhq_openai_delta(ngx_http_request_t *r,
         }
     }
 
-    len = sizeof("event: response.output_text.delta\ndata: "
-                 "{\"type\":\"response.output_text.delta\","
-                 "\"sequence_number\":,\"item_id\":\"msg_\","
-                 "\"output_index\":0,\"content_index\":0,\"delta\":\"\","
-                 "\"logprobs\":[]}\n\n")
-          + NGX_INT_T_LEN + chat->chat_id.len + delta->len;
-
-    start = ngx_pnalloc(r->pool, len);
-    if (start == NULL) {
+    if (chat->chat_id.len > NGX_HTTP_CALLHQ_WAIT_ID_LEN) {
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(start, "event: response.output_text.delta\ndata: "
+    /* into the stream's frame buffers, reused once sent */
+    p = ngx_sprintf(head, "event: response.output_text.delta\ndata: "
                     "{\"type\":\"response.output_text.delta\","
                     "\"sequence_number\":%ui,\"item_id\":\"msg_%V\","
                     "\"output_index\":0,\"content_index\":0,\"delta\":\"",
                     chat->openai_seq++, &chat->chat_id);
-    p = ngx_cpymem(p, delta->data, delta->len);
-    p = ngx_cpymem(p, "\",\"logprobs\":[]}\n\n",
-                   sizeof("\",\"logprobs\":[]}\n\n") - 1);
 
-    return ngx_http_callhq_openai_frame(r, start, p - start, last);
+    if (ngx_http_callhq_answer_write(r, chat, head, p - head, last) != NGX_OK
+        || ngx_http_callhq_answer_write(r, chat, delta->data, delta->len,
+                                        last)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_callhq_answer_write(r, chat,
+                                        (u_char *) "\",\"logprobs\":[]}\n\n",
+                                        sizeof("\",\"logprobs\":[]}\n\n") - 1,
+                                        last);
 }
 
 
@@ -94,6 +100,9 @@ ngx_http_callhq_openai_last(ngx_http_request_t *r,
     out = NULL;
     last = &out;
     status = chat->chat_status ? chat->chat_status : "incomplete";
+
+    /* the frame written last went with the model's stream */
+    chat->frame = NULL;
 
     if (!chat->sent_header
         && ngx_http_callhq_openai_begin(r, chat, &last) != NGX_OK)
@@ -250,7 +259,7 @@ ngx_http_callhq_openai_event(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, const char *type, json_t *ev,
     ngx_chain_t ***last)
 {
-    u_char     *p;
+    u_char     *p, *end;
     json_t     *e;
     ngx_str_t   data;
     ngx_int_t   rc;
@@ -277,45 +286,19 @@ ngx_http_callhq_openai_event(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    p = ngx_pnalloc(r->pool, sizeof("event: \ndata: \n\n") + ngx_strlen(type)
-                             + data.len);
+    p = ngx_pnalloc(r->pool, sizeof("event: \ndata: ") + ngx_strlen(type));
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    data.data = ngx_cpymem(ngx_sprintf(p, "event: %s\ndata: ", type),
-                           data.data, data.len);
-    *data.data++ = '\n';
-    *data.data++ = '\n';
+    end = ngx_sprintf(p, "event: %s\ndata: ", type);
 
-    return ngx_http_callhq_openai_frame(r, p, data.data - p, last);
-}
-
-
-/* appends the bytes to the chain at *last */
-
-static ngx_int_t
-ngx_http_callhq_openai_frame(ngx_http_request_t *r, u_char *data,
-    size_t len, ngx_chain_t ***last)
-{
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    b = ngx_calloc_buf(r->pool);
-    cl = ngx_alloc_chain_link(r->pool);
-
-    if (b == NULL || cl == NULL) {
+    if (ngx_http_callhq_answer_write(r, chat, p, end - p, last) != NGX_OK
+        || ngx_http_callhq_answer_write(r, chat, data.data, data.len, last)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    b->memory = 1;
-    b->pos = data;
-    b->last = data + len;
-
-    cl->buf = b;
-    cl->next = NULL;
-    **last = cl;
-    *last = &cl->next;
-
-    return NGX_OK;
+    return ngx_http_callhq_answer_write(r, chat, (u_char *) "\n\n", 2, last);
 }
