@@ -64,7 +64,7 @@ ngx_http_callhq_pg_stmt_t  ngx_http_callhq_openai_begin_stmt = {
 static char  *ngx_http_callhq_openai_params[] = {
     "model", "input", "instructions", "previous_response_id", "store",
     "stream", "metadata", "temperature", "top_p", "max_output_tokens",
-    NULL
+    "conversation", NULL
 };
 
 
@@ -239,6 +239,18 @@ ngx_http_callhq_openai_response(ngx_http_request_t *r,
 
     v = json_object_get(req, "metadata");
     if (json_object_set(res, "metadata", json_is_object(v) ? v : json_object())
+        != 0)
+    {
+        goto failed;
+    }
+
+    /* a conversation, as an id or {"id": ...}, is echoed as {"id": ...} */
+    v = json_object_get(req, "conversation");
+    v = json_is_object(v) ? json_object_get(v, "id") : v;
+
+    if (json_object_set_new(res, "conversation",
+                            json_is_string(v)
+                            ? json_pack("{s:O}", "id", v) : json_null())
         != 0)
     {
         goto failed;

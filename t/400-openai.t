@@ -26,10 +26,13 @@ callhq_defaults(config => $CONFIG, valgrind_timeout => 10);
 #   02  o400-b (Org B)          03, 04  two of Org A named o400-twin
 #   b1  Org B's chat            c1  the chain's first response (TEST 5)
 #   c3  TEST 3's response, deleted by TEST 17
+#   11  a session of o400-echo, a conversation   12  Org B's session
+#   13  an expired session of o400-echo
 psql(q{
     delete from callhq.chats
      where id::text like '40000000-0000-4000-8000-%' or metadata->>'t' like 'o400-%'
         or assistant_id::text like '40000000-0000-4000-8000-%';
+    delete from callhq.sessions where id::text like '40000000-0000-4000-8000-%';
     delete from callhq.assistants where id::text like '40000000-0000-4000-8000-%';
 
     insert into callhq.assistants (id, org_id, name, model)
@@ -48,6 +51,21 @@ psql(q{
            v(id, key, name, model)
      where k.key_hash = sha256(v.key::bytea);
 
+    insert into callhq.sessions (id, org_id, assistant_id, name, status,
+                                 expiration_seconds, expires_at, next_seq)
+    select v.id::uuid, k.org_id, v.assistant_id::uuid, 'o400', 'active', 86400,
+           v.expires_at::timestamptz, 1
+      from callhq.api_keys k,
+           (values
+            ('40000000-0000-4000-8000-000000000011', 'cq_test_a',
+             '40000000-0000-4000-8000-000000000001', '2099-01-01T00:00:00Z'),
+            ('40000000-0000-4000-8000-000000000012', 'cq_test_b',
+             '40000000-0000-4000-8000-000000000002', '2099-01-01T00:00:00Z'),
+            ('40000000-0000-4000-8000-000000000013', 'cq_test_a',
+             '40000000-0000-4000-8000-000000000001', '2003-01-01T00:00:00Z'))
+           v(id, key, assistant_id, expires_at)
+     where k.key_hash = sha256(v.key::bytea);
+
     insert into callhq.chats (id, org_id, assistant_id, messages, output, prompt_count)
     select '40000000-0000-4000-8000-0000000000b1', k.org_id,
            '40000000-0000-4000-8000-000000000002',
@@ -60,6 +78,7 @@ sub id { sprintf '40000000-0000-4000-8000-0000000000%s', shift }
 
 our ($ECHO, $B_ASST) = (id('01'), id('02'));
 our ($B_CHAT, $C1, $C3) = (id('b1'), id('c1'), id('c3'));
+our ($CONV, $B_CONV, $EXPIRED) = (id('11'), id('12'), id('13'));
 
 # an OpenAI error, whole
 sub oerr {
@@ -88,7 +107,7 @@ POST /v1/responses
 --- response_headers
 Content-Type: application/json
 --- response_body eval
-qr/\A\{"id":"resp_([0-9a-f-]{36})","object":"response","created_at":\d{10},"status":"completed","background":false,"error":null,"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":"o400-echo","output":\[\{"id":"msg_\1","type":"message","status":"completed","role":"assistant","content":\[\{"type":"output_text","text":"\[\{\\"role\\":\\"system\\",\\"content\\":\\"SYS-400\\"\},\{\\"role\\":\\"user\\",\\"content\\":\\"hello\\"\}\]","annotations":\[\],"logprobs":\[\]\}\]\}\],"parallel_tool_calls":true,"previous_response_id":null,"reasoning":\{"effort":null,"summary":null\},"store":true,"temperature":null,"text":\{"format":\{"type":"text"\}\},"tool_choice":"auto","tools":\[\],"top_p":null,"truncation":"disabled","user":null,"metadata":\{\},"usage":\{"input_tokens":(\d+),"input_tokens_details":\{"cached_tokens":0\},"output_tokens":(\d+),"output_tokens_details":\{"reasoning_tokens":0\},"total_tokens":(\d+)\}\}\z(?(?{ $2 + $3 == $4 && $2 > 0 })|(*FAIL))/
+qr/\A\{"id":"resp_([0-9a-f-]{36})","object":"response","created_at":\d{10},"status":"completed","background":false,"error":null,"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":"o400-echo","output":\[\{"id":"msg_\1","type":"message","status":"completed","role":"assistant","content":\[\{"type":"output_text","text":"\[\{\\"role\\":\\"system\\",\\"content\\":\\"SYS-400\\"\},\{\\"role\\":\\"user\\",\\"content\\":\\"hello\\"\}\]","annotations":\[\],"logprobs":\[\]\}\]\}\],"parallel_tool_calls":true,"previous_response_id":null,"reasoning":\{"effort":null,"summary":null\},"store":true,"temperature":null,"text":\{"format":\{"type":"text"\}\},"tool_choice":"auto","tools":\[\],"top_p":null,"truncation":"disabled","user":null,"metadata":\{\},"conversation":null,"usage":\{"input_tokens":(\d+),"input_tokens_details":\{"cached_tokens":0\},"output_tokens":(\d+),"output_tokens_details":\{"reasoning_tokens":0\},"total_tokens":(\d+)\}\}\z(?(?{ $2 + $3 == $4 && $2 > 0 })|(*FAIL))/
 
 
 
@@ -223,7 +242,7 @@ Content-Type: application/json
 === TEST 12: unknown and unsupported parameters, wrong types, out of range
 --- request eval
 ["POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"frobnicate\": 1}",
- "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"conv_1\"}",
+ "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"tools\": []}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"stream\": \"yes\"}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"store\": 0}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"temperature\": 3}",
@@ -234,7 +253,7 @@ Content-Type: application/json
 [400, 400, 400, 400, 400, 400, 400, 400]
 --- response_body eval
 [main::bad("Unknown parameter: 'frobnicate'.", 'frobnicate', 'unknown_parameter'),
- main::bad("Parameter 'conversation' is not supported yet.", 'conversation', 'unsupported_parameter'),
+ main::bad("Parameter 'tools' is not supported yet.", 'tools', 'unsupported_parameter'),
  main::bad("stream must be a boolean", 'stream', undef),
  main::bad("Invalid type for 'store': expected a boolean.", 'store', 'invalid_type'),
  main::bad("Invalid 'temperature': 3 is out of range [0, 2].", 'temperature', 'invalid_value'),
@@ -314,3 +333,35 @@ main::psql(qq{update callhq.chats set id = '$main::C3' where metadata->>'t' = 'o
 ["{\"id\": \"resp_$main::C3\", \"object\": \"response.deleted\", \"deleted\": true}",
  main::bad("Response with id 'resp_$main::C3' not found.", undef, undef),
  main::bad("Response with id 'resp_$main::B_CHAT' not found.", undef, undef)]
+
+
+
+=== TEST 18: conversation (a session): each turn sees the ones before and is appended; instructions are not kept
+--- request eval
+["POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"first\", \"conversation\": \"conv_$main::CONV\", \"instructions\": \"ONCE\"}",
+ "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"second\", \"conversation\": {\"id\": \"conv_$main::CONV\"}}",
+ "GET /session/$main::CONV"]
+--- error_code eval
+[200, 200, 200]
+--- response_body eval
+[qr/"text":"\[\{\\"role\\":\\"system\\",\\"content\\":\\"ONCE\\"\},\{\\"role\\":\\"system\\",\\"content\\":\\"SYS-400\\"\},\{\\"role\\":\\"user\\",\\"content\\":\\"first\\"\}\]".*"conversation":\{"id":"conv_\Q$main::CONV\E"\}/,
+ qr/"text":"\[\{\\"role\\":\\"system\\",\\"content\\":\\"SYS-400\\"\},\{\\"role\\":\\"user\\",\\"content\\":\\"first\\"\},\{\\"role\\":\\"assistant\\",\\"content\\":\\"\[\{\\\\\\"role\\\\\\":\\\\\\"system\\\\\\",\\\\\\"content\\\\\\":\\\\\\"ONCE\\\\\\"\}.*\{\\"role\\":\\"user\\",\\"content\\":\\"second\\"\}\]".*"conversation":\{"id":"conv_\Q$main::CONV\E"\}/,
+ qr/"messages": \[\{"role":"user","content":"first"\}, \{"role":"assistant","content":"[^\n]*"\}, \{"role":"user","content":"second"\}, \{"role":"assistant","content":"[^\n]*"\}\]\}\z/]
+
+
+
+=== TEST 19: conversation: another org's, unknown, expired, another assistant's model, with previous_response_id
+--- request eval
+["POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"conv_$main::B_CONV\"}",
+ "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"$main::CONV\"}",
+ "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"conv_$main::EXPIRED\"}",
+ "POST /v1/responses\n{\"model\": \"40000000-0000-4000-8000-000000000003\", \"input\": \"x\", \"conversation\": \"conv_$main::CONV\"}",
+ "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"conv_$main::CONV\", \"previous_response_id\": \"resp_$main::C1\"}"]
+--- error_code eval
+[404, 404, 410, 400, 400]
+--- response_body eval
+[main::bad("Conversation with id 'conv_$main::B_CONV' not found.", 'conversation', undef),
+ main::bad("Conversation with id '$main::CONV' not found.", 'conversation', undef),
+ main::bad("Session $main::EXPIRED is completed; create a new session", 'conversation', undef),
+ main::bad("The model '40000000-0000-4000-8000-000000000003' is not the assistant of conversation 'conv_$main::CONV'.", 'model', 'invalid_value'),
+ main::bad("previous_response_id and conversation cannot be used together.", 'previous_response_id', 'invalid_value')]

@@ -90,6 +90,27 @@ describe("responses.retrieve and delete", () => {
   });
 });
 
+describe("conversation", () => {
+  it("a session made by POST /session is a conversation", async () => {
+    const a = await (await fetch(`${BASE_URL}/assistant?limit=1000`, {
+      headers: { Authorization: `Bearer ${env("CALLHQ_KEY")}` },
+    })).json();
+    const assistantId = a.find((x) => x.name === NAME).id;
+    const s = await (await fetch(`${BASE_URL}/session`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${env("CALLHQ_KEY")}`,
+                 "Content-Type": "application/json" },
+      body: JSON.stringify({ assistantId }),
+    })).json();
+    const conversation = `conv_${s.id}`;
+    await client.responses.create({ model: NAME, input: "My name is Linus.", conversation });
+    const r = await client.responses.create({ model: NAME, input: "What is my name?",
+                                              conversation: { id: conversation } });
+    assert.equal(r.conversation.id, conversation);
+    assert.match(r.output_text, /Linus/);
+  });
+});
+
 describe("responses.stream()", () => {
   it("gives deltas and the final Response", async () => {
     let deltas = "";

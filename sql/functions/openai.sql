@@ -233,6 +233,9 @@ declare
     v_instr     text;
     v_meta      jsonb;
     v_r         record;
+    v_conv      text;
+    v_session   callhq.sessions;
+    v_assistant uuid;
     v_state     text;
     v_msg       text;
 begin
@@ -245,8 +248,7 @@ begin
       from jsonb_each(v_body) e where jsonb_typeof(e.value) <> 'null';
 
     for v_key in select k from jsonb_object_keys(v_body) k order by k loop
-        if v_key in ('conversation', 'tools', 'tool_choice', 'background',
-                     'prompt', 'reasoning')
+        if v_key in ('tools', 'tool_choice', 'background', 'prompt', 'reasoning')
         then
             perform callhq.openai_fail(400, 'Parameter ''' || v_key || ''' is '
                                             || 'not supported yet.', v_key,
@@ -255,6 +257,7 @@ begin
         if v_key not in ('model', 'input', 'instructions', 'previous_response_id',
                          'store', 'stream', 'metadata', 'temperature', 'top_p',
                          'max_output_tokens', 'parallel_tool_calls', 'truncation',
+                         'conversation',
                          'user', 'include', 'service_tier', 'text', 'stream_options')
         then
             perform callhq.openai_fail(400, 'Unknown parameter: ''' || v_key || '''.',
@@ -294,11 +297,45 @@ begin
         end if;
     end if;
 
+    v_assistant := callhq.openai_assistant(v_org, v_body->'model');
     v_chat := jsonb_build_object(
         'input', callhq.openai_input(v_body->'input'),
-        'assistantId', callhq.openai_assistant(v_org, v_body->'model'),
+        'assistantId', v_assistant,
         'stream', coalesce(v_body->'stream', 'false'),
         'metadata', v_meta);
+
+    -- a conversation is a session: the turn is appended to it
+    if v_body ? 'conversation' then
+        v_conv := coalesce(v_body->'conversation'->>'id',
+                           case when jsonb_typeof(v_body->'conversation') = 'string'
+                                then v_body->>'conversation' end);
+        if v_body ? 'previous_response_id' then
+            perform callhq.openai_fail(400, 'previous_response_id and conversation '
+                                            || 'cannot be used together.',
+                                       'previous_response_id', 'invalid_value');
+        end if;
+        if v_conv is null then
+            perform callhq.openai_fail(400, 'Invalid ''conversation'': expected an '
+                                            || 'id or {"id": ...}.', 'conversation',
+                                       'invalid_type');
+        end if;
+        if v_conv like 'conv\_%' and callhq.is_uuid(substr(v_conv, 6)) then
+            select s.* into v_session from callhq.sessions s
+             where s.id = substr(v_conv, 6)::uuid and s.org_id = v_org;
+        end if;
+        if v_session.id is null then
+            perform callhq.openai_fail(404, 'Conversation with id ''' || v_conv
+                                            || ''' not found.', 'conversation');
+        end if;
+        if v_session.assistant_id is distinct from v_assistant then
+            perform callhq.openai_fail(400, 'The model ''' || (v_body->>'model')
+                                            || ''' is not the assistant of '
+                                            || 'conversation ''' || v_conv || '''.',
+                                       'model', 'invalid_value');
+        end if;
+        v_chat := (v_chat - 'assistantId')
+                  || jsonb_build_object('sessionId', v_session.id);
+    end if;
 
     if v_body ? 'previous_response_id' then
         v_prev := v_body->>'previous_response_id';
@@ -340,6 +377,7 @@ begin
         perform callhq.openai_fail(substr(v_state, 3)::int, v_msg,
                                    case when v_msg like 'input%' then 'input'
                                         when v_msg like 'metadata%' then 'metadata'
+                                        when v_msg like 'Session%' then 'conversation'
                                         when v_msg like '%model%' then 'model'
                                    end);
     end;
@@ -362,7 +400,11 @@ begin
         -- recorded as a prompt: a chained response does not inherit it
         v_r.record := (v_r.record::jsonb
                        || jsonb_build_object('promptCount',
-                              (v_r.record::jsonb->>'promptCount')::int + 1))::text;
+                              (v_r.record::jsonb->>'promptCount')::int + 1,
+                              'prompts',
+                              jsonb_build_array(jsonb_build_object('role', 'system',
+                                                                   'content', v_instr))
+                              || coalesce(v_r.record::jsonb->'prompts', '[]')))::text;
     end if;
 
     return query select v_r.state, v_r.record, v_r.params, v_r.messages,
