@@ -68,6 +68,7 @@ typedef struct {
     ngx_atomic_t                   event[NGX_HTTP_CALLHQ_M_EVENTS];
     ngx_http_callhq_m_chat_hist_t  first_delta;
     ngx_http_callhq_m_chat_hist_t  duration;
+    ngx_http_callhq_m_chat_hist_t  webhook;
     ngx_http_callhq_m_query_hist_t query[NGX_HTTP_CALLHQ_M_STMTS];
     ngx_http_callhq_m_worker_t     worker[NGX_HTTP_CALLHQ_M_WORKERS];
     ngx_atomic_t                   outbox_pending;
@@ -130,7 +131,12 @@ static const char  *ngx_http_callhq_m_events[][3] = {
     { "callhq_records_dropped_total", NULL,
       "Replies dropped: not recorded within callhq_record_retry." },
     { "callhq_sessions_created_total", NULL,
-      "Sessions created by POST /session." }
+      "Sessions created by POST /session." },
+    { "callhq_sessions_expired_total", NULL,
+      "Sessions past expiresAt marked completed by the sweeper." },
+    { "callhq_webhook_deliveries_total", "result=\"delivered\"",
+      "Webhook delivery attempts by result." },
+    { "callhq_webhook_deliveries_total", "result=\"failed\"", NULL }
 };
 
 
@@ -260,6 +266,40 @@ ngx_http_callhq_metrics_publish(ngx_event_t *ev)
     w->waiting = ngx_http_callhq_pg_waiting(mcf->pool);
 
     ngx_add_timer(ev, 1000);
+}
+
+
+void
+ngx_http_callhq_metrics_add(ngx_uint_t event, ngx_uint_t n)
+{
+    if (ngx_http_callhq_metrics_sh && event < NGX_HTTP_CALLHQ_M_EVENTS) {
+        (void) ngx_atomic_fetch_add(&ngx_http_callhq_metrics_sh->event[event],
+                                    n);
+    }
+}
+
+
+/* a webhook delivery attempt is over */
+
+void
+ngx_http_callhq_metrics_webhook(ngx_uint_t delivered, ngx_msec_t ms)
+{
+    ngx_http_callhq_metrics_sh_t  *m;
+
+    m = ngx_http_callhq_metrics_sh;
+    if (m == NULL) {
+        return;
+    }
+
+    ngx_http_callhq_metrics_event(delivered
+                                  ? NGX_HTTP_CALLHQ_M_WEBHOOKS_DELIVERED
+                                  : NGX_HTTP_CALLHQ_M_WEBHOOKS_FAILED);
+
+    ngx_http_callhq_metrics_observe(m->webhook.bucket,
+                                    ngx_http_callhq_m_chat_le,
+                                    NGX_HTTP_CALLHQ_M_CHAT_B - 1, ms);
+    (void) ngx_atomic_fetch_add(&m->webhook.sum, ms);
+    (void) ngx_atomic_fetch_add(&m->webhook.count, 1);
 }
 
 
@@ -579,6 +619,16 @@ ngx_http_callhq_metrics_send(ngx_http_request_t *r)
             "callhq_chat_duration_seconds", NULL,
             m->duration.bucket, ngx_http_callhq_m_chat_le,
             NGX_HTTP_CALLHQ_M_CHAT_B, m->duration.sum, m->duration.count);
+
+    p = ngx_slprintf(p, last,
+            "# HELP callhq_webhook_delivery_seconds A webhook delivery "
+            "attempt, from its start to its answer or failure.\n"
+            "# TYPE callhq_webhook_delivery_seconds histogram\n");
+
+    p = ngx_http_callhq_metrics_hist(p, last,
+            "callhq_webhook_delivery_seconds", NULL,
+            m->webhook.bucket, ngx_http_callhq_m_chat_le,
+            NGX_HTTP_CALLHQ_M_CHAT_B, m->webhook.sum, m->webhook.count);
 
     p = ngx_slprintf(p, last,
             "# HELP callhq_postgres_query_duration_seconds Time from a "

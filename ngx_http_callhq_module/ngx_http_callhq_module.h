@@ -391,6 +391,9 @@ enum {
     NGX_HTTP_CALLHQ_M_RECORD_RETRIES,
     NGX_HTTP_CALLHQ_M_RECORDS_DROPPED,
     NGX_HTTP_CALLHQ_M_SESSIONS_CREATED,
+    NGX_HTTP_CALLHQ_M_SESSIONS_EXPIRED,
+    NGX_HTTP_CALLHQ_M_WEBHOOKS_DELIVERED,
+    NGX_HTTP_CALLHQ_M_WEBHOOKS_FAILED,
     NGX_HTTP_CALLHQ_M_EVENTS
 };
 
@@ -400,6 +403,8 @@ char *ngx_http_callhq_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_callhq_metrics_worker(ngx_cycle_t *cycle);
 void ngx_http_callhq_metrics_worker_exit(void);
 void ngx_http_callhq_metrics_event(ngx_uint_t event);
+void ngx_http_callhq_metrics_add(ngx_uint_t event, ngx_uint_t n);
+void ngx_http_callhq_metrics_webhook(ngx_uint_t delivered, ngx_msec_t ms);
 void ngx_http_callhq_metrics_chat(ngx_http_callhq_chat_t *chat,
     ngx_msec_t ms);
 

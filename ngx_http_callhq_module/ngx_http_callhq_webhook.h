@@ -85,6 +85,7 @@ typedef struct {
     ngx_str_t                      headers;    /* JSON object, or empty */
     ngx_str_t                      body;
     ngx_msec_t                     timeout;
+    ngx_msec_t                     start;      /* of the attempt */
     ngx_int_t                      attempt;
 
     ngx_url_t                      u;

@@ -174,6 +174,7 @@ ngx_http_callhq_webhook_start(ngx_http_callhq_webhook_t *wh, PGresult *res,
     ngx_queue_insert_tail(&wh->deliveries, &d->queue);
     wh->in_flight++;
     wh->attempts++;
+    d->start = ngx_current_msec;
 
     d->timer.handler = ngx_http_callhq_webhook_timeout;
     d->timer.data = d;
@@ -1074,6 +1075,8 @@ ngx_http_callhq_webhook_finish(ngx_http_callhq_webhook_delivery_t *d,
 
     d->error = error;
     d->log.action = NULL;
+
+    ngx_http_callhq_metrics_webhook(error == NULL, ngx_current_msec - d->start);
 
     if (error) {
         wh->failures++;

@@ -111,6 +111,11 @@ ngx_http_callhq_webhook_swept(ngx_http_callhq_pg_query_t *q, PGresult *res)
         purged = ngx_atoi((u_char *) PQgetvalue(res, 0, 1),
                           PQgetlength(res, 0, 1));
 
+        if (n > 0) {
+            ngx_http_callhq_metrics_add(NGX_HTTP_CALLHQ_M_SESSIONS_EXPIRED,
+                                        n);
+        }
+
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, wh->log, 0,
                        "callhq webhook: %i expired sessions completed, "
                        "%i settled events purged", n, purged);

@@ -8,7 +8,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test qw(expect chat gate);
+use CallHQ::Test qw(expect chat gate webhook);
 
 sub id { sprintf '23000000-0000-4000-8000-0000000000%s', shift }
 
@@ -16,7 +16,8 @@ our %ASST = ('01' => 'echo', '02' => 'echo+fail-500');
 our %SESS = ('11' => '01', '12' => '02');
 
 psql(q{
-    delete from callhq.sessions where id::text like '23000000-%' or name = 'c230-new';
+    delete from callhq.sessions where id::text like '23000000-%'
+        or name in ('c230-new', 'c235-hooked');
     delete from callhq.chats where id::text like '23000000-%'
         or assistant_id::text like '23000000-%';
     delete from callhq.assistants where id::text like '23000000-%';
@@ -54,6 +55,16 @@ sub traffic {
     Test::More::is("@got", '201 200 200 502 404', "$0 - the traffic answered");
 }
 
+sub sql_until_235 {
+    my ($sql, $want) = @_;
+    my $deadline = time + 60;
+    while (time < $deadline) {
+        return 1 if CallHQ::Test::psql($sql) eq $want;
+        Time::HiRes::sleep(0.05);
+    }
+    die "never $want: $sql\n";
+}
+
 # promtool's verdict on a scrape: its output, empty when all is well
 sub promtool {
     my $resp = main::http_now('GET', '/metrics');
@@ -71,7 +82,32 @@ sub promtool {
 
 our $HTTP = <<'_EOC_';
 callhq_postgres "$TEST_NGINX_PG_CONNINFO";
+callhq_webhook_allow 127.0.0.1;
 _EOC_
+
+# a receiver for the session events of assistant 03
+our $RECEIVER = main::start_receiver();
+our $HOOKED = id('03');
+psql(qq{
+    insert into callhq.assistants (id, org_id, name, model, server)
+    select '$HOOKED', k.org_id, 'c230-03', '{"provider": "openai", "model": "echo"}',
+           '{"url": "http://127.0.0.1:$RECEIVER/t235"}'
+      from callhq.api_keys k where k.key_hash = sha256('cq_test_a');
+});
+
+# an event is settled (delivered or dead) for the session named $name
+sub settled {
+    my $name = shift;
+    my $deadline = time + 60;
+    while (time < $deadline) {
+        return 1 if CallHQ::Test::psql(qq{
+            select count(*) from callhq.webhook_outbox o, callhq.sessions s
+             where o.state = 'delivered' and o.session_id = s.id
+               and s.name = '$name'}) > 0;
+        Time::HiRes::sleep(0.05);
+    }
+    die "no event delivered for session $name\n";
+}
 
 our $CONFIG = api_location('/') . model_locations()
               . "location = /metrics {\n    callhq_metrics;\n"
@@ -129,3 +165,24 @@ CallHQ::Test::psql(qq{update callhq.sessions set busy_chat = null, busy_until = 
 GET /metrics
 --- response_body_like eval
 qr/callhq_chats_total\{surface="chat",status="refused"\} 1\n.*callhq_turn_waits_total 1\n.*callhq_turn_conflicts_total 1\n/s
+
+
+
+=== TEST 3: a webhook delivered counts, with its time; an expired session swept counts
+--- config eval
+$main::CONFIG
+--- http_config eval
+$main::HTTP . "callhq_webhook_sweep_interval 1s;\n"
+--- init
+my $s = main::http_now('POST', '/session',
+                       qq{{"name": "c235-hooked", "assistantId": "$main::HOOKED"}});
+Test::More::like($s, qr{\AHTTP/1\.1 201 }, "$0 - a session with a webhook");
+main::settled('c235-hooked');
+CallHQ::Test::psql(qq{update callhq.sessions set expires_at = now() - interval '1 second'
+                       where name = 'c235-hooked'});
+main::sql_until_235(qq{select status from callhq.sessions where name = 'c235-hooked'},
+                    'completed');
+--- request
+GET /metrics
+--- response_body_like eval
+qr/\A(?=.*\ncallhq_sessions_expired_total [1-9]\d*\n)(?=.*\ncallhq_webhook_deliveries_total\{result="delivered"\} [1-9]\d*\n)(?=.*\ncallhq_webhook_delivery_seconds_count [1-9]\d*\n)/s
