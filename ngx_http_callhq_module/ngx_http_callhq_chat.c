@@ -6,11 +6,12 @@
  * history) and takes the session's turn, either the two plain statements
  * of ngx_http_callhq_turn.c (a chat of a session) or callhq.chat_begin
  * (any other; callhq.sms_begin for a text, answered in TwiML by
- * ngx_http_callhq_sms.c); a subrequest to the operator's model location sends it
- * upstream; the body filter (ngx_http_callhq_filter.c) collects the reply,
- * or passes each delta to the client's answer (ngx_http_callhq_answer.c);
- * one transaction records it, and the answer ends.  A chat waiting for
- * its session's turn is woken by ngx_http_callhq_wait.c.
+ * ngx_http_callhq_sms.c); a subrequest to the operator's model location
+ * sends it upstream; the body filter (ngx_http_callhq_filter.c) collects
+ * the reply, or passes each delta to the client's answer
+ * (ngx_http_callhq_answer.c); one transaction records it, and the
+ * answer ends.  A chat waiting for its session's turn is woken by
+ * ngx_http_callhq_wait.c.
  *
  * The context is never copied: the upstream body and the client's answer
  * are chains over the statement's result, which the chat keeps.  Replies

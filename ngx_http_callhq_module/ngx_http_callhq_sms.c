@@ -31,6 +31,7 @@
 typedef struct {
     ngx_flag_t                     enable;
     ngx_http_complex_value_t      *public_url;
+    ngx_http_complex_value_t      *port_url;   /* with the Host's port */
     ngx_str_t                      error_message;
     ngx_str_t                      fallback_message;
 } ngx_http_callhq_sms_loc_conf_t;
@@ -55,6 +56,11 @@ static void ngx_http_callhq_sms_number(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 static ngx_int_t ngx_http_callhq_sms_signed(ngx_http_request_t *r,
     ngx_http_callhq_sms_ctx_t *sctx, char *token);
+static ngx_int_t ngx_http_callhq_sms_signed_url(ngx_http_request_t *r,
+    ngx_http_callhq_sms_ctx_t *sctx, char *token,
+    ngx_http_complex_value_t *cv, ngx_str_t *got);
+static ngx_http_complex_value_t *ngx_http_callhq_sms_url(ngx_conf_t *cf,
+    ngx_str_t *value);
 static void *ngx_http_callhq_sms_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_callhq_sms_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
@@ -443,23 +449,20 @@ done:
 /*
  * X-Twilio-Signature: base64(HMAC-SHA1(auth token, URL . name1 . value1
  * . name2 . value2 ...)), the names sorted; compared in constant time.
+ * Without callhq_sms_public_url the URL is $scheme://$host$request_uri,
+ * or, as Twilio's own validators allow, with the port the Host header had.
  */
 
 static ngx_int_t
 ngx_http_callhq_sms_signed(ngx_http_request_t *r,
     ngx_http_callhq_sms_ctx_t *sctx, char *token)
 {
-    u_char                          *p;
-    size_t                           len;
-    ngx_str_t                        url, data, sig, got, want;
+    ngx_int_t                        rc;
+    ngx_str_t                        got;
     ngx_uint_t                       i;
-    unsigned int                     mdlen;
     ngx_list_part_t                 *part;
     ngx_table_elt_t                 *h;
-    ngx_keyval_t                    *kv;
     ngx_http_callhq_sms_loc_conf_t  *slcf;
-    u_char                           md[EVP_MAX_MD_SIZE];
-    u_char                           b64[64];
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_sms_module);
 
@@ -495,7 +498,38 @@ ngx_http_callhq_sms_signed(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_complex_value(r, slcf->public_url, &url) != NGX_OK) {
+    rc = ngx_http_callhq_sms_signed_url(r, sctx, token, slcf->public_url,
+                                        &got);
+
+    if (rc == NGX_DECLINED && slcf->port_url
+        && r->headers_in.host
+        && ngx_strlchr(r->headers_in.host->value.data,
+                       r->headers_in.host->value.data
+                       + r->headers_in.host->value.len, ':'))
+    {
+        rc = ngx_http_callhq_sms_signed_url(r, sctx, token, slcf->port_url,
+                                            &got);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_callhq_sms_signed_url(ngx_http_request_t *r,
+    ngx_http_callhq_sms_ctx_t *sctx, char *token,
+    ngx_http_complex_value_t *cv, ngx_str_t *got)
+{
+    u_char        *p;
+    size_t         len;
+    ngx_str_t      url, data, sig, md_str;
+    ngx_uint_t     i;
+    unsigned int   mdlen;
+    ngx_keyval_t  *kv;
+    u_char         md[EVP_MAX_MD_SIZE];
+    u_char         b64[64];
+
+    if (ngx_http_complex_value(r, cv, &url) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -527,13 +561,13 @@ ngx_http_callhq_sms_signed(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    want.data = md;
-    want.len = mdlen;
+    md_str.data = md;
+    md_str.len = mdlen;
     sig.data = b64;
-    ngx_encode_base64(&sig, &want);
+    ngx_encode_base64(&sig, &md_str);
 
-    if (got.len != sig.len
-        || CRYPTO_memcmp(got.data, sig.data, sig.len) != 0)
+    if (got->len != sig.len
+        || CRYPTO_memcmp(got->data, sig.data, sig.len) != 0)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "callhq: SMS webhook signature does not match "
@@ -602,6 +636,7 @@ ngx_http_callhq_sms_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     conf->port_url = NULL;
      *     conf->error_message = { 0, NULL };
      *     conf->fallback_message = { 0, NULL };
      */
@@ -619,12 +654,13 @@ ngx_http_callhq_sms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_callhq_sms_loc_conf_t *prev = parent;
     ngx_http_callhq_sms_loc_conf_t *conf = child;
 
-    ngx_http_core_loc_conf_t           *clcf;
-    ngx_http_callhq_loc_conf_t         *lcf;
-    ngx_http_callhq_main_conf_t        *mcf;
-    ngx_http_compile_complex_value_t    ccv;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_callhq_loc_conf_t   *lcf;
+    ngx_http_callhq_main_conf_t  *mcf;
 
     static ngx_str_t  url = ngx_string("$scheme://$host$request_uri");
+    static ngx_str_t  port_url =
+                          ngx_string("$scheme://$http_host$request_uri");
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_ptr_value(conf->public_url, prev->public_url, NULL);
@@ -657,19 +693,10 @@ ngx_http_callhq_sms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->public_url == NULL) {
-        conf->public_url = ngx_palloc(cf->pool,
-                                      sizeof(ngx_http_complex_value_t));
-        if (conf->public_url == NULL) {
-            return NGX_CONF_ERROR;
-        }
+        conf->public_url = ngx_http_callhq_sms_url(cf, &url);
+        conf->port_url = ngx_http_callhq_sms_url(cf, &port_url);
 
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-        ccv.cf = cf;
-        ccv.value = &url;
-        ccv.complex_value = conf->public_url;
-
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        if (conf->public_url == NULL || conf->port_url == NULL) {
             return NGX_CONF_ERROR;
         }
     }
@@ -679,6 +706,31 @@ ngx_http_callhq_sms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     clcf->client_max_body_size = 0;
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_http_complex_value_t *
+ngx_http_callhq_sms_url(ngx_conf_t *cf, ngx_str_t *value)
+{
+    ngx_http_complex_value_t          *cv;
+    ngx_http_compile_complex_value_t   ccv;
+
+    cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (cv == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = cv;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NULL;
+    }
+
+    return cv;
 }
 
 

@@ -100,6 +100,12 @@ http {
             callhq_model_location /_model;
         }
 
+        # Twilio's Messaging webhook (README: SMS)
+        location = /sms/twilio {
+            callhq_sms_twilio;
+            callhq_model_location /_model;
+        }
+
         # Prometheus: this machine only
         location = /metrics {
             callhq_metrics;
@@ -162,6 +168,23 @@ Try it:
        -H 'Content-Type: application/json' \\
        -d "{\"sessionId\":\"\$S\",\"input\":\"What is my name?\",\"stream\":true}"
   curl -s $url/session/\$S -H "Authorization: Bearer \$KEY"
+
+SMS: a phone number on that assistant, then a text as Twilio would send it,
+signed with the number's auth token:
+
+  curl -s $url/phone-number -H "Authorization: Bearer \$KEY" \\
+       -H 'Content-Type: application/json' \\
+       -d "{\"number\":\"+15551234567\",\"twilioAccountSid\":\"ACdemo\",
+            \"twilioAuthToken\":\"demo-token\",\"assistantId\":\"\$A\"}"
+  SIG=\$(printf '%s' '$url/sms/twilioBodyHi, my name is SarahFrom+15557770001MessageSidSM1To+15551234567' \\
+        | openssl dgst -sha1 -hmac demo-token -binary | base64)
+  curl -s $url/sms/twilio -H "X-Twilio-Signature: \$SIG" \\
+       --data 'Body=Hi%2C+my+name+is+Sarah&From=%2B15557770001&MessageSid=SM1&To=%2B15551234567'
+
+A real Twilio number: make nginx reachable at https://<your host>/sms/twilio
+(set callhq_sms_public_url to that URL when TLS ends in front of nginx),
+create the phone number with its account SID and auth token, and set the
+number's "A message comes in" webhook to that URL, HTTP POST.
 
 Ctrl-C stops everything.
 MSG

@@ -117,6 +117,7 @@ sub sms {
     my $to = $o{To} // '';
     my $token = delete $o{-token} // 'tok-' . substr($to, -1);
     my $sig = delete $o{-sig};
+    my $host = delete $o{-host};
     $o{AccountSid} //= 'AC310';
     $o{MessageSid} //= sprintf 'SM310%05d', ++$SEQ;
     $o{NumMedia} //= '0';
@@ -125,7 +126,8 @@ sub sms {
     my $body = join '&', map { enc($_) . '=' . enc($o{$_}) } reverse sort keys %o;
     return ("POST $path\n$body",
             "Content-Type: application/x-www-form-urlencoded\n"
-            . ($sig eq '' ? '' : "X-Twilio-Signature: $sig\n"));
+            . ($sig eq '' ? '' : "X-Twilio-Signature: $sig\n")
+            . (defined $host ? "Host: $host\n" : ''));
 }
 
 sub twiml {
@@ -519,3 +521,21 @@ GET /session?phoneNumberId=abc
 --- error_code: 400
 --- response_body eval
 ::err(400, 'phoneNumberId must be a UUID')
+
+
+
+=== TEST 25: a Host with a port: the URL signed with the port, or without it ($host), as Twilio's validators allow
+--- sms eval
+[{ To => main::num(2), From => '+15557770004', Body => 'port',
+   -host => 'localhost:8080', -url => 'http://localhost:8080/sms/twilio' },
+ { To => main::num(2), From => '+15557770004', Body => 'no port',
+   -host => 'localhost:8080', -url => 'http://localhost/sms/twilio' },
+ { To => main::num(2), From => '+15557770004', Body => 'other port',
+   -host => 'localhost:8080', -url => 'http://localhost:9090/sms/twilio' },
+ { To => main::num(2), From => '+15557770004', Body => 'public',
+   -path => '/sms/public', -host => 'localhost:8080',
+   -url => 'http://localhost:8080/sms/public' }]
+--- error_code eval
+[200, 200, 403, 403]
+--- response_body eval
+[main::twiml('port'), main::twiml('no port'), qr/./, qr/./]
