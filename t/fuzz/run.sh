@@ -4,6 +4,8 @@
 # when that is set.  Usage (see t/fuzz/README):
 #   FUZZ_SECONDS=60 t/fuzz/run.sh build/fuzz/fuzz_scan build/fuzz/fuzz_jansson
 #   FUZZ_RUNS=10000000 nice -n 19 t/fuzz/run.sh build/fuzz/fuzz_sse
+# FUZZ_TIMEOUT (10 s) is libFuzzer's -timeout, in wall-clock time: on a
+# loaded machine a niced fuzzer can be starved past it on any input.
 # Each starts from its seeds (t/fuzz/corpus-<x> and <x>.dict for fuzz_<x>
 # when they exist, else t/fuzz/corpus and json.dict) plus its own working
 # corpus in build/fuzz/ (kept between runs; new inputs go there, never
@@ -32,9 +34,10 @@ for f in "$@"; do
 
     # 8192 bytes hold the deep-nesting seeds (513 levels and more) and a
     # query string of nginx's default 8k header buffer; a model stream
-    # of 1024 bytes holds several events (each feeding costs its square)
+    # of 256 bytes holds an event or two (feeding it a byte a time costs its
+    # square)
     max_len=8192
-    [ "$name" = fuzz_sse ] && max_len=1024
+    [ "$name" = fuzz_sse ] && max_len=256
 
     if [ -n "${FUZZ_RUNS:-}" ]; then
         limit="-runs=$FUZZ_RUNS"
@@ -44,7 +47,7 @@ for f in "$@"; do
         echo "fuzz: $name for ${seconds}s (log: $log)"
     fi
 
-    if ! "$f" "$limit" -max_len="$max_len" -timeout=10 \
+    if ! "$f" "$limit" -max_len="$max_len" -timeout="${FUZZ_TIMEOUT:-10}" \
             -rss_limit_mb=2048 -dict="$dict" \
             -artifact_prefix="$dir/$name-" -print_final_stats=1 \
             "$work" "$seeds" > "$log" 2>&1
