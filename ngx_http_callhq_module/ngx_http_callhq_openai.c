@@ -89,8 +89,8 @@ ngx_http_callhq_openai_error(ngx_http_request_t *r, ngx_uint_t status,
         code = (status == NGX_HTTP_UNAUTHORIZED) ? "invalid_api_key" : "";
     }
 
+    /* as OpenAI's: a bad key is an invalid request, code invalid_api_key */
     type = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? "server_error"
-           : (status == NGX_HTTP_UNAUTHORIZED) ? "authentication_error"
            : (status == NGX_HTTP_TOO_MANY_REQUESTS) ? "rate_limit_error"
            : "invalid_request_error";
 

@@ -288,8 +288,8 @@ Content-Type: application/json
 --- error_code eval
 [401, 401]
 --- response_body eval
-[main::oerr('Authorization header with \"Bearer <api key>\" is required', 'authentication_error', undef, 'invalid_api_key'),
- qr/\A\{"error":\{"message":"[^"]+","type":"authentication_error","param":null,"code":"invalid_api_key"\}\}\z/]
+[main::oerr('Authorization header with \"Bearer <api key>\" is required', 'invalid_request_error', undef, 'invalid_api_key'),
+ qr/\A\{"error":\{"message":"[^"]+","type":"invalid_request_error","param":null,"code":"invalid_api_key"\}\}\z/]
 
 
 
