@@ -91,6 +91,7 @@ static void ngx_http_callhq_metrics_read(ngx_http_callhq_pg_query_t *q,
 static void ngx_http_callhq_metrics_cleanup(void *data);
 static ngx_int_t ngx_http_callhq_metrics_send(ngx_http_request_t *r);
 static void ngx_http_callhq_metrics_publish(ngx_event_t *ev);
+static ngx_int_t ngx_http_callhq_metrics_own(void);
 static void ngx_http_callhq_metrics_observe(ngx_atomic_t *bucket,
     ngx_msec_t *le, ngx_uint_t n, ngx_msec_t ms);
 static u_char *ngx_http_callhq_metrics_hist(u_char *p, u_char *last,
@@ -249,13 +250,27 @@ ngx_http_callhq_metrics_worker_exit(void)
 static void
 ngx_http_callhq_metrics_publish(ngx_event_t *ev)
 {
+    if (ngx_http_callhq_metrics_own() == NGX_OK) {
+        ngx_add_timer(ev, 1000);
+    }
+}
+
+
+/* this worker's gauges, now: a scrape shows its own worker's fresh */
+
+static ngx_int_t
+ngx_http_callhq_metrics_own(void)
+{
     ngx_http_callhq_m_worker_t   *w;
     ngx_http_callhq_main_conf_t  *mcf;
 
     mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                               ngx_http_callhq_module);
-    if (mcf == NULL || mcf->pool == NULL) {
-        return;
+    if (mcf == NULL || mcf->pool == NULL
+        || ngx_http_callhq_metrics_sh == NULL
+        || ngx_worker >= NGX_HTTP_CALLHQ_M_WORKERS)
+    {
+        return NGX_DECLINED;
     }
 
     w = &ngx_http_callhq_metrics_sh->worker[ngx_worker];
@@ -265,7 +280,7 @@ ngx_http_callhq_metrics_publish(ngx_event_t *ev)
     w->busy = ngx_http_callhq_pg_busy(mcf->pool);
     w->waiting = ngx_http_callhq_pg_waiting(mcf->pool);
 
-    ngx_add_timer(ev, 1000);
+    return NGX_OK;
 }
 
 
@@ -567,6 +582,8 @@ ngx_http_callhq_metrics_send(ngx_http_request_t *r)
 
     m = ngx_http_callhq_metrics_sh;
     size = 64 * 1024;
+
+    (void) ngx_http_callhq_metrics_own();
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
