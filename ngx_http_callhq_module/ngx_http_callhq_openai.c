@@ -237,8 +237,10 @@ ngx_http_callhq_openai_response(ngx_http_request_t *r,
         return NULL;
     }
 
+    /* set_new takes the reference: the request's is counted up first */
     v = json_object_get(req, "metadata");
-    if (json_object_set(res, "metadata", json_is_object(v) ? v : json_object())
+    if (json_object_set_new(res, "metadata",
+                            json_is_object(v) ? json_incref(v) : json_object())
         != 0)
     {
         goto failed;
