@@ -25,6 +25,13 @@
 #            cache on ("module"), off ("nocache": a second nginx with
 #            `callhq_history_cache off;`) and before (at BENCH_CONC); on
 #            the last BENCH_WORKERS only, with a table cache on vs off
+#   two nodes  POST /chat h20 on one ring of sessions (as revisit) by wrk
+#            with two threads, half a ring apart: both threads on one
+#            nginx ("onenode"), then each on its own of two nginx (separate
+#            prefixes, the same database: "twonode"), so that a session's
+#            chats go through the two nodes in turn; on the last
+#            BENCH_WORKERS only, reported as twonode ÷ onenode (on a
+#            machine of few cores, the cost of crossing nodes, not scaling)
 #   before   the module of commit BENCH_BEFORE (built in a git worktree,
 #            its own database migrated with that commit's sql/ and seeded
 #            the same way): chat h20 at BENCH_CONC and BENCH_HIGH_CONC,
@@ -55,6 +62,7 @@
 #   BENCH_REVISIT=25     sessions per connection in the revisit scenarios
 #                        (0: skip them)
 #   BENCH_REVISIT_CONC=32  more concurrencies of the revisit scenarios
+#   BENCH_TWO_NODES=1    the two-node scenarios (0: skip them)
 #   BENCH_BEFORE=4895be3 the commit measured as "before" (0: skip)
 #   BENCH_PG_STATS=1     pg_stat_statements and track_functions = all
 #                        (0: neither, as runs before 2026-12-06 had)
@@ -100,6 +108,7 @@ high_conc=${BENCH_HIGH_CONC-"32 64"}
 contention=${BENCH_CONTENTION:-4}
 revisit=${BENCH_REVISIT:-25}
 revisit_conc=${BENCH_REVISIT_CONC-32}
+two_nodes=${BENCH_TWO_NODES:-1}
 before=${BENCH_BEFORE:-4895be3}
 pg_stats=${BENCH_PG_STATS:-1}
 stats_wait=${stats_wait:-10.5}
@@ -128,7 +137,7 @@ module=$tmp/ngx_http_callhq_module.so
 results=$tmp/results.jsonl
 : > "$results"
 read -r pg_port canned_port proxy_port module_port before_port nocache_port \
-    < <(scripts/freeport.pl 6)
+    node2_port < <(scripts/freeport.pl 7)
 dbinfo() { echo "host=127.0.0.1 port=$pg_port dbname=$1 user=callhq"; }
 conninfo=$(dbinfo callhq)
 before_conninfo=$(dbinfo callhq_before)
@@ -244,6 +253,7 @@ stop_nginx() {
     nginx_pids=("${keep[@]}")
 }
 
+# the workers of master $1 ("PID,PID": of both)
 workers_of() { pgrep -P "$1" 2>/dev/null | sort -n | tr '\n' ' ' || true; }
 
 # clock ticks of /proc/PID/stat: utime+stime, or with "all" also the
@@ -504,6 +514,9 @@ write_confs() {   # $1 worker_processes
     write_nginx_conf nocache "$1" "$(module_server "$nocache_port" "$conninfo")" \
         "$upstream_block
     callhq_history_cache off;" "load_module $module;"
+    # a second node of the module on the same database (two nodes)
+    write_nginx_conf node2 "$1" "$(module_server "$node2_port" "$conninfo")" \
+        "$upstream_block" "load_module $module;"
 }
 
 log "canned model on 127.0.0.1:$canned_port"
@@ -731,6 +744,14 @@ pg_stats_snapshot() {
 }
 
 wrk_run() { local d=$1; shift; wrk_cmd "$d" "$@"; }
+# wrk_nodes_run DURATION "PORT PORT" method path body ids: two wrk
+# threads (BENCH_CONC connections in all), thread k on the k-th port
+wrk_nodes_run() {
+    local d=$1 ports=$2
+    shift 2
+    BENCH_NODES=$ports wrk -t2 -c "$conc" -d "${d}s" --timeout 10s \
+        -s "$lib/bench.lua" "http://127.0.0.1:$port" -- "$@" 2
+}
 sse_run() { local d=$1; shift; sse_cmd "$d" "$@"; }
 pgbench_run() {   # duration len [clients]
     local c=${3:-$conc}
@@ -898,6 +919,25 @@ for w in $workers_list; do
             stats_for=""
         done
         stop_nginx "$master_nocache"
+    fi
+    # two nodes: the same sessions chatted with by two wrk threads half a
+    # ring apart, both on this node, then one on each node, so that each
+    # session's turns alternate between the nodes (its history cache on
+    # either node is then always a turn behind); the workers of both
+    # nodes are measured
+    if [ "$two_nodes" != 0 ] && [ "$w" = "$(echo $workers_list | awk '{print $NF}')" ]; then
+        ring=$revisit
+        [ "$ring" -gt 0 ] || ring=25
+        head -n $(( conc * ring )) "$tmp/ids-20" > "$tmp/ids-nodes"
+        start_nginx node2
+        log "worker_processes $w: two nodes, :$module_port and :$node2_port, $ring sessions per connection"
+        scenario "onenode chat h20" wrk "$conc" 20 1 wrk_nodes_run \
+            "$module_port $module_port" POST /chat "$chat_body" "$tmp/ids-nodes"
+        master="$master_module,$master_node2"
+        scenario "twonode chat h20" wrk "$conc" 20 1 wrk_nodes_run \
+            "$module_port $node2_port" POST /chat "$chat_body" "$tmp/ids-nodes"
+        master=$master_module
+        stop_nginx "$master_node2"
     fi
     reset_db
     scenario "module POST /session" wrk "$conc" - 0 wrk_run POST /session \

@@ -8,11 +8,24 @@
 -- PATH and BODY may hold %ID%, replaced by each line of IDS_FILE; BODY is
 -- a string, or @FILE for the contents of FILE ("-" for none).  Each wrk
 -- thread starts at its own offset in the id list.
+--
+-- BENCH_NODES="PORT PORT ..." (environment) sends wrk thread k to
+-- 127.0.0.1:PORT number k mod their count instead of wrk's own URL: with
+-- two threads and two ports the same sessions are chatted with through
+-- two nodes, half a ring of ids apart.
 
 local thread_no = 0
 local threads = {}
+local nodes = {}
+
+for port in (os.getenv("BENCH_NODES") or ""):gmatch("%d+") do
+   table.insert(nodes, port)
+end
 
 function setup(thread)
+   if #nodes > 0 then
+      thread.addr = wrk.lookup("127.0.0.1", nodes[thread_no % #nodes + 1])[1]
+   end
    thread:set("thread_no", thread_no)
    thread_no = thread_no + 1
    table.insert(threads, thread)

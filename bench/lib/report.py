@@ -249,7 +249,7 @@ for wk in workers:
         elif "contention" in name:
             sent = "%d (of a growing history)" % hist
         else:
-            sent = sent_text(s, hist) if re.match(r"(module|nocache|before) (chat|stream)", name) \
+            sent = sent_text(s, hist) if re.match(r"(module|nocache|before|onenode|twonode) (chat|stream)", name) \
                 else (str(hist) if hist else "–")
         w("| %s%s | %s | %s | %s | %s | %s | %s | %.1f → %.1f | %s | %s | %d | %s | %s | %s | %s |" % (
             name, " (c=%d)" % s["conc"] if s["conc"] != int(m["conc"]) else "",
@@ -335,6 +335,35 @@ for wk in workers:
                 ratio(on["pg_med"], off["pg_med"]),
                 f(on["blks"], "%.1f"), f(off["blks"], "%.1f"), ratio(on["blks"], off["blks"]),
                 "%s, %s" % (f(b["rps_med"], "%.0f"), f(b["pg_med"], "%.3f")) if b else "–"))
+        w("")
+
+    # two nodes against one, the same chats on the same sessions
+    one, two = get(wk, "onenode chat h20"), get(wk, "twonode chat h20")
+    if one and two:
+        w("Two nodes: two nginx with the module (separate prefixes, "
+          "worker_processes %d each, one PostgreSQL) against one. The same "
+          "%s connections (wrk, 2 threads half a ring of %s × %s 20-message "
+          "sessions apart) chat with the same sessions: \"one node\" sends "
+          "both threads to one nginx, \"two nodes\" each thread to its own "
+          "node, so that a session's turns alternate between the nodes and "
+          "each node's history cache is a turn behind. Worker CPU is both "
+          "nodes' together. **All of it shares %s CPUs: this measures the "
+          "cost of crossing nodes, not scaling** (a second node adds no "
+          "CPU here; on its own machine it would). Medians, ratio two ÷ one:"
+          % (wk, m["conc"], m["conc"], m.get("revisit") or 25, m["nproc"]))
+        w("")
+        w("| | req/s | p50 ms | p99 ms | worker CPU ms/chat | PG CPU ms/chat "
+          "| shared blocks/chat | errors |")
+        w("|---|---|---|---|---|---|---|---|")
+        for label, s in (("one node", one), ("two nodes", two)):
+            w("| %s | %s | %s | %s | %s | %s | %s | %d |" % (
+                label, f(s["rps_med"], "%.0f"), f(s["p50_med"]), f(s["p99_med"]),
+                f(s["cpu_med"], "%.3f"), f(s["pg_med"], "%.3f"),
+                f(s["blks"], "%.1f"), s["errors"]))
+        w("| two ÷ one | %s | %s | %s | %s | %s | %s | |" % (
+            ratio(two["rps_med"], one["rps_med"]), ratio(two["p50_med"], one["p50_med"]),
+            ratio(two["p99_med"], one["p99_med"]), ratio(two["cpu_med"], one["cpu_med"]),
+            ratio(two["pg_med"], one["pg_med"]), ratio(two["blks"], one["blks"])))
         w("")
 
     # before/after
@@ -541,6 +570,15 @@ if any(k[1].startswith("module chat h20 revisit") for k in groups):
       "nginx with the same module and `callhq_history_cache off;` in its "
       "http block (\"nocache\"), and the module of BENCH_BEFORE."
       % (m.get("revisit", 25), m.get("revisit", 25)))
+if any(k[1] == "twonode chat h20" for k in groups):
+    w("- Two nodes: a second nginx with the module (its own prefix and "
+      "port, the same configuration and database) beside the first; wrk "
+      "runs 2 threads (bench/lib/bench.lua, `BENCH_NODES`), each on its own "
+      "half of the connections, starting half a ring apart on one ring of "
+      "20-message sessions, on one node, then one thread per node. Worker "
+      "CPU sums both nodes' workers. Both nodes, PostgreSQL and wrk share "
+      "the machine's CPUs, so on a small machine the ratio is the cost of "
+      "crossing nodes (history read again, two pools), not a speed-up.")
 if m.get("before"):
     w("- Before: the module of %s, built from a git worktree of that commit "
       "(`make`), on its own database (callhq_before) migrated by that commit's "
