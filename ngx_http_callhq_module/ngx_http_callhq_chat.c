@@ -295,9 +295,15 @@ ngx_http_callhq_chat_orphan(PGresult *res)
     ngx_http_callhq_chat_t  chat;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
-        || PQnfields(res) != 8 || PQgetisnull(res, 0, 1)
-        || ngx_strcmp(PQgetvalue(res, 0, 0), "ok") != 0)
+        || PQnfields(res) != 8 || PQgetisnull(res, 0, 1))
     {
+        return;
+    }
+
+    if (ngx_strcmp(PQgetvalue(res, 0, 0), "new") == 0) {
+        ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_SESSIONS_CREATED);
+
+    } else if (ngx_strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
         return;
     }
 
@@ -355,6 +361,11 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
     if (chat->sms && ngx_strcmp(PQgetvalue(res, 0, 0), "done") == 0) {
         rc = ngx_http_callhq_sms_repeat(r, res);
         goto done;
+    }
+
+    /* a customer's first chat or text opened its session */
+    if (ngx_strcmp(PQgetvalue(res, 0, 0), "new") == 0) {
+        ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_SESSIONS_CREATED);
     }
 
     /* the chat reads the context where libpq put it, until it ends */

@@ -18,6 +18,8 @@ typedef struct {
 } ngx_http_callhq_reason_t;
 
 
+static ngx_int_t ngx_http_callhq_send_body(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, ngx_chain_t *out, size_t len);
 static const char *ngx_http_callhq_reason(ngx_uint_t status);
 
 
@@ -61,7 +63,6 @@ ngx_http_callhq_send_json_parts(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *parts, ngx_uint_t n)
 {
     size_t        len;
-    ngx_int_t     rc;
     ngx_chain_t  *out, *cl;
 
     out = ngx_http_callhq_chain(r->pool, parts, n, &len);
@@ -74,9 +75,37 @@ ngx_http_callhq_send_json_parts(ngx_http_request_t *r, ngx_uint_t status,
     /* a subrequest's output goes on in its parent's */
     cl->buf->last_buf = (r == r->main) ? 1 : 0;
 
+    return ngx_http_callhq_send_body(r, status, &ngx_http_callhq_json_type,
+                                     out, len);
+}
+
+
+ngx_int_t
+ngx_http_callhq_send_text(ngx_http_request_t *r, ngx_str_t *type,
+    ngx_buf_t *b)
+{
+    ngx_chain_t  out;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_callhq_send_body(r, NGX_HTTP_OK, type, &out,
+                                     b->last - b->pos);
+}
+
+
+static ngx_int_t
+ngx_http_callhq_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_chain_t *out, size_t len)
+{
+    ngx_int_t  rc;
+
     r->headers_out.status = status;
-    r->headers_out.content_type = ngx_http_callhq_json_type;
-    r->headers_out.content_type_len = ngx_http_callhq_json_type.len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
     r->headers_out.content_length_n = len;
 
     rc = ngx_http_send_header(r);

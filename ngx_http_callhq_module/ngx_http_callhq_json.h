@@ -18,6 +18,9 @@ ngx_int_t ngx_http_callhq_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
 ngx_int_t ngx_http_callhq_send_json_parts(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *parts, ngx_uint_t n);
+/* 200 with the body in b, of another type (TwiML, the metrics scrape) */
+ngx_int_t ngx_http_callhq_send_text(ngx_http_request_t *r, ngx_str_t *type,
+    ngx_buf_t *b);
 ngx_int_t ngx_http_callhq_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *fmt, ...);
 

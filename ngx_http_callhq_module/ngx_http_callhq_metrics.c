@@ -132,9 +132,11 @@ static const char  *ngx_http_callhq_m_events[][3] = {
     { "callhq_records_dropped_total", NULL,
       "Replies dropped: not recorded within callhq_record_retry." },
     { "callhq_sessions_created_total", NULL,
-      "Sessions created by POST /session." },
+      "Sessions created: by POST /session, and the customer sessions a "
+      "chat or a text opened." },
     { "callhq_sessions_expired_total", NULL,
-      "Sessions past expiresAt marked completed by the sweeper." },
+      "Sessions past expiresAt (customer sessions too) marked completed "
+      "by the sweeper." },
     { "callhq_webhook_deliveries_total", "result=\"delivered\"",
       "Webhook delivery attempts by result." },
     { "callhq_webhook_deliveries_total", "result=\"failed\"", NULL }
@@ -342,13 +344,18 @@ ngx_http_callhq_metrics_query(ngx_http_callhq_pg_query_t *q, PGresult *res)
     }
 
     if (res == NULL) {
-        if (q->error && ngx_strstr(q->error, "exhausted")) {
+        switch (q->reason) {
+
+        case NGX_HTTP_CALLHQ_PG_EXHAUSTED:
             ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_PG_EXHAUSTED);
+            break;
 
-        } else if (q->error && ngx_strstr(q->error, "timed out")) {
+        case NGX_HTTP_CALLHQ_PG_CONNECT_TIMEOUT:
+        case NGX_HTTP_CALLHQ_PG_QUERY_TIMEOUT:
             ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_PG_TIMEOUT);
+            break;
 
-        } else {
+        default:
             ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_PG_UNAVAILABLE);
         }
 
@@ -571,10 +578,8 @@ ngx_http_callhq_metrics_send(ngx_http_request_t *r)
 {
     u_char                          *p, *last;
     size_t                           size;
-    ngx_int_t                        rc;
     ngx_buf_t                       *b;
     ngx_uint_t                       i, j;
-    ngx_chain_t                      out;
     ngx_http_callhq_m_worker_t      *w;
     ngx_http_callhq_metrics_sh_t    *m;
     ngx_http_callhq_m_query_hist_t  *h;
@@ -734,23 +739,8 @@ ngx_http_callhq_metrics_send(ngx_http_request_t *r)
     }
 
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    r->headers_out.content_type = ngx_http_callhq_metrics_type;
-    r->headers_out.content_type_len = ngx_http_callhq_metrics_type.len;
-
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_callhq_send_text(r, &ngx_http_callhq_metrics_type, b);
 }
 
 

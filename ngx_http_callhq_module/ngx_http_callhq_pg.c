@@ -70,14 +70,25 @@ static void ngx_http_callhq_pg_assign(ngx_http_callhq_pg_conn_t *pc,
 static void ngx_http_callhq_pg_dispatch(ngx_http_callhq_pg_pool_t *pool);
 static void ngx_http_callhq_pg_grow(ngx_http_callhq_pg_pool_t *pool);
 static void ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc,
-    const char *reason);
+    ngx_uint_t reason);
 static void ngx_http_callhq_pg_fail_waiting(ngx_http_callhq_pg_pool_t *pool,
-    const char *reason);
+    ngx_uint_t reason);
 static void ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_fail_query(ngx_http_callhq_pg_query_t *q,
-    const char *reason);
+    ngx_uint_t reason);
 static void ngx_http_callhq_pg_wait_handler(ngx_event_t *ev);
 static void ngx_http_callhq_pg_notice(void *arg, const char *message);
+
+
+/* q->error by q->reason (ngx_http_callhq_pg_reason_e) */
+static const char  *ngx_http_callhq_pg_errors[] = {
+    "database unavailable",
+    "database gave no result",
+    "worker is exiting",
+    "database pool exhausted",
+    "database connect timed out",
+    "database query timed out"
+};
 
 
 ngx_http_callhq_pg_pool_t *
@@ -232,13 +243,13 @@ ngx_http_callhq_pg_pool_destroy(ngx_http_callhq_pg_pool_t *pool)
     while (!ngx_queue_empty(&pool->waiting)) {
         qu = ngx_queue_head(&pool->waiting);
         q = ngx_queue_data(qu, ngx_http_callhq_pg_query_t, queue);
-        ngx_http_callhq_pg_fail_query(q, "worker is exiting");
+        ngx_http_callhq_pg_fail_query(q, NGX_HTTP_CALLHQ_PG_EXITING);
     }
 
     while (!ngx_queue_empty(&pool->busy)) {
         qu = ngx_queue_head(&pool->busy);
         pc = ngx_queue_data(qu, ngx_http_callhq_pg_conn_t, queue);
-        ngx_http_callhq_pg_fail(pc, "worker is exiting");
+        ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_EXITING);
     }
 
     while (!ngx_queue_empty(&pool->idle)) {
@@ -277,7 +288,8 @@ ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "callhq: postgres wait queue is full (%ui queries)",
                       pool->nwaiting);
-        q->error = "database pool exhausted";
+        q->reason = NGX_HTTP_CALLHQ_PG_EXHAUSTED;
+        q->error = ngx_http_callhq_pg_errors[q->reason];
         ngx_http_callhq_metrics_query(q, NULL);
         q->handler(q, NULL);
         return;
@@ -494,7 +506,7 @@ conn_failed:
 
 failed:
 
-    ngx_http_callhq_pg_fail_waiting(pool, "database unavailable");
+    ngx_http_callhq_pg_fail_waiting(pool, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
 
     return NGX_ERROR;
 }
@@ -542,7 +554,7 @@ ngx_http_callhq_pg_connect_poll(ngx_http_callhq_pg_conn_t *pc)
             ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                           "callhq: postgres connection failed: %s",
                           PQerrorMessage(pc->pgconn));
-            ngx_http_callhq_pg_fail(pc, "database unavailable");
+            ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
             return;
         }
     }
@@ -578,13 +590,13 @@ ngx_http_callhq_pg_event_handler(ngx_event_t *ev)
         case ngx_http_callhq_pg_connecting:
             ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
                           "callhq: postgres connect timed out");
-            ngx_http_callhq_pg_fail(pc, "database connect timed out");
+            ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_CONNECT_TIMEOUT);
             return;
 
         default:
             ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
                           "callhq: postgres query timed out");
-            ngx_http_callhq_pg_fail(pc, "database query timed out");
+            ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_QUERY_TIMEOUT);
             return;
         }
     }
@@ -682,7 +694,7 @@ ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc)
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "callhq: postgres send failed: %s",
                       PQerrorMessage(pc->pgconn));
-        ngx_http_callhq_pg_fail(pc, "database unavailable");
+        ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
         return;
     }
 
@@ -705,7 +717,7 @@ ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc)
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                       "callhq: postgres send failed: %s",
                       PQerrorMessage(pc->pgconn));
-        ngx_http_callhq_pg_fail(pc, "database unavailable");
+        ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
         return;
     }
 
@@ -713,7 +725,7 @@ ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc)
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                       "callhq: postgres connection lost: %s",
                       PQerrorMessage(pc->pgconn));
-        ngx_http_callhq_pg_fail(pc, "database unavailable");
+        ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
         return;
     }
 
@@ -740,7 +752,7 @@ ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc)
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                       "callhq: postgres connection lost: %s",
                       PQerrorMessage(pc->pgconn));
-        ngx_http_callhq_pg_fail(pc, "database unavailable");
+        ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
         return;
     }
 
@@ -810,7 +822,7 @@ ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
 
     if (q != NULL) {
         /* a statement without any result: not expected from libpq */
-        ngx_http_callhq_pg_fail_query(q, "database gave no result");
+        ngx_http_callhq_pg_fail_query(q, NGX_HTTP_CALLHQ_PG_NO_RESULT);
     }
 
     ngx_http_callhq_pg_dispatch(pool);
@@ -917,7 +929,7 @@ ngx_http_callhq_pg_grow(ngx_http_callhq_pg_pool_t *pool)
 /* the connection is broken: fail its query and drop it */
 
 static void
-ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, const char *reason)
+ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, ngx_uint_t reason)
 {
     ngx_uint_t                   connecting;
     ngx_http_callhq_pg_pool_t   *pool;
@@ -932,7 +944,8 @@ ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, const char *reason)
 
     if (q != NULL) {
         q->conn = NULL;
-        q->error = reason;
+        q->reason = reason;
+        q->error = ngx_http_callhq_pg_errors[reason];
         ngx_http_callhq_metrics_query(q, NULL);
         q->handler(q, NULL);
     }
@@ -955,7 +968,7 @@ ngx_http_callhq_pg_fail(ngx_http_callhq_pg_conn_t *pc, const char *reason)
 
 static void
 ngx_http_callhq_pg_fail_waiting(ngx_http_callhq_pg_pool_t *pool,
-    const char *reason)
+    ngx_uint_t reason)
 {
     if (pool->nconns) {
         return;
@@ -1043,7 +1056,7 @@ ngx_http_callhq_pg_finish(ngx_connection_t *c, PGconn *pgconn)
 
 static void
 ngx_http_callhq_pg_fail_query(ngx_http_callhq_pg_query_t *q,
-    const char *reason)
+    ngx_uint_t reason)
 {
     if (q->queued) {
         ngx_queue_remove(&q->queue);
@@ -1055,7 +1068,8 @@ ngx_http_callhq_pg_fail_query(ngx_http_callhq_pg_query_t *q,
         ngx_del_timer(&q->wait);
     }
 
-    q->error = reason;
+    q->reason = reason;
+    q->error = ngx_http_callhq_pg_errors[reason];
     ngx_http_callhq_metrics_query(q, NULL);
     q->handler(q, NULL);
 }
@@ -1071,7 +1085,7 @@ ngx_http_callhq_pg_wait_handler(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_ERR, q->log, 0,
                   "callhq: no postgres connection became free in time");
 
-    ngx_http_callhq_pg_fail_query(q, "database pool exhausted");
+    ngx_http_callhq_pg_fail_query(q, NGX_HTTP_CALLHQ_PG_EXHAUSTED);
 }
 
 

@@ -24,13 +24,25 @@ typedef struct ngx_http_callhq_pg_query_s  ngx_http_callhq_pg_query_t;
 
 /*
  * res is the statement's result (valid only during the call), or NULL
- * when the database could not be reached in time; q->error then says why.
+ * when the database could not be reached in time; q->reason then says why
+ * and q->error in words.
  */
 typedef void (*ngx_http_callhq_pg_handler_pt)(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 
 /* sees the result of a statement whose caller left before it finished */
 typedef void (*ngx_http_callhq_pg_orphan_pt)(PGresult *res);
+
+
+/* why a statement got no result */
+typedef enum {
+    NGX_HTTP_CALLHQ_PG_UNAVAILABLE = 0,
+    NGX_HTTP_CALLHQ_PG_NO_RESULT,
+    NGX_HTTP_CALLHQ_PG_EXITING,
+    NGX_HTTP_CALLHQ_PG_EXHAUSTED,
+    NGX_HTTP_CALLHQ_PG_CONNECT_TIMEOUT,
+    NGX_HTTP_CALLHQ_PG_QUERY_TIMEOUT
+} ngx_http_callhq_pg_reason_e;
 
 
 /* a statement prepared lazily, once per connection */
@@ -71,6 +83,7 @@ struct ngx_http_callhq_pg_query_s {
     ngx_log_t                     *log;
 
     const char                    *error;      /* set when res is NULL */
+    ngx_uint_t                     reason;     /* with error */
     ngx_msec_t                     start;      /* when it was run */
 
     unsigned                       queued:1;

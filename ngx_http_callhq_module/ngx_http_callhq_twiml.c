@@ -40,11 +40,9 @@ static ngx_str_t  ngx_http_callhq_twiml_tail = ngx_string("</Response>");
 ngx_int_t
 ngx_http_callhq_twiml_send(ngx_http_request_t *r, ngx_str_t *text)
 {
-    size_t        size;
-    u_char       *p, *end, *cut, *next;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    size_t      size;
+    u_char     *p, *end, *cut, *next;
+    ngx_buf_t  *b;
 
     p = text ? text->data : NULL;
     end = text ? text->data + text->len : NULL;
@@ -103,24 +101,7 @@ ngx_http_callhq_twiml_send(ngx_http_request_t *r, ngx_str_t *text)
                              ngx_http_callhq_twiml_tail.len);
     }
 
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_type = ngx_http_callhq_twiml_type;
-    r->headers_out.content_type_len = ngx_http_callhq_twiml_type.len;
-    r->headers_out.content_length_n = b->last - b->pos;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_callhq_send_text(r, &ngx_http_callhq_twiml_type, b);
 }
 
 

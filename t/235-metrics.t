@@ -4,11 +4,15 @@
 # and `promtool check metrics` (Debian's prometheus package) finds
 # nothing wrong with the exposition.  The traffic goes in --- init, on the
 # block's own nginx (t/fixtures/gate.pl); the block's request is the
-# scrape whose values are checked.
+# scrape whose values are checked.  Sessions opened for a customer (by a
+# chat or a text) count as created, and as expired when swept; statements
+# that time out or find the pool full count under those reasons.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
 use CallHQ::Test qw(expect chat gate webhook);
+use Digest::SHA qw(hmac_sha1_base64);
+use IO::Socket::INET ();
 
 sub id { sprintf '23000000-0000-4000-8000-0000000000%s', shift }
 
@@ -17,7 +21,9 @@ our %SESS = ('11' => '01', '12' => '02');
 
 psql(q{
     delete from callhq.sessions where id::text like '23000000-%'
-        or name in ('c230-new', 'c235-hooked');
+        or name in ('c230-new', 'c235-hooked')
+        or assistant_id::text like '23000000-%';
+    delete from callhq.phone_numbers where id::text like '23000000-%';
     delete from callhq.chats where id::text like '23000000-%'
         or assistant_id::text like '23000000-%';
     delete from callhq.assistants where id::text like '23000000-%';
@@ -35,6 +41,44 @@ psql(q{
 } } sort keys %SESS));
 
 our ($OK, $FAIL) = (id('11'), id('12'));
+main::gate_reset('gate-235-slow');
+
+# a number texted through Twilio, on the assistant that echoes
+psql(q{
+    insert into callhq.phone_numbers (id, org_id, number, twilio_account_sid,
+                                      twilio_auth_token, assistant_id, sms_enabled)
+    select '23000000-0000-4000-8000-000000000101', k.org_id, '+15552350001',
+           'AC235', 'tok-235', '23000000-0000-4000-8000-000000000001', true
+      from callhq.api_keys k where k.key_hash = sha256('cq_test_a');
+});
+
+our $SMS = "location = /sms/twilio {\n    callhq_sms_twilio;\n"
+           . "    callhq_model_location /_model;\n}\n";
+
+# a text from $from, signed as Twilio signs (see t/310-sms-twilio.t): the
+# status of the TwiML answer
+sub sms_now {
+    my ($from, $sid) = @_;
+    my %p = (AccountSid => 'AC235', MessageSid => $sid, From => $from,
+             To => '+15552350001', Body => 'hi', NumMedia => '0');
+    my $sig = hmac_sha1_base64('http://localhost/sms/twilio'
+                               . join('', map { $_ . $p{$_} } sort keys %p),
+                               'tok-235');
+    $sig .= '=' while length($sig) % 4;
+    my $body = join '&', map {
+        (my $v = $p{$_}) =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
+        "$_=$v" } sort keys %p;
+    my $sock = IO::Socket::INET->new(
+        PeerAddr => '127.0.0.1', Timeout => 30,
+        PeerPort => Test::Nginx::Util::server_port_for_client())
+        or die "cannot connect: $!\n";
+    print {$sock} "POST /sms/twilio HTTP/1.1\r\nHost: localhost\r\n"
+                  . "Content-Type: application/x-www-form-urlencoded\r\n"
+                  . "X-Twilio-Signature: $sig\r\nConnection: close\r\n"
+                  . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    local $/;
+    return ((<$sock> // '') =~ m{\AHTTP/1\.1 (\d+)})[0] // 0;
+}
 
 sub send_chat {
     my ($path, $sid, $more) = @_;
@@ -186,3 +230,61 @@ main::sql_until_235(qq{select status from callhq.sessions where name = 'c235-hoo
 GET /metrics
 --- response_body_like eval
 qr/\A(?=.*\ncallhq_sessions_expired_total [1-9]\d*\n)(?=.*\ncallhq_webhook_deliveries_total\{result="delivered"\} [1-9]\d*\n)(?=.*\ncallhq_webhook_delivery_seconds_count [1-9]\d*\n)/s
+
+
+
+=== TEST 4: a customer's first chat and first text open sessions that count as created, the next ones do not; swept when expired, they count as expired
+--- config eval
+$main::CONFIG . $main::SMS
+--- http_config eval
+$main::HTTP . "callhq_webhook_sweep_interval 1s;\n"
+--- init
+my $asst = main::id('01');
+my @got = map {
+    (main::http_now('POST', '/chat', qq[{"assistantId": "$asst", "input": "hi",
+                                          "customer": {"number": "+15550235001"}}])
+     =~ m{\AHTTP/1\.1 (\d+)})[0] // 0 } 1, 2;
+push @got, main::sms_now('+15550235002', 'SM2350001'),
+           main::sms_now('+15550235002', 'SM2350002');
+Test::More::is("@got", '201 201 200 200', "$0 - two chats and two texts answered");
+Test::More::is(CallHQ::Test::psql(qq{
+    select count(*) from callhq.sessions
+     where assistant_id = '$asst' and customer->>'number' like '+1555023500_'}),
+    2, "$0 - one session for each customer");
+CallHQ::Test::psql(qq{update callhq.sessions set expires_at = now() - interval '1 second'
+                       where assistant_id = '$asst'
+                         and customer->>'number' like '+1555023500_'});
+main::sql_until_235(qq{select count(*) from callhq.sessions
+                        where assistant_id = '$asst' and status = 'completed'
+                          and customer->>'number' like '+1555023500_'}, 2);
+--- request
+GET /metrics
+--- response_body_like eval
+qr/\A(?=.*\ncallhq_chats_total\{surface="chat",status="completed"\} 4\n)(?=.*\ncallhq_sessions_created_total 2\n)(?=.*\ncallhq_sessions_expired_total [2-9]\d*\n)/s
+
+
+
+=== TEST 5: a statement past callhq_postgres_query_timeout counts as a timeout, one the full pool refuses as exhausted
+--- http_config
+callhq_postgres "$TEST_NGINX_PG_CONNINFO";
+callhq_postgres_pool_size 1;
+callhq_postgres_queue 0;
+callhq_postgres_query_timeout 2s;
+callhq_webhooks off;
+--- config eval
+$main::CONFIG
+--- init
+main::spawn_request('slow', 'POST', '/session', '{"name": "gate-235-slow"}');
+main::gate_wait_held('gate-235-slow');
+Test::More::like(main::http_now('GET', '/session'),
+                 qr{\AHTTP/1\.1 503 .*"database pool exhausted"}s,
+                 "$0 - the one connection busy, no queue: refused");
+Test::More::like(main::child_response('slow'),
+                 qr{\AHTTP/1\.1 503 .*"database query timed out"}s,
+                 "$0 - the held insert timed out");
+--- request
+GET /metrics
+--- response_body_like eval
+qr/\ncallhq_postgres_errors_total\{reason="unavailable"\} 0\ncallhq_postgres_errors_total\{reason="exhausted"\} 1\ncallhq_postgres_errors_total\{reason="timeout"\} 1\n/s
+--- error_log
+callhq: postgres query timed out

@@ -334,6 +334,8 @@ $$;
 --                 messages  the context as JSON array text: the assistant's
 --                           system prompts, the (bounded) history, the input
 --                 chat_id, session_id (NULL without session), org_id, model
+--   state 'new'   as 'ok', for a chat that opened a customer session (the
+--                 module counts it in callhq_sessions_created_total)
 --   state 'busy'  the session runs another chat; only session_id is set.
 --                 Nothing was written: call again a little later.
 -- Failures raise CQ400, CQ401, CQ404, CQ410; nothing is written then.
@@ -392,6 +394,7 @@ declare
     v_record        jsonb;
     v_overrides     jsonb;      -- the body's assistantOverrides
     v_vars          jsonb;      -- the variables of the assistant's prompts
+    v_state         text := 'ok';
 begin
     v_body := callhq.check_body(p_body);
 
@@ -574,6 +577,7 @@ begin
                 v_chat, now() + make_interval(secs => v_lease),
                 v_overrides)
         returning * into v_s;
+        v_state := 'new';
 
     elsif v_prev.id is not null then
         v_history := callhq.chat_previous_history(v_prev, v_max_msgs, v_max_bytes);
@@ -610,7 +614,7 @@ begin
         'historyEpoch',   v_s.history_epoch);
 
     return query select
-        'ok'::text,
+        v_state,
         v_record::text,
         callhq.chat_params(v_model),
         '[' || concat_ws(',', v_prompts, v_history, callhq.chat_raws(v_input)) || ']',

@@ -382,7 +382,7 @@ begin
                                    end);
     end;
 
-    if v_r.state <> 'ok' then
+    if v_r.state not in ('ok', 'new') then
         return query select v_r.state, v_r.record, v_r.params, v_r.messages,
                             v_r.chat_id, v_r.session_id, v_r.org_id, v_r.model;
         return;

@@ -14,7 +14,8 @@
 --
 -- (NULL, {To, From, Body, MessageSid}, the location's settings) answers as
 -- callhq.chat_begin does, and the chat goes on as any other (chat_record
--- or chat_release), or, with state 'done', record is the reply already
+-- or chat_release; state 'new' when the text opened the session), or,
+-- with state 'done', record is the reply already
 -- made for that MessageSid.
 --
 -- The customer's session is the open one of (phone number, From) with the
@@ -54,6 +55,7 @@ declare
     v_s           callhq.sessions;
     v_reply       text;
     v_r           record;
+    v_new         boolean := false;
 begin
     select p.* into v_p from callhq.phone_numbers p where p.number = p_form->>'To';
     if not found or not v_p.sms_enabled then
@@ -124,6 +126,7 @@ begin
                 callhq.now_ms() + make_interval(secs => v_expiration),
                 jsonb_build_object('number', v_from), true, v_p.id)
         returning * into v_s;
+        v_new := true;
     end if;
 
     select * into v_r
@@ -140,7 +143,9 @@ begin
          where i.phone_number_id = v_p.id and i.message_sid = v_sid;
     end if;
 
-    return query select v_r.state, v_r.record, v_r.params, v_r.messages, v_r.chat_id,
+    return query select case when v_r.state = 'ok' and v_new then 'new'
+                             else v_r.state end,
+                        v_r.record, v_r.params, v_r.messages, v_r.chat_id,
                         v_r.session_id, v_r.org_id, v_r.model;
 end
 $$;
