@@ -42,6 +42,8 @@ static ngx_http_callhq_route_t *ngx_http_callhq_route(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
 static ngx_int_t ngx_http_callhq_parse_path(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
+static ngx_uint_t ngx_http_callhq_route_path(ngx_http_callhq_route_t *rt,
+    ngx_http_callhq_ctx_t *ctx);
 static ngx_int_t ngx_http_callhq_not_allowed(ngx_http_request_t *r,
     ngx_http_callhq_ctx_t *ctx);
 static const char *ngx_http_callhq_authorize(ngx_http_request_t *r,
@@ -117,6 +119,16 @@ static ngx_http_callhq_route_t  ngx_http_callhq_routes[] = {
                                 "api_chat_delete"),
 
     { ngx_null_string, 0, 0, { 0, NULL, NULL, 0 } }
+};
+
+
+/* the routes of each surface, table by table */
+static ngx_http_callhq_route_t  *ngx_http_callhq_api_tables[] = {
+    ngx_http_callhq_routes, NULL
+};
+
+static ngx_http_callhq_route_t  *ngx_http_callhq_openai_tables[] = {
+    ngx_http_callhq_openai_routes, ngx_http_callhq_openai_conv_routes, NULL
 };
 
 
@@ -461,7 +473,7 @@ static void
 ngx_http_callhq_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
     ngx_http_callhq_route_t *route, ngx_str_t *body)
 {
-    u_char                      *id;
+    u_char                      *id, *p;
     ngx_int_t                    rc;
     ngx_str_t                    args, error;
     ngx_http_callhq_pg_query_t  *q;
@@ -492,15 +504,25 @@ ngx_http_callhq_query(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx,
     q->values[4] = (char *) lcf->opts.data;
     q->handler = ngx_http_callhq_query_done;
 
-    /* libpq wants NUL-terminated text; the rest is terminated already */
+    /*
+     * libpq wants NUL-terminated text; the rest is terminated already.
+     * A path with two ids gives "{id}/{item}".
+     */
     if (ctx->id.len) {
-        id = ngx_pnalloc(r->pool, ctx->id.len + 1);
+        id = ngx_pnalloc(r->pool, ctx->id.len + 1 + ctx->item.len + 1);
         if (id == NULL) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
 
-        *ngx_cpymem(id, ctx->id.data, ctx->id.len) = '\0';
+        p = ngx_cpymem(id, ctx->id.data, ctx->id.len);
+
+        if (ctx->item.len) {
+            *p++ = '/';
+            p = ngx_cpymem(p, ctx->item.data, ctx->item.len);
+        }
+
+        *p = '\0';
         q->values[1] = (char *) id;
     }
 
@@ -569,7 +591,8 @@ ngx_http_callhq_send_result(ngx_http_request_t *r, PGresult *res)
 
 
 /*
- * "/<resource>" or "/<resource>/<id>", relative to a prefix location;
+ * "/<resource>", "/<resource>/<id>", "/<resource>/<id>/<sub>" or
+ * "/<resource>/<id>/<sub>/<item>", relative to a prefix location;
  * regular expression locations see the whole URI.
  */
 
@@ -577,6 +600,8 @@ static ngx_int_t
 ngx_http_callhq_parse_path(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
 {
     u_char                    *p, *last, *slash;
+    ngx_str_t                 *seg[4];
+    ngx_uint_t                 n;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -607,42 +632,74 @@ ngx_http_callhq_parse_path(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    slash = ngx_strlchr(p, last, '/');
+    seg[0] = &ctx->resource;
+    seg[1] = &ctx->id;
+    seg[2] = &ctx->sub;
+    seg[3] = &ctx->item;
 
-    ctx->resource.data = p;
-    ctx->resource.len = (slash ? slash : last) - p;
-
-    if (slash) {
-        ctx->id.data = slash + 1;
-        ctx->id.len = last - slash - 1;
-
-        if (ngx_strlchr(ctx->id.data, last, '/') != NULL) {
+    for (n = 0; /* void */; n++) {
+        if (n == 4) {
             return NGX_DECLINED;
         }
-    }
 
-    return NGX_OK;
+        slash = ngx_strlchr(p, last, '/');
+
+        seg[n]->data = p;
+        seg[n]->len = (slash ? slash : last) - p;
+
+        /* "a//b" names nothing */
+        if (seg[n]->len == 0) {
+            return NGX_DECLINED;
+        }
+
+        if (slash == NULL) {
+            return NGX_OK;
+        }
+
+        p = slash + 1;
+    }
+}
+
+
+/* the route's path is the request's: method aside */
+
+static ngx_uint_t
+ngx_http_callhq_route_path(ngx_http_callhq_route_t *rt,
+    ngx_http_callhq_ctx_t *ctx)
+{
+    size_t      len;
+    ngx_uint_t  item;
+
+    item = (ctx->id.len ? 1 : 0) + (ctx->item.len ? 1 : 0);
+    len = ctx->resource.len + (ctx->sub.len ? 1 + ctx->sub.len : 0);
+
+    /* "<resource>/<sub>" for /<resource>/{id}/<sub>[/{item}] */
+    return rt->item == item
+           && rt->resource.len == len
+           && ngx_strncmp(rt->resource.data, ctx->resource.data,
+                          ctx->resource.len) == 0
+           && (ctx->sub.len == 0
+               || (rt->resource.data[ctx->resource.len] == '/'
+                   && ngx_strncmp(rt->resource.data + ctx->resource.len + 1,
+                                  ctx->sub.data, ctx->sub.len) == 0));
 }
 
 
 static ngx_http_callhq_route_t *
 ngx_http_callhq_route(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
 {
-    ngx_uint_t                item;
-    ngx_http_callhq_route_t  *rt;
+    ngx_http_callhq_route_t   *rt, **table;
 
-    item = ctx->id.len ? 1 : 0;
-
-    for (rt = ctx->openai ? ngx_http_callhq_openai_routes
-                          : ngx_http_callhq_routes;
-         rt->resource.len; rt++)
+    for (table = ctx->openai ? ngx_http_callhq_openai_tables
+                             : ngx_http_callhq_api_tables;
+         *table; table++)
     {
-        if (rt->item == item && rt->method == r->method
-            && rt->resource.len == ctx->resource.len
-            && ngx_strncmp(rt->resource.data, ctx->resource.data,
-                           ctx->resource.len) == 0)
-        {
-            return rt;
+        for (rt = *table; rt->resource.len; rt++) {
+            if (rt->method == r->method
+                && ngx_http_callhq_route_path(rt, ctx))
+            {
+                return rt;
+            }
         }
     }
 
@@ -655,22 +712,20 @@ ngx_http_callhq_not_allowed(ngx_http_request_t *r, ngx_http_callhq_ctx_t *ctx)
 {
     u_char                   *p;
     ngx_str_t                 value;
-    ngx_uint_t                item, i, allowed;
+    ngx_uint_t                i, allowed;
     ngx_table_elt_t          *h;
-    ngx_http_callhq_route_t  *rt;
+    ngx_http_callhq_route_t  *rt, **table;
 
-    item = ctx->id.len ? 1 : 0;
     allowed = 0;
 
-    for (rt = ctx->openai ? ngx_http_callhq_openai_routes
-                          : ngx_http_callhq_routes;
-         rt->resource.len; rt++)
+    for (table = ctx->openai ? ngx_http_callhq_openai_tables
+                             : ngx_http_callhq_api_tables;
+         *table; table++)
     {
-        if (rt->item == item && rt->resource.len == ctx->resource.len
-            && ngx_strncmp(rt->resource.data, ctx->resource.data,
-                           ctx->resource.len) == 0)
-        {
-            allowed |= rt->method;
+        for (rt = *table; rt->resource.len; rt++) {
+            if (ngx_http_callhq_route_path(rt, ctx)) {
+                allowed |= rt->method;
+            }
         }
     }
 

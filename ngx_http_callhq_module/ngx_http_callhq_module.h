@@ -73,14 +73,29 @@ typedef enum {
     /* the OpenAI surface, ngx_http_callhq_openai.c */
     NGX_HTTP_CALLHQ_STMT_OPENAI_BEGIN = 40,
     NGX_HTTP_CALLHQ_STMT_OPENAI_GET = 41,
-    NGX_HTTP_CALLHQ_STMT_OPENAI_DELETE = 42
+    NGX_HTTP_CALLHQ_STMT_OPENAI_DELETE = 42,
+
+    /* conversations and input items, ngx_http_callhq_openai_conv.c */
+    NGX_HTTP_CALLHQ_STMT_OPENAI_INPUT_ITEMS = 50,
+    NGX_HTTP_CALLHQ_STMT_CONV_CREATE = 51,
+    NGX_HTTP_CALLHQ_STMT_CONV_GET = 52,
+    NGX_HTTP_CALLHQ_STMT_CONV_UPDATE = 53,
+    NGX_HTTP_CALLHQ_STMT_CONV_DELETE = 54,
+    NGX_HTTP_CALLHQ_STMT_CONV_ITEMS = 55,
+    NGX_HTTP_CALLHQ_STMT_CONV_ITEMS_ADD = 56,
+    NGX_HTTP_CALLHQ_STMT_CONV_ITEM_GET = 57,
+    NGX_HTTP_CALLHQ_STMT_CONV_ITEM_DELETE = 58
 } ngx_http_callhq_stmt_e;
 
 
-/* a method on a path (ngx_http_callhq_api.c) */
+/*
+ * A method on a path (ngx_http_callhq_api.c): /<resource>, /<resource>/{id},
+ * and, as resource "<resource>/<sub>", /<resource>/{id}/<sub> and
+ * /<resource>/{id}/<sub>/{item}; item counts the ids.
+ */
 typedef struct {
     ngx_str_t                      resource;
-    ngx_uint_t                     item;       /* path has an {id} */
+    ngx_uint_t                     item;       /* ids in the path: 0-2 */
     ngx_uint_t                     method;
     ngx_http_callhq_pg_stmt_t      stmt;       /* no sql: a chat to run */
 } ngx_http_callhq_route_t;
@@ -176,6 +191,8 @@ typedef struct {
     ngx_http_callhq_pg_query_t     query;
     ngx_str_t                      resource;
     ngx_str_t                      id;
+    ngx_str_t                      sub;        /* /{id}/<sub>/{item} */
+    ngx_str_t                      item;
     ngx_uint_t                     status;
     ngx_http_callhq_chat_t        *chat;
     u_char                         key_hash[2 + 64 + 1];   /* \x + hex */
@@ -325,6 +342,9 @@ ngx_int_t ngx_http_callhq_openai_answer(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 ngx_int_t ngx_http_callhq_openai_dump(ngx_http_request_t *r, json_t *json,
     ngx_str_t *out);
+
+/* ngx_http_callhq_openai_conv.c */
+extern ngx_http_callhq_route_t    ngx_http_callhq_openai_conv_routes[];
 
 /* ngx_http_callhq_openai_stream.c */
 ngx_int_t ngx_http_callhq_openai_delta(ngx_http_request_t *r,

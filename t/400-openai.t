@@ -353,7 +353,7 @@ main::psql(qq{update callhq.chats set id = '$main::C3' where metadata->>'t' = 'o
 === TEST 19: conversation: another org's, unknown, expired, another assistant's model, with previous_response_id
 --- request eval
 ["POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"conv_$main::B_CONV\"}",
- "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"$main::CONV\"}",
+ "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"conv_nope\"}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"conv_$main::EXPIRED\"}",
  "POST /v1/responses\n{\"model\": \"40000000-0000-4000-8000-000000000003\", \"input\": \"x\", \"conversation\": \"conv_$main::CONV\"}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"conversation\": \"conv_$main::CONV\", \"previous_response_id\": \"resp_$main::C1\"}"]
@@ -361,7 +361,7 @@ main::psql(qq{update callhq.chats set id = '$main::C3' where metadata->>'t' = 'o
 [404, 404, 410, 400, 400]
 --- response_body eval
 [main::bad("Conversation with id 'conv_$main::B_CONV' not found.", 'conversation', undef),
- main::bad("Conversation with id '$main::CONV' not found.", 'conversation', undef),
- main::bad("Session $main::EXPIRED is completed; create a new session", 'conversation', undef),
+ main::bad("Conversation with id 'conv_nope' not found.", 'conversation', undef),
+ main::bad("Conversation with id 'conv_$main::EXPIRED' has expired; create a new conversation.", 'conversation', 'conversation_expired'),
  main::bad("The model '40000000-0000-4000-8000-000000000003' is not the assistant of conversation 'conv_$main::CONV'.", 'model', 'invalid_value'),
  main::bad("previous_response_id and conversation cannot be used together.", 'previous_response_id', 'invalid_value')]

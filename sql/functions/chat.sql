@@ -714,7 +714,7 @@ begin
     insert into callhq.chats (id, org_id, assistant_id, assistant, session_id,
                               previous_chat_id, name, input, messages, output, status,
                               usage, metadata, prompt_count, history_from, history_to,
-                              created_at, updated_at)
+                              response_model, created_at, updated_at)
     values (v_chat,
             (p_record->>'orgId')::uuid,
             case when p_record->>'assistantId' is not null then
@@ -736,6 +736,7 @@ begin
             callhq.jnull(p_record->'metadata'),
             (p_record->>'promptCount')::int,
             v_hfrom, v_hto,
+            p_record->>'responseModel',
             v_now, v_now)
     on conflict (id) do nothing
     returning * into v_c;

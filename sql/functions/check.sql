@@ -428,12 +428,16 @@ end
 $$;
 
 
--- The {id} of an item route: 400 unless it is a UUID.
+-- The {id} of an item route: 400 unless it is a UUID.  A session's may
+-- be a conversation's id too (conv_<id>, callhq_openai's).
 create or replace function callhq.path_id(p_id text, p_kind text)
 returns uuid
 language plpgsql
 as $$
 begin
+    if p_kind = 'Session' and p_id like 'conv\_%' then
+        p_id := substr(p_id, 6);
+    end if;
     if p_id is null then
         perform callhq.fail(400, p_kind || ' id is required');
     end if;

@@ -319,14 +319,7 @@ begin
                                             || 'id or {"id": ...}.', 'conversation',
                                        'invalid_type');
         end if;
-        if v_conv like 'conv\_%' and callhq.is_uuid(substr(v_conv, 6)) then
-            select s.* into v_session from callhq.sessions s
-             where s.id = substr(v_conv, 6)::uuid and s.org_id = v_org;
-        end if;
-        if v_session.id is null then
-            perform callhq.openai_fail(404, 'Conversation with id ''' || v_conv
-                                            || ''' not found.', 'conversation');
-        end if;
+        v_session := callhq.openai_conv_turn(v_org, v_conv, v_assistant);
         if v_session.assistant_id is distinct from v_assistant then
             perform callhq.openai_fail(400, 'The model ''' || (v_body->>'model')
                                             || ''' is not the assistant of '
@@ -388,6 +381,10 @@ begin
         return;
     end if;
 
+    -- GET /responses/{id} answers the model as this create answers it
+    v_r.record := (v_r.record::jsonb
+                   || jsonb_build_object('responseModel', v_body->>'model'))::text;
+
     if v_params <> '{}' then
         v_params := ('{' || v_r.params || '}')::jsonb || v_params;
         v_r.params := substr(v_params::text, 2, length(v_params::text) - 2);
@@ -414,8 +411,9 @@ $$;
 
 
 -- A chat as OpenAI's Response object (GET /responses/{id}): what the chat
--- keeps of it.  model is the assistant's name (its id when it has none or
--- is gone); what a chat does not keep (instructions, temperature, top_p,
+-- keeps of it.  model is as the create answered it (the assistant's name,
+-- or its id when it has none or is gone, for a chat recorded before that
+-- was kept); what a chat does not keep (instructions, temperature, top_p,
 -- max_output_tokens) reads null.
 create or replace function callhq.openai_response(c callhq.chats)
 returns jsonb
@@ -432,7 +430,8 @@ as $$
                                    then '{"reason": "max_output_tokens"}'::jsonb end,
         'instructions', null,
         'max_output_tokens', null,
-        'model', coalesce((select coalesce(a.name, a.id::text) from callhq.assistants a
+        'model', coalesce(c.response_model,
+                          (select coalesce(a.name, a.id::text) from callhq.assistants a
                             where a.id = c.assistant_id),
                           c.assistant_id::text, c.assistant->>'name'),
         'output', jsonb_build_array(jsonb_build_object(
