@@ -111,6 +111,109 @@ describe("conversation", () => {
   });
 });
 
+describe("conversations", () => {
+  it("create, a response in it, items.list page by page, retrieve, update, delete", async () => {
+    const conv = await client.conversations.create({
+      items: [{ type: "message", role: "user", content: "My name is Alan." }],
+      metadata: { assistant: NAME, topic: "sdk" },
+    });
+    assert.match(conv.id, /^conv_[0-9a-f-]{36}$/);
+    assert.equal(conv.object, "conversation");
+    assert.deepEqual(conv.metadata, { assistant: NAME, topic: "sdk" });
+
+    const r = await client.responses.create({ model: NAME, input: "What is my name?",
+                                              conversation: conv.id });
+    assert.equal(r.conversation.id, conv.id);
+    assert.match(r.output_text, /Alan/);
+
+    // one item a page: the SDK follows last_id and has_more to the end
+    const items = [];
+    for await (const item of client.conversations.items.list(conv.id, { limit: 1, order: "asc" })) {
+      items.push(item);
+    }
+    assert.deepEqual(items.map((i) => [i.type, i.role]),
+                     [["message", "user"], ["message", "user"], ["message", "assistant"]]);
+    assert.equal(items[0].content[0].type, "input_text");
+    assert.equal(items[0].content[0].text, "My name is Alan.");
+    assert.equal(items[1].content[0].text, "What is my name?");
+    assert.equal(items[2].content[0].type, "output_text");
+    assert.equal(items[2].content[0].text, r.output_text);
+
+    const newest = await client.conversations.items.list(conv.id, { limit: 2 });
+    assert.deepEqual(newest.data.map((i) => i.id), [items[2].id, items[1].id]);
+    assert.equal(newest.has_more, true);
+
+    const added = await client.conversations.items.create(conv.id, {
+      items: [{ type: "message", role: "user", content: [{ type: "input_text", text: "I like tea." }] }],
+    });
+    assert.equal(added.data.length, 1);
+    const one = await client.conversations.items.retrieve(added.data[0].id,
+                                                          { conversation_id: conv.id });
+    assert.equal(one.content[0].text, "I like tea.");
+    const after = await client.conversations.items.delete(added.data[0].id,
+                                                          { conversation_id: conv.id });
+    assert.equal(after.id, conv.id);
+    await assert.rejects(client.conversations.items.retrieve(added.data[0].id,
+                                                             { conversation_id: conv.id }),
+                         (e) => e instanceof OpenAI.NotFoundError && e.param === "item_id");
+
+    const updated = await client.conversations.update(conv.id, { metadata: { topic: "names" } });
+    assert.deepEqual(updated.metadata, { topic: "names" });
+    assert.deepEqual((await client.conversations.retrieve(conv.id)).metadata, { topic: "names" });
+
+    const deleted = await client.conversations.delete(conv.id);
+    assert.deepEqual([deleted.id, deleted.object, deleted.deleted],
+                     [conv.id, "conversation.deleted", true]);
+    await assert.rejects(client.conversations.retrieve(conv.id),
+                         (e) => e instanceof OpenAI.NotFoundError && e.param === "conversation_id");
+  });
+
+  it("a conversation made here is a session of the CallHQ API", async () => {
+    const conv = await client.conversations.create({ metadata: { assistant: NAME } });
+    await client.responses.create({ model: NAME, input: "My name is Grace.", conversation: conv.id });
+    const s = await (await fetch(`${BASE_URL}/session/${conv.id.slice(5)}`, {
+      headers: { Authorization: `Bearer ${env("CALLHQ_KEY")}` },
+    })).json();
+    assert.deepEqual(s.messages.map((m) => m.role), ["user", "assistant"]);
+    assert.equal(s.messages[0].content, "My name is Grace.");
+  });
+
+  it("another org's conversation is a NotFoundError", async () => {
+    const conv = await client.conversations.create({});
+    const b = new OpenAI({ baseURL: `${BASE_URL}/v1`, apiKey: env("CALLHQ_KEY_B"), maxRetries: 0 });
+    await assert.rejects(b.conversations.items.list(conv.id),
+                         (e) => e instanceof OpenAI.NotFoundError);
+  });
+
+  it("a bad field is a BadRequestError naming it", async () => {
+    await assert.rejects(client.conversations.create({ metadata: { k: "x".repeat(513) } }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.param === "metadata"
+                                && /metadata/.test(e.message));
+    await assert.rejects(client.conversations.create({ items: [{ role: "robot", content: "x" }] }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.param === "items[0].role"
+                                && /items\[0\]\.role/.test(e.message));
+  });
+});
+
+describe("responses.inputItems.list", () => {
+  it("lists a response's input items, newest first, page by page", async () => {
+    const r = await client.responses.create({
+      model: NAME,
+      input: [{ role: "user", content: "one" }, { role: "assistant", content: "two" },
+              { role: "user", content: [{ type: "input_text", text: "three" }] }],
+    });
+    const page = await client.responses.inputItems.list(r.id);
+    assert.deepEqual(page.data.map((i) => i.content[0].text), ["three", "two", "one"]);
+    const all = [];
+    for await (const item of client.responses.inputItems.list(r.id, { limit: 2, order: "asc" })) {
+      all.push(item.content[0].text);
+    }
+    assert.deepEqual(all, ["one", "two", "three"]);
+    await assert.rejects(client.responses.inputItems.list("resp_nope"),
+                         (e) => e instanceof OpenAI.NotFoundError);
+  });
+});
+
 describe("responses.stream()", () => {
   it("gives deltas and the final Response", async () => {
     let deltas = "";
