@@ -60,11 +60,14 @@ ngx_http_callhq_pg_stmt_t  ngx_http_callhq_openai_begin_stmt = {
 };
 
 
-/* the top-level parameters an error message may begin with */
+/*
+ * the top-level parameters an error message may begin with: the bodies'
+ * and the lists' query strings (?limit=1%00: "limit must not contain...")
+ */
 static char  *ngx_http_callhq_openai_params[] = {
     "model", "input", "instructions", "previous_response_id", "store",
     "stream", "metadata", "temperature", "top_p", "max_output_tokens",
-    "conversation", NULL
+    "conversation", "items", "after", "limit", "order", "include", NULL
 };
 
 

@@ -365,7 +365,7 @@ main::psql(qq{insert into callhq.sessions (id, org_id, status, expiration_second
 
 
 
-=== TEST 15: the items routes' fields and query strings, naming them
+=== TEST 15: the items routes' fields and query strings, naming them (the module's own messages too)
 --- request eval
 ["POST /v1/conversations/conv_$main::PAGE/items\n{}",
  "POST /v1/conversations/conv_$main::PAGE/items\n{\"items\": [{\"role\": \"user\", \"content\": 5}]}",
@@ -377,9 +377,10 @@ main::psql(qq{insert into callhq.sessions (id, org_id, status, expiration_second
  "GET /v1/conversations/conv_$main::PAGE/items?before=x",
  "GET /v1/conversations/conv_$main::PAGE/items/msg_${main::NEW}_1",
  "GET /v1/conversations/conv_$main::PAGE/items/nope",
- "POST /v1/conversations/conv_$main::PAGE\n{\"metadata\": {\"a\": [1]}}"]
+ "POST /v1/conversations/conv_$main::PAGE\n{\"metadata\": {\"a\": [1]}}",
+ "GET /v1/conversations/conv_$main::PAGE/items?limit=1%00"]
 --- error_code eval
-[400, 400, 400, 400, 400, 400, 400, 400, 404, 404, 400]
+[400, 400, 400, 400, 400, 400, 400, 400, 404, 404, 400, 400]
 --- response_body eval
 [main::bad("Missing required parameter: 'items'.", 'items', 'missing_required_parameter'),
  main::bad("Invalid type for 'items[0].content': expected a string or an array of content parts.", 'items[0].content', 'invalid_type'),
@@ -391,7 +392,8 @@ main::psql(qq{insert into callhq.sessions (id, org_id, status, expiration_second
  main::bad("Unknown parameter: 'before'.", 'before', 'unknown_parameter'),
  main::bad("Item with id 'msg_${main::NEW}_1' not found.", 'item_id', undef),
  main::bad("Item with id 'nope' not found.", 'item_id', undef),
- main::bad("Invalid 'metadata': at most 16 string values, keys of at most 64 characters, values of at most 512.", 'metadata', 'invalid_value')]
+ main::bad("Invalid 'metadata': at most 16 string values, keys of at most 64 characters, values of at most 512.", 'metadata', 'invalid_value'),
+ main::bad("limit must not contain a NUL byte (%00)", 'limit', undef)]
 
 
 
