@@ -368,6 +368,23 @@ ngx_http_callhq_chat_begun(ngx_http_callhq_pg_query_t *q, PGresult *res)
         ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_SESSIONS_CREATED);
     }
 
+    /* the input, texted as it is: recorded already, no model */
+    if (ngx_strcmp(PQgetvalue(res, 0, 0), "recorded") == 0) {
+        chat->result.len = PQgetlength(res, 0, 1);
+        chat->result.data = ngx_pnalloc(r->pool, chat->result.len);
+
+        if (chat->result.data == NULL) {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto done;
+        }
+
+        ngx_memcpy(chat->result.data, PQgetvalue(res, 0, 1),
+                   chat->result.len);
+
+        rc = ngx_http_callhq_send_json(r, NGX_HTTP_CREATED, &chat->result);
+        goto done;
+    }
+
     /* the chat reads the context where libpq put it, until it ends */
     ngx_http_callhq_pg_keep(q);
     chat->begun = res;
@@ -1093,8 +1110,23 @@ ngx_http_callhq_chat_record_general(ngx_http_callhq_record_t *rec,
 
     pool = rec->pool;
 
-    rec->query.values[0] = ngx_http_callhq_param(pool, record->data,
-                                                    record->len, 0);
+    if (chat->sms_late && record->len > 1) {
+        /* Twilio had an empty answer: the reply is texted (sms.sql) */
+        p = ngx_pnalloc(pool, sizeof("{\"smsSend\":true,") + record->len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        rec->query.values[0] = (char *) p;
+        p = ngx_cpymem(p, "{\"smsSend\":true,",
+                       sizeof("{\"smsSend\":true,") - 1);
+        *ngx_cpymem(p, record->data + 1, record->len - 1) = '\0';
+
+    } else {
+        rec->query.values[0] = ngx_http_callhq_param(pool, record->data,
+                                                        record->len, 0);
+    }
+
     if (rec->query.values[0] == NULL) {
         return NGX_ERROR;
     }

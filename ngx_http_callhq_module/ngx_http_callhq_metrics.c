@@ -139,7 +139,12 @@ static const char  *ngx_http_callhq_m_events[][3] = {
       "by the sweeper." },
     { "callhq_webhook_deliveries_total", "result=\"delivered\"",
       "Webhook delivery attempts by result." },
-    { "callhq_webhook_deliveries_total", "result=\"failed\"", NULL }
+    { "callhq_webhook_deliveries_total", "result=\"failed\"", NULL },
+    { "callhq_sms_received_total", NULL,
+      "Texts received by callhq_sms_twilio, signed, for a known number." },
+    { "callhq_sms_sent_total", "result=\"sent\"",
+      "Texts sent with Twilio's REST API: attempts by result." },
+    { "callhq_sms_sent_total", "result=\"failed\"", NULL }
 };
 
 

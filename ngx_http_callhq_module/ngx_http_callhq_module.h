@@ -62,6 +62,7 @@ typedef enum {
     /* the SMS webhook, ngx_http_callhq_sms.c */
     NGX_HTTP_CALLHQ_STMT_SMS_NUMBER = 27,
     NGX_HTTP_CALLHQ_STMT_SMS_BEGIN = 28,
+    NGX_HTTP_CALLHQ_STMT_SMS_APOLOGY = 29,
 
     /* webhook delivery, ngx_http_callhq_webhook.c */
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_CLAIM = 32,
@@ -276,6 +277,7 @@ struct ngx_http_callhq_chat_s {
     unsigned                       stream:1;
     unsigned                       responses:1;
     unsigned                       sms:1;      /* answered in TwiML */
+    unsigned                       sms_late:1; /* ... empty: texted later */
     unsigned                       openai:1;   /* POST /responses */
     unsigned                       nostore:1;  /* "store": false */
     unsigned                       fast:1;     /* two statements */
@@ -316,6 +318,7 @@ ngx_int_t ngx_http_callhq_sms_fail(ngx_http_request_t *r,
 
 /* ngx_http_callhq_twiml.c */
 ngx_int_t ngx_http_callhq_twiml_send(ngx_http_request_t *r, ngx_str_t *text);
+ngx_int_t ngx_http_callhq_twiml_early(ngx_http_request_t *r);
 
 /* ngx_http_callhq_answer.c */
 ngx_int_t ngx_http_callhq_answer(ngx_http_request_t *r,
@@ -414,6 +417,9 @@ enum {
     NGX_HTTP_CALLHQ_M_SESSIONS_EXPIRED,
     NGX_HTTP_CALLHQ_M_WEBHOOKS_DELIVERED,
     NGX_HTTP_CALLHQ_M_WEBHOOKS_FAILED,
+    NGX_HTTP_CALLHQ_M_SMS_RECEIVED,
+    NGX_HTTP_CALLHQ_M_SMS_SENT,
+    NGX_HTTP_CALLHQ_M_SMS_FAILED,
     NGX_HTTP_CALLHQ_M_EVENTS
 };
 

@@ -14,6 +14,12 @@
  * webhook sent again answers with the reply already made, and waits for
  * it while it is being made.  A model that fails is an apology, and
  * nothing recorded.
+ *
+ * Twilio waits 15 s for an answer.  A model still busy after
+ * callhq_sms_reply_timeout is answered for with an empty <Response/>;
+ * the chat goes on, and is recorded with "smsSend": true, which queues
+ * its reply in the webhook outbox for Twilio's REST API
+ * (ngx_http_callhq_webhook_delivery.c sends it).
  */
 
 
@@ -34,12 +40,14 @@ typedef struct {
     ngx_http_complex_value_t      *port_url;   /* with the Host's port */
     ngx_str_t                      error_message;
     ngx_str_t                      fallback_message;
+    ngx_msec_t                     reply_timeout;
 } ngx_http_callhq_sms_loc_conf_t;
 
 
 typedef struct {
     ngx_array_t                    params;     /* of ngx_keyval_t, sorted */
     ngx_str_t                      form;       /* To, From, .. as JSON */
+    ngx_event_t                    timer;      /* callhq_sms_reply_timeout */
 } ngx_http_callhq_sms_ctx_t;
 
 
@@ -53,6 +61,14 @@ static ngx_str_t *ngx_http_callhq_sms_param(ngx_http_callhq_sms_ctx_t *sctx,
 static ngx_int_t ngx_http_callhq_sms_form(ngx_http_request_t *r,
     ngx_http_callhq_sms_ctx_t *sctx);
 static void ngx_http_callhq_sms_number(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+static ngx_int_t ngx_http_callhq_sms_start_timer(ngx_http_request_t *r,
+    ngx_http_callhq_sms_ctx_t *sctx);
+static void ngx_http_callhq_sms_late(ngx_event_t *ev);
+static void ngx_http_callhq_sms_cleanup(void *data);
+static void ngx_http_callhq_sms_apology(ngx_http_callhq_chat_t *chat,
+    ngx_str_t *text);
+static void ngx_http_callhq_sms_apologized(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 static ngx_int_t ngx_http_callhq_sms_signed(ngx_http_request_t *r,
     ngx_http_callhq_sms_ctx_t *sctx, char *token);
@@ -81,6 +97,14 @@ ngx_http_callhq_pg_stmt_t  ngx_http_callhq_sms_begin_stmt = {
     "select state, record, params, messages, chat_id, session_id, org_id, "
     "model from callhq.sms_begin($1::bytea, $2::jsonb, $3::jsonb)",
     3
+};
+
+/* a late chat's apology, texted as its reply would have been */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_sms_apology_stmt = {
+    NGX_HTTP_CALLHQ_STMT_SMS_APOLOGY, "callhq_sms_apology",
+    "select callhq.sms_reply($1::jsonb, ($1::jsonb->>'sessionId')::uuid, "
+    "$2::text)",
+    2
 };
 
 
@@ -112,6 +136,13 @@ static ngx_command_t  ngx_http_callhq_sms_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_callhq_sms_loc_conf_t, fallback_message),
+      NULL },
+
+    { ngx_string("callhq_sms_reply_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_sms_loc_conf_t, reply_timeout),
       NULL },
 
       ngx_null_command
@@ -411,6 +442,8 @@ ngx_http_callhq_sms_number(ngx_http_callhq_pg_query_t *q, PGresult *res)
         goto done;
     }
 
+    ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_SMS_RECEIVED);
+
     /* no assistant (deleted, say): the number's polite fixed reply */
     if (PQgetisnull(res, 0, 3)) {
         if (PQgetisnull(res, 0, 4)) {
@@ -436,6 +469,11 @@ ngx_http_callhq_sms_number(ngx_http_callhq_pg_query_t *q, PGresult *res)
         goto done;
     }
 
+    if (ngx_http_callhq_sms_start_timer(r, sctx) != NGX_OK) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
     ngx_http_callhq_chat_sms(r, ctx, &sctx->form);
     return;
 
@@ -443,6 +481,111 @@ done:
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
+}
+
+
+/* Twilio's 15 s count from its request: so does callhq_sms_reply_timeout */
+
+static ngx_int_t
+ngx_http_callhq_sms_start_timer(ngx_http_request_t *r,
+    ngx_http_callhq_sms_ctx_t *sctx)
+{
+    ngx_time_t                      *tp;
+    ngx_msec_t                       spent;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_callhq_sms_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_sms_module);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_callhq_sms_cleanup;
+    cln->data = sctx;
+
+    sctx->timer.handler = ngx_http_callhq_sms_late;
+    sctx->timer.data = r;
+    sctx->timer.log = r->connection->log;
+
+    tp = ngx_timeofday();
+    spent = (ngx_msec_t) ((tp->sec - r->start_sec) * 1000
+                          + (tp->msec - r->start_msec));
+
+    ngx_add_timer(&sctx->timer, slcf->reply_timeout > spent
+                                ? slcf->reply_timeout - spent : 1);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The reply is late: Twilio is answered now, with nothing, and the chat
+ * goes on to be recorded with its reply texted (chat->sms_late).  Only
+ * while the model runs: before that the chat waits for its turn, after
+ * it the reply is being recorded and answers in a moment.
+ */
+
+static void
+ngx_http_callhq_sms_late(ngx_event_t *ev)
+{
+    ngx_int_t                rc;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r, *sr;
+    ngx_http_callhq_ctx_t   *ctx;
+    ngx_http_callhq_chat_t  *chat;
+
+    r = ev->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    chat = ctx->chat;
+
+    if (chat == NULL || chat->sms_late || r->header_sent
+        || chat->state > NGX_HTTP_CALLHQ_CHAT_UPSTREAM)
+    {
+        return;
+    }
+
+    if (chat->state != NGX_HTTP_CALLHQ_CHAT_UPSTREAM || chat->sr == NULL) {
+        ngx_add_timer(ev, 100);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "callhq: SMS chat %V still waits for the model: answering "
+                  "empty, the reply goes by Twilio's REST API",
+                  &chat->chat_id);
+
+    chat->sms_late = 1;
+
+    /*
+     * Twilio may close the connection now: that must not stop the model,
+     * as it would a client's that left (the upstream's broken-connection
+     * checks are the subrequest's event handlers).
+     */
+    sr = chat->sr;
+    sr->read_event_handler = ngx_http_block_reading;
+    sr->write_event_handler = ngx_http_request_empty_handler;
+
+    rc = ngx_http_callhq_twiml_early(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "callhq: the empty answer to an SMS webhook could not "
+                      "be sent, the reply goes by the REST API anyway");
+    }
+}
+
+
+static void
+ngx_http_callhq_sms_cleanup(void *data)
+{
+    ngx_http_callhq_sms_ctx_t  *sctx = data;
+
+    if (sctx->timer.timer_set) {
+        ngx_del_timer(&sctx->timer);
+    }
 }
 
 
@@ -643,6 +786,7 @@ ngx_http_callhq_sms_create_loc_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->public_url = NGX_CONF_UNSET_PTR;
+    conf->reply_timeout = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -670,6 +814,15 @@ ngx_http_callhq_sms_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->fallback_message, prev->fallback_message,
                              "Sorry, nobody can answer messages to this "
                              "number right now.");
+    ngx_conf_merge_msec_value(conf->reply_timeout, prev->reply_timeout,
+                              10000);
+
+    if (conf->reply_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"callhq_sms_reply_timeout\" must be more "
+                           "than 0");
+        return NGX_CONF_ERROR;
+    }
 
     if (!conf->enable) {
         return NGX_CONF_OK;
@@ -761,6 +914,15 @@ ngx_http_callhq_sms_repeat(ngx_http_request_t *r, PGresult *res)
 {
     ngx_str_t  text;
 
+    if (PQgetisnull(res, 0, 1)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "callhq: SMS webhook sent again, the reply of chat %s "
+                      "goes by the REST API: answering empty",
+                      PQgetvalue(res, 0, 4));
+
+        return ngx_http_callhq_twiml_send(r, NULL);
+    }
+
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "callhq: SMS webhook sent again, answering with the "
                   "reply of chat %s", PQgetvalue(res, 0, 4));
@@ -787,6 +949,11 @@ ngx_http_callhq_sms_answer(ngx_http_request_t *r,
     ngx_int_t      rc;
     ngx_str_t      text;
     json_error_t   err;
+
+    /* Twilio has had its answer; the reply is in the outbox */
+    if (chat->sms_late) {
+        return NGX_OK;
+    }
 
     head = json_loadb((char *) chat->result.data, chat->result.len, 0, &err);
 
@@ -828,10 +995,75 @@ ngx_http_callhq_sms_fail(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat)
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_callhq_sms_module);
 
+    if (chat->sms_late) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "callhq: model failed for SMS chat %V with status %ui, "
+                      "after Twilio had its answer: texting "
+                      "callhq_sms_error_message", &chat->chat_id,
+                      chat->upstream_status);
+
+        ngx_http_callhq_sms_apology(chat, &slcf->error_message);
+        return NGX_OK;
+    }
+
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "callhq: model failed for SMS chat %V with status %ui, "
                   "answering with callhq_sms_error_message",
                   &chat->chat_id, chat->upstream_status);
 
     return ngx_http_callhq_twiml_send(r, &slcf->error_message);
+}
+
+
+/* the query outlives the request: a pool of its own, freed by its handler */
+
+static void
+ngx_http_callhq_sms_apology(ngx_http_callhq_chat_t *chat, ngx_str_t *text)
+{
+    ngx_pool_t                   *pool;
+    ngx_http_callhq_pg_query_t   *q;
+    ngx_http_callhq_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                              ngx_http_callhq_module);
+
+    pool = ngx_create_pool(512, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    q = ngx_pcalloc(pool, sizeof(ngx_http_callhq_pg_query_t));
+    if (q == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    q->stmt = &ngx_http_callhq_sms_apology_stmt;
+    q->values[0] = ngx_http_callhq_param(pool, chat->record.data,
+                                         chat->record.len, 0);
+    q->values[1] = ngx_http_callhq_param(pool, text->data, text->len, 0);
+    q->handler = ngx_http_callhq_sms_apologized;
+    q->data = pool;
+    q->log = ngx_cycle->log;
+
+    if (q->values[0] == NULL || q->values[1] == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    ngx_http_callhq_pg_run(mcf->pool, q);
+}
+
+
+static void
+ngx_http_callhq_sms_apologized(ngx_http_callhq_pg_query_t *q, PGresult *res)
+{
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "callhq: the apology of a late SMS chat could not be "
+                      "queued: %s",
+                      res ? PQresultErrorMessage(res) : q->error);
+    }
+
+    ngx_destroy_pool(q->data);
 }

@@ -106,6 +106,55 @@ ngx_http_callhq_twiml_send(ngx_http_request_t *r, ngx_str_t *text)
 
 
 /*
+ * An empty <Response/> now, while the model's subrequest is still the
+ * connection's active request (callhq_sms_reply_timeout): its postpone
+ * filter would hold our body until the model answered, so the body goes
+ * straight to the write filter.  The connection closes once the chat
+ * ends: Twilio may not send its next webhook on it meanwhile.
+ */
+
+ngx_int_t
+ngx_http_callhq_twiml_early(ngx_http_request_t *r)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    static u_char  empty[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                             "<Response/>";
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = empty;
+    b->last = empty + sizeof(empty) - 1;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+    b->flush = 1;
+
+    r->keepalive = 0;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_type = ngx_http_callhq_twiml_type;
+    r->headers_out.content_type_len = ngx_http_callhq_twiml_type.len;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_write_filter(r, &out);
+}
+
+
+/*
  * Where the message that starts at p ends: all of it when it fits, else
  * at the last blank within the limit, else at the limit.
  */

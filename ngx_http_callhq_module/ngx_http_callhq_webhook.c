@@ -72,7 +72,8 @@ static void ngx_http_callhq_webhook_exit_process(ngx_cycle_t *cycle);
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_webhook_claim_stmt = {
     NGX_HTTP_CALLHQ_STMT_WEBHOOK_CLAIM, "callhq_webhook_claim",
     "select id, event_id, url, secret, headers, timeout_ms, body, attempts, "
-    "org_id from callhq.webhook_claim($1::int, $2::int, $3::int, $4::jsonb)",
+    "org_id, type "
+    "from callhq.webhook_claim($1::int, $2::int, $3::int, $4::jsonb)",
     4
 };
 
@@ -165,6 +166,13 @@ static ngx_command_t  ngx_http_callhq_webhook_commands[] = {
       ngx_http_callhq_webhook_allow,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("callhq_twilio_api_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_callhq_webhook_main_conf_t, twilio_api_url),
       NULL },
 
     { ngx_string("callhq_webhook_status"),
@@ -282,7 +290,7 @@ ngx_http_callhq_webhook_claimed(ngx_http_callhq_pg_query_t *q, PGresult *res)
         return;
     }
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 9) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 10) {
         ngx_log_error(NGX_LOG_ERR, wh->log, 0,
                       "callhq: webhook claim failed: %s %s",
                       PQresStatus(PQresultStatus(res)),
@@ -540,6 +548,7 @@ ngx_http_callhq_webhook_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     wmcf->ssl_trusted_certificate = { 0, NULL };
+     *     wmcf->twilio_api_url = { 0, NULL };
      *     wmcf->ssl = NULL;
      *     wmcf->resolver = NULL;
      *     wmcf->done_opts = { 0, NULL };
@@ -598,6 +607,29 @@ ngx_http_callhq_webhook_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
     ngx_conf_init_value(wmcf->ssl_verify, 1);
+
+    /* texts go there (sms.sql): the operator's, never checked as a tenant's */
+    if (wmcf->twilio_api_url.len == 0) {
+        ngx_str_set(&wmcf->twilio_api_url, "https://api.twilio.com");
+    }
+
+    if (ngx_strncasecmp(wmcf->twilio_api_url.data, (u_char *) "http://", 7)
+        != 0
+        && ngx_strncasecmp(wmcf->twilio_api_url.data,
+                           (u_char *) "https://", 8)
+           != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"callhq_twilio_api_url\" must be an http:// "
+                           "or https:// URL");
+        return NGX_CONF_ERROR;
+    }
+
+    while (wmcf->twilio_api_url.len
+           && wmcf->twilio_api_url.data[wmcf->twilio_api_url.len - 1] == '/')
+    {
+        wmcf->twilio_api_url.len--;
+    }
 
     if (wmcf->interval == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

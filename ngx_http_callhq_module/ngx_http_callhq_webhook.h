@@ -50,6 +50,7 @@ typedef struct {
     ngx_resolver_t                *resolver;
     ngx_msec_t                     resolver_timeout;
     ngx_array_t                   *allow;      /* of ngx_cidr_t, or NULL */
+    ngx_str_t                      twilio_api_url;  /* no trailing '/' */
     ngx_str_t                      done_opts;  /* webhook_done()'s JSON */
     ngx_uint_t                     status;     /* a status location exists */
 } ngx_http_callhq_webhook_main_conf_t;
@@ -105,6 +106,7 @@ typedef struct {
 
     unsigned                       ssl:1;
     unsigned                       ip:1;       /* host is an IP literal */
+    unsigned                       twilio:1;   /* a text, to Twilio's API */
 } ngx_http_callhq_webhook_delivery_t;
 
 

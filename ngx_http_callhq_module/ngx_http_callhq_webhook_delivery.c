@@ -6,6 +6,11 @@
  * the status line; callhq.webhook_done() then records the outcome and
  * schedules a retry.  The address is checked just before connecting
  * (ngx_http_callhq_webhook_url.c).
+ *
+ * A 'twilio.sms' row is a text (sms.sql): POSTed as a form to Twilio's
+ * Messages resource under callhq_twilio_api_url, the operator's URL, not
+ * checked as a tenant's is; HTTP Basic with the account SID and auth
+ * token the claim read from the phone number.  Neither is logged.
  */
 
 
@@ -29,6 +34,12 @@ static const char *ngx_http_callhq_webhook_parse_url(
     ngx_http_callhq_webhook_delivery_t *d);
 static ngx_int_t ngx_http_callhq_webhook_create_request(
     ngx_http_callhq_webhook_delivery_t *d);
+static ngx_int_t ngx_http_callhq_webhook_twilio_url(
+    ngx_http_callhq_webhook_delivery_t *d);
+static ngx_int_t ngx_http_callhq_webhook_create_twilio(
+    ngx_http_callhq_webhook_delivery_t *d);
+static u_char *ngx_http_callhq_webhook_form(u_char *p, const char *name,
+    json_t *value);
 static ngx_int_t ngx_http_callhq_webhook_sign(
     ngx_http_callhq_webhook_delivery_t *d, ngx_str_t *ts, ngx_str_t *sig);
 static size_t ngx_http_callhq_webhook_add_headers(
@@ -143,6 +154,15 @@ ngx_http_callhq_webhook_start(ngx_http_callhq_webhook_t *wh, PGresult *res,
 
     ngx_sprintf(d->webhook_id.data, "msg_%V", &s);
 
+    if (ngx_strcmp(PQgetvalue(res, row, 9), "twilio.sms") == 0) {
+        d->twilio = 1;
+
+        if (ngx_http_callhq_webhook_twilio_url(d) != NGX_OK) {
+            ngx_destroy_pool(pool);
+            return;
+        }
+    }
+
     if (PQgetlength(res, row, 8) == NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN) {
         ngx_memcpy(d->org, PQgetvalue(res, row, 8),
                    NGX_HTTP_CALLHQ_WEBHOOK_ORG_LEN);
@@ -187,8 +207,10 @@ ngx_http_callhq_webhook_start(ngx_http_callhq_webhook_t *wh, PGresult *res,
                    d->attempt, d->id, d->timeout);
 
     /* rows written before the check, or with another callhq_webhook_allow */
-    p = ngx_http_callhq_webhook_url_refused(wh->conf, d->url.data, d->url.len,
-                                            why, why + sizeof(why));
+    p = d->twilio ? NULL
+                  : ngx_http_callhq_webhook_url_refused(wh->conf, d->url.data,
+                                                        d->url.len, why,
+                                                        why + sizeof(why));
     if (p) {
         ngx_http_callhq_webhook_fail(d, "the URL %*s", (size_t) (p - why),
                                      why);
@@ -201,7 +223,10 @@ ngx_http_callhq_webhook_start(ngx_http_callhq_webhook_t *wh, PGresult *res,
         return;
     }
 
-    if (ngx_http_callhq_webhook_create_request(d) != NGX_OK) {
+    if ((d->twilio ? ngx_http_callhq_webhook_create_twilio(d)
+                   : ngx_http_callhq_webhook_create_request(d))
+        != NGX_OK)
+    {
         ngx_http_callhq_webhook_finish(d, "could not build the request");
         return;
     }
@@ -417,6 +442,140 @@ ngx_http_callhq_webhook_create_request(ngx_http_callhq_webhook_delivery_t *d)
     d->request = b;
 
     return NGX_OK;
+}
+
+
+/* callhq_twilio_api_url and the row's path under it */
+
+static ngx_int_t
+ngx_http_callhq_webhook_twilio_url(ngx_http_callhq_webhook_delivery_t *d)
+{
+    u_char     *p, *url;
+    ngx_str_t  *api;
+
+    api = &d->wh->conf->twilio_api_url;
+
+    url = ngx_pnalloc(d->pool, api->len + d->url.len + 1);
+    if (url == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(url, api->data, api->len);
+    p = ngx_cpymem(p, d->url.data, d->url.len);
+    *p = '\0';
+
+    d->url.data = url;
+    d->url.len = p - url;
+
+    return NGX_OK;
+}
+
+
+/*
+ * POST .../Messages.json: From, To and Body as a form (every byte but the
+ * unreserved ones escaped), HTTP Basic with "<account SID>:<auth token>".
+ */
+
+static ngx_int_t
+ngx_http_callhq_webhook_create_twilio(ngx_http_callhq_webhook_delivery_t *d)
+{
+    size_t        len;
+    u_char       *p, *form;
+    json_t       *body, *from, *to, *text;
+    ngx_buf_t    *b;
+    ngx_str_t     auth;
+    json_error_t  err;
+
+    body = json_loadb((char *) d->body.data, d->body.len, 0, &err);
+
+    from = json_object_get(body, "From");
+    to = json_object_get(body, "To");
+    text = json_object_get(body, "Body");
+
+    if (!json_is_string(from) || !json_is_string(to) || !json_is_string(text))
+    {
+        ngx_log_error(NGX_LOG_ERR, &d->log, 0,
+                      "callhq: a text without From, To or Body");
+        json_decref(body);
+        return NGX_ERROR;
+    }
+
+    /* an escaped byte is 3 */
+    len = sizeof("From=&To=&Body=") - 1
+          + 3 * (json_string_length(from) + json_string_length(to)
+                 + json_string_length(text));
+
+    form = ngx_pnalloc(d->pool, len);
+    if (form == NULL) {
+        json_decref(body);
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_callhq_webhook_form(form, "From=", from);
+    p = ngx_http_callhq_webhook_form(p, "&To=", to);
+    p = ngx_http_callhq_webhook_form(p, "&Body=", text);
+    len = p - form;
+
+    json_decref(body);
+
+    auth.len = ngx_base64_encoded_length(d->secret.len);
+    auth.data = ngx_pnalloc(d->pool, auth.len);
+    if (auth.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_encode_base64(&auth, &d->secret);
+
+    b = ngx_create_temp_buf(d->pool,
+              sizeof("POST  HTTP/1.1" CRLF) - 1 + d->uri.len
+              + sizeof("Host: " CRLF) - 1 + d->u.host.len
+              + sizeof(":65535") - 1
+              + sizeof("Content-Type: application/x-www-form-urlencoded"
+                       CRLF) - 1
+              + sizeof("Content-Length: " CRLF) - 1 + NGX_SIZE_T_LEN
+              + sizeof("Connection: close" CRLF) - 1
+              + sizeof("User-Agent: callhq-sms" CRLF) - 1
+              + sizeof("Accept: application/json" CRLF) - 1
+              + sizeof("Authorization: Basic " CRLF) - 1 + auth.len
+              + sizeof(CRLF) - 1 + len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF, &d->uri);
+
+    if (d->u.no_port) {
+        p = ngx_sprintf(p, "Host: %V" CRLF, &d->u.host);
+
+    } else {
+        p = ngx_sprintf(p, "Host: %V:%d" CRLF, &d->u.host, (int) d->u.port);
+    }
+
+    p = ngx_sprintf(p, "Content-Type: application/x-www-form-urlencoded"
+                       CRLF
+                       "Content-Length: %uz" CRLF
+                       "Connection: close" CRLF
+                       "User-Agent: callhq-sms" CRLF
+                       "Accept: application/json" CRLF
+                       "Authorization: Basic %V" CRLF CRLF,
+                    len, &auth);
+
+    b->last = ngx_cpymem(p, form, len);
+
+    d->request = b;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_callhq_webhook_form(u_char *p, const char *name, json_t *value)
+{
+    p = ngx_cpymem(p, name, ngx_strlen(name));
+
+    return (u_char *) ngx_escape_uri(p, (u_char *) json_string_value(value),
+                                     json_string_length(value),
+                                     NGX_ESCAPE_URI_COMPONENT);
 }
 
 
@@ -674,7 +833,9 @@ ngx_http_callhq_webhook_connect(ngx_http_callhq_webhook_delivery_t *d,
     u_char             text[NGX_SOCKADDR_STRLEN];
 
     /* what a name resolves to now, not what it did when it was checked */
-    what = ngx_http_callhq_webhook_addr_refused(d->wh->conf, sockaddr);
+    what = d->twilio ? NULL
+                     : ngx_http_callhq_webhook_addr_refused(d->wh->conf,
+                                                            sockaddr);
 
     if (what) {
         ngx_http_callhq_webhook_fail(d, "%V is %s (%*s), refused",
@@ -1076,7 +1237,14 @@ ngx_http_callhq_webhook_finish(ngx_http_callhq_webhook_delivery_t *d,
     d->error = error;
     d->log.action = NULL;
 
-    ngx_http_callhq_metrics_webhook(error == NULL, ngx_current_msec - d->start);
+    if (d->twilio) {
+        ngx_http_callhq_metrics_event(error ? NGX_HTTP_CALLHQ_M_SMS_FAILED
+                                            : NGX_HTTP_CALLHQ_M_SMS_SENT);
+
+    } else {
+        ngx_http_callhq_metrics_webhook(error == NULL,
+                                        ngx_current_msec - d->start);
+    }
 
     if (error) {
         wh->failures++;

@@ -3,7 +3,8 @@
  * ngx_http_callhq_module: the webhook sweeper.  Every
  * callhq_webhook_sweep_interval one statement completes the sessions past
  * their expiresAt (each sends one session.updated) and deletes delivered
- * and dead events older than callhq_webhook_retention, in bites of
+ * and dead events older than callhq_webhook_retention (and the texts
+ * received, sms_inbound, as old), in bites of
  * NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT; SKIP LOCKED shares the work among
  * workers and nodes.
  */
@@ -122,7 +123,7 @@ ngx_http_callhq_webhook_swept(ngx_http_callhq_pg_query_t *q, PGresult *res)
     }
 
     if (n == NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT
-        || purged == NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT)
+        || purged >= NGX_HTTP_CALLHQ_WEBHOOK_SWEEP_LIMIT)
     {
         /* a full sweep: go on at once, in bites */
         ngx_post_event(&wh->sweep, &ngx_posted_events);

@@ -7,9 +7,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
-use CallHQ::Test qw(expect);
-use Digest::SHA qw(hmac_sha1_base64);
-use IO::Socket::INET ();
+use CallHQ::Test qw(expect sms);
 use POSIX ();
 use Time::HiRes ();
 
@@ -28,23 +26,9 @@ location = /sms/public {
 location /sms/ { return 404; }
 };
 
-our $PRE = sub {
-    my $block = shift;
-    my $sms = $block->sms or return;
-    my @list = ref $sms eq 'ARRAY' ? @$sms : ($sms);
-    my (@req, @hdr);
-    for my $o (@list) {
-        my ($req, $hdr) = main::sms(%$o);
-        push @req, $req;
-        push @hdr, $hdr;
-    }
-    $block->set_value(request => ref $sms eq 'ARRAY' ? \@req : $req[0]);
-    $block->set_value(more_headers => ref $sms eq 'ARRAY' ? \@hdr : $hdr[0]);
-};
-
 callhq_defaults(config => api_location('/') . $SMS
                           . model_locations(read_timeout => '5s'),
-                block => $PRE);
+                block => $::SMS_BLOCK);
 
 # Org A's assistants 31000000-0000-4000-8000-0000000000NN (model):
 #   01 recall   02 parrot   03 parrot+slow-1500   04 recall+fail-500
@@ -88,78 +72,14 @@ psql(q{
      where k.key_hash = sha256(v.key::bytea);
 });
 
-# form encoding as Twilio does it: blanks as '+', '+' itself as %2B
-sub enc {
-    my $s = shift;
-    $s =~ s/([^A-Za-z0-9_.~ -])/sprintf '%%%02X', ord $1/ge;
-    $s =~ tr/ /+/;
-    return $s;
-}
-
-# base64 HMAC-SHA1 over the URL and each name and value, sorted by name
-sub twilio_sig {
-    my ($token, $url, %p) = @_;
-    my $data = $url . join '', map { $_ . $p{$_} } sort keys %p;
-    my $sig = hmac_sha1_base64($data, $token);
-    $sig .= '=' while length($sig) % 4;
-    return $sig;
-}
-
-our $SEQ = 0;
-
-# A webhook request: its request text and headers.  Options besides the
-# form's parameters: -path (/sms/twilio), -url (what was signed), -token
-# (the number's), -sig (a signature to send instead; '' for none).
-sub sms {
-    my %o = @_;
-    my $path = delete $o{-path} // '/sms/twilio';
-    my $url = delete $o{-url} // "http://localhost$path";
-    my $to = $o{To} // '';
-    my $token = delete $o{-token} // 'tok-' . substr($to, -1);
-    my $sig = delete $o{-sig};
-    my $host = delete $o{-host};
-    $o{AccountSid} //= 'AC310';
-    $o{MessageSid} //= sprintf 'SM310%05d', ++$SEQ;
-    $o{NumMedia} //= '0';
-    $sig //= twilio_sig($token, $url, %o);
-    # reverse order on the wire: the signature's order is the server's work
-    my $body = join '&', map { enc($_) . '=' . enc($o{$_}) } reverse sort keys %o;
-    return ("POST $path\n$body",
-            "Content-Type: application/x-www-form-urlencoded\n"
-            . ($sig eq '' ? '' : "X-Twilio-Signature: $sig\n")
-            . (defined $host ? "Host: $host\n" : ''));
-}
-
-sub twiml {
-    return '<?xml version="1.0" encoding="UTF-8"?><Response>'
-           . join('', map { "<Message>$_</Message>" } @_) . '</Response>';
-}
-
 # One webhook from a child process; its raw answer lands in $file.
 our %CHILD;
 sub sms_in_background {
     my ($file, %o) = @_;
-    my ($req, $hdr) = sms(%o);
-    my ($line, $body) = split /\n/, $req, 2;
-    $hdr =~ s/\n/\r\n/g;
     unlink $file;
-    my $port = Test::Nginx::Util::server_port_for_client();
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        my ($resp, $sock) = ('');
-        for (1 .. 200) {
-            $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                          PeerPort => $port, Timeout => 10)
-                and last;
-            Time::HiRes::sleep(0.1);
-        }
-        if ($sock) {
-            print $sock "$line HTTP/1.1\r\nHost: localhost\r\n$hdr"
-                . "Content-Length: " . length($body) . "\r\n"
-                . "Connection: close\r\n\r\n$body";
-            local $/;
-            $resp = <$sock> // '';
-        }
+        my (undef, $resp) = main::sms_raw(%o);
         if (open my $out, '>', $file) { print $out $resp; close $out }
         POSIX::_exit(0);
     }

@@ -338,6 +338,13 @@ $$;
 --                 module counts it in callhq_sessions_created_total)
 --   state 'busy'  the session runs another chat; only session_id is set.
 --                 Nothing was written: call again a little later.
+--   state 'recorded'  transport twilio.sms with
+--                 useLLMGeneratedMessageForOutbound false: the input was
+--                 recorded as the assistant's message and queued as texts;
+--                 record is the chat as the API shows it (chat_text).
+-- A chat with transport twilio.sms (phoneNumberId, customer.number) runs in
+-- the customer's SMS session; its record carries "smsSend": true and
+-- "sms": {phoneNumberId, to}, and chat_record queues its reply as texts.
 -- Failures raise CQ400, CQ401, CQ404, CQ410; nothing is written then.
 -- assistantOverrides: its variableValues, over those stored with the
 -- session, fill {{name}} in the contents of the assistant's model.messages
@@ -395,6 +402,10 @@ declare
     v_overrides     jsonb;      -- the body's assistantOverrides
     v_vars          jsonb;      -- the variables of the assistant's prompts
     v_state         text := 'ok';
+    v_transport     jsonb;      -- the body's transport: an SMS customer's
+    v_number_id     uuid;       -- chat on this phone number, texted
+    v_p             callhq.phone_numbers;
+    v_literal       boolean := false;   -- the input is texted, no model
 begin
     v_body := callhq.check_body(p_body);
 
@@ -402,7 +413,8 @@ begin
     perform callhq.check_fields(v_body, array['input', 'sessionId', 'previousChatId',
                                               'assistantId', 'assistant', 'customer',
                                               'name', 'stream', 'metadata',
-                                              'assistantOverrides'], '');
+                                              'assistantOverrides', 'phoneNumberId',
+                                              'transport'], '');
     v_input := callhq.chat_input(v_body->'input');
     v_session_id := callhq.check_uuid(v_body->'sessionId', 'sessionId');
     v_prev_id := callhq.check_uuid(v_body->'previousChatId', 'previousChatId');
@@ -415,6 +427,80 @@ begin
     end if;
     perform callhq.check_object(v_body->'metadata', 'metadata');
     v_overrides := callhq.check_overrides(v_body->'assistantOverrides', 'assistantOverrides');
+    v_number_id := callhq.check_uuid(v_body->'phoneNumberId', 'phoneNumberId');
+    v_transport := callhq.check_object(v_body->'transport', 'transport');
+
+    -- an SMS customer's chat (transport twilio.sms): its session is the
+    -- one the customer's texts go to, with the number's assistant, and the
+    -- reply is texted to the customer (sms.sql)
+    if v_transport is not null or v_number_id is not null then
+        if v_transport is null then
+            perform callhq.fail(400, 'transport is required with phoneNumberId');
+        end if;
+        perform callhq.check_fields(v_transport,
+                                    array['type', 'useLLMGeneratedMessageForOutbound'],
+                                    'transport.');
+        if jsonb_typeof(v_transport->'type') is distinct from 'string'
+           or v_transport->>'type' <> 'twilio.sms'
+        then
+            perform callhq.fail(400, 'transport.type must be "twilio.sms"');
+        end if;
+        if jsonb_typeof(v_transport->'useLLMGeneratedMessageForOutbound')
+           not in ('boolean', 'null')
+        then
+            perform callhq.fail(400, 'transport.useLLMGeneratedMessageForOutbound '
+                                     'must be a boolean');
+        end if;
+        v_literal := v_transport->'useLLMGeneratedMessageForOutbound' = 'false';
+        if v_session_id is not null then
+            perform callhq.fail(400, 'transport cannot be used with sessionId; '
+                                     'a session already has its channel');
+        end if;
+        if v_prev_id is not null then
+            perform callhq.fail(400, 'transport cannot be used with previousChatId');
+        end if;
+        if v_inline is not null then
+            perform callhq.fail(400, 'assistant cannot be used with transport; '
+                                     'the phone number''s assistant answers');
+        end if;
+        if v_number_id is null then
+            perform callhq.fail(400, 'phoneNumberId is required with transport');
+        end if;
+        if v_customer is null or jsonb_typeof(v_customer->'number') is distinct from 'string'
+        then
+            perform callhq.fail(400, 'customer.number is required with transport');
+        end if;
+        if v_customer->>'number' !~ '^\+[1-9][0-9]{1,14}$' then
+            perform callhq.fail(400, 'customer.number must be an E.164 phone number '
+                                     '(+15551234567) with transport');
+        end if;
+        if v_literal and (jsonb_typeof(v_body->'input') is distinct from 'string'
+                          or btrim(v_body->>'input') = '')
+        then
+            perform callhq.fail(400, 'input must be a non-empty string with '
+                                     'transport.useLLMGeneratedMessageForOutbound false');
+        end if;
+
+        select p.* into v_p from callhq.phone_numbers p
+         where p.id = v_number_id and p.org_id = v_org;
+        if not found then
+            perform callhq.fail(404, 'Phone number ' || (v_body->>'phoneNumberId')
+                                     || ' not found');
+        end if;
+        if not v_p.sms_enabled then
+            perform callhq.fail(400, 'phoneNumberId: phone number ' || v_p.id
+                                     || ' has SMS disabled');
+        end if;
+        if v_p.assistant_id is null then
+            perform callhq.fail(400, 'phoneNumberId: phone number ' || v_p.id
+                                     || ' has no assistant');
+        end if;
+        if v_assistant_id is not null and v_assistant_id <> v_p.assistant_id then
+            perform callhq.fail(400, 'assistantId must be the phone number''s '
+                                     'assistant with transport');
+        end if;
+        v_assistant_id := v_p.assistant_id;
+    end if;
 
     -- the context, exactly one way
     if v_session_id is not null and v_prev_id is not null then
@@ -512,6 +598,22 @@ begin
             end if;
         end if;
 
+    elsif v_p.id is not null then
+        -- the customer's SMS session, as callhq.sms_begin finds it (and
+        -- under the same lock)
+        v_number := v_customer->>'number';
+        perform pg_advisory_xact_lock(hashtextextended(
+            'callhq.sms:' || v_p.id || ':' || v_number, 0));
+
+        select s.* into v_s
+          from callhq.sessions s
+         where s.phone_number_id = v_p.id and s.customer->>'number' = v_number
+           and s.assistant_id = v_p.assistant_id
+           and s.status = 'active' and s.expires_at > now()
+         order by s.updated_at desc
+         limit 1
+           for update;
+
     elsif v_customer is not null then
         -- the customer's session with this assistant: one at a time per
         -- customer, so that two first messages do not open two sessions
@@ -570,12 +672,12 @@ begin
         -- none yet: a session that lives as long as the customer talks
         insert into callhq.sessions (org_id, assistant_id, expiration_seconds, expires_at,
                                      customer, renew_on_activity, busy_chat, busy_until,
-                                     assistant_overrides)
+                                     assistant_overrides, phone_number_id)
         values (v_org, v_use_id, v_expiration,
                 callhq.now_ms() + make_interval(secs => v_expiration),
                 callhq.strip_nulls(v_customer), true,
                 v_chat, now() + make_interval(secs => v_lease),
-                v_overrides)
+                v_overrides, v_p.id)
         returning * into v_s;
         v_state := 'new';
 
@@ -612,6 +714,29 @@ begin
         'historyFrom',    v_hfrom,
         'historyTo',      v_hto,
         'historyEpoch',   v_s.history_epoch);
+
+    if v_p.id is not null then
+        v_record := v_record || jsonb_build_object(
+            'smsSend', true,
+            'sms', jsonb_build_object('phoneNumberId', v_p.id,
+                                      'to', v_customer->>'number'));
+    end if;
+
+    -- the input is the assistant's message, texted: recorded now, and the
+    -- turn just taken goes back with it
+    if v_literal then
+        perform callhq.chat_record(v_record || jsonb_build_object(
+                                       'inputMessages', '[]'::jsonb,
+                                       'prompts', '[]'::jsonb,
+                                       'promptCount', 0,
+                                       'historyFrom', null, 'historyTo', null),
+                                   '[]'::jsonb, v_body->>'input', 'completed', null);
+        return query select 'recorded'::text,
+                            (select callhq.chat_text(c) from callhq.chats c
+                              where c.id = v_chat),
+                            null::text, null::text, v_chat, v_s.id, v_org, null::text;
+        return;
+    end if;
 
     return query select
         v_state,
@@ -746,6 +871,11 @@ begin
         select c.* into v_c from callhq.chats c where c.id = v_chat;
         return query select 201, callhq.chat_head(v_c)::text;
         return;
+    end if;
+
+    -- its reply goes to the customer by SMS (sms.sql)
+    if p_record->>'smsSend' = 'true' then
+        perform callhq.sms_reply(p_record, v_session_id, v_reply);
     end if;
 
     if v_session_id is not null then

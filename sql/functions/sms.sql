@@ -15,8 +15,16 @@
 -- (NULL, {To, From, Body, MessageSid}, the location's settings) answers as
 -- callhq.chat_begin does, and the chat goes on as any other (chat_record
 -- or chat_release; state 'new' when the text opened the session), or,
--- with state 'done', record is the reply already
--- made for that MessageSid.
+-- with state 'done', record is the reply already made for that MessageSid
+-- (NULL when the REST API sent it).
+--
+-- Slow models (callhq_sms_reply_timeout): the webhook is answered with an
+-- empty <Response/>, and the C module records the chat with "smsSend":
+-- true in its record; chat_record then calls callhq.sms_reply, which
+-- queues the reply in the webhook outbox as 'twilio.sms' rows (one per
+-- 1600 characters, sms_split), sent by the dispatcher with Twilio's REST
+-- API in the recording's transaction. POST /chat with transport
+-- twilio.sms (chat.sql) sends its reply the same way.
 --
 -- The customer's session is the open one of (phone number, From) with the
 -- number's assistant, or a new one that expires after expirationSeconds
@@ -79,7 +87,11 @@ begin
         select c.output->0->>'content' into v_reply
           from callhq.chats c where c.id = v_in.chat_id;
         if found then
-            return query select 'done'::text, coalesce(v_reply, ''), null::text,
+            -- a reply the REST API sends is not answered a second time
+            return query select 'done'::text,
+                                case when v_in.rest then null
+                                     else coalesce(v_reply, '') end,
+                                null::text,
                                 null::text, v_in.chat_id, v_in.session_id,
                                 v_p.org_id, null::text;
             return;
@@ -141,11 +153,107 @@ begin
         update callhq.sms_inbound i
            set chat_id = v_r.chat_id, session_id = v_r.session_id
          where i.phone_number_id = v_p.id and i.message_sid = v_sid;
+
+        -- where a reply sent late goes (the C module adds smsSend)
+        v_r.record := (v_r.record::jsonb
+                       || jsonb_build_object('sms', jsonb_build_object(
+                              'phoneNumberId', v_p.id, 'to', v_from,
+                              'messageSid', v_sid)))::text;
     end if;
 
     return query select case when v_r.state = 'ok' and v_new then 'new'
                              else v_r.state end,
                         v_r.record, v_r.params, v_r.messages, v_r.chat_id,
                         v_r.session_id, v_r.org_id, v_r.model;
+end
+$$;
+
+
+-- A text as SMS bodies of at most 1600 characters: cut at the last blank
+-- within the limit, or at the limit in a longer word (as the C module's
+-- TwiML does).
+create or replace function callhq.sms_split(p_text text)
+returns setof text
+language plpgsql immutable
+as $$
+declare
+    v_rest  text := btrim(coalesce(p_text, ''), E' \n\r\t');
+    v_cut   int;
+begin
+    while length(v_rest) > 1600 loop
+        v_cut := 1601 - coalesce(nullif(strpos(reverse(left(v_rest, 1601)), ' '), 0),
+                                 1);
+        if v_cut < 1 then
+            v_cut := 1600;
+        end if;
+        return next rtrim(left(v_rest, v_cut), E' \n\r\t');
+        v_rest := ltrim(substr(v_rest, v_cut + 1), E' \n\r\t');
+    end loop;
+    if v_rest <> '' then
+        return next v_rest;
+    end if;
+end
+$$;
+
+
+-- Queue text p_text to customer p_to from phone number p_number, as
+-- 'twilio.sms' outbox rows of session p_session (in its order). The
+-- number's account SID and auth token are read when a row is sent
+-- (webhook_claim), never copied here. A number that is gone sends nothing.
+create or replace function callhq.sms_enqueue(p_org uuid, p_session uuid,
+                                              p_number uuid, p_to text,
+                                              p_text text)
+returns int
+language plpgsql
+as $$
+declare
+    v_from  text;
+    v_n     int;
+begin
+    select p.number into v_from from callhq.phone_numbers p
+     where p.id = p_number and p.org_id = p_org;
+    if not found or p_to is null then
+        return 0;
+    end if;
+
+    insert into callhq.webhook_outbox (org_id, session_id, type, payload, body, url,
+                                       phone_number_id)
+    select p_org, p_session, 'twilio.sms', m.payload, m.payload::text, '', p_number
+      from (select jsonb_build_object('From', v_from, 'To', p_to, 'Body', t.part)
+                   as payload, t.n
+              from callhq.sms_split(p_text) with ordinality t(part, n)) m
+     order by m.n;
+
+    get diagnostics v_n = row_count;
+
+    if v_n > 0 then
+        perform pg_notify('callhq_webhook', '');
+    end if;
+
+    return v_n;
+end
+$$;
+
+
+-- chat_record's part for a record with "smsSend": true: the reply goes to
+-- the customer by the REST API, and a webhook sent again for the text it
+-- answers (record.sms.messageSid) no longer answers it in TwiML.
+create or replace function callhq.sms_reply(p_record jsonb, p_session uuid,
+                                            p_reply text)
+returns void
+language plpgsql
+as $$
+declare
+    v_number  uuid := (p_record->'sms'->>'phoneNumberId')::uuid;
+begin
+    perform callhq.sms_enqueue((p_record->>'orgId')::uuid, p_session, v_number,
+                               p_record->'sms'->>'to', p_reply);
+
+    if p_record->'sms'->>'messageSid' is not null then
+        update callhq.sms_inbound i
+           set rest = true
+         where i.phone_number_id = v_number
+           and i.message_sid = p_record->'sms'->>'messageSid';
+    end if;
 end
 $$;

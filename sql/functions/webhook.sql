@@ -417,10 +417,16 @@ create constraint trigger webhook_chat_deleted
 -- has a server.url, goes dead.
 --   headers  server.headers as JSON object text, or NULL
 --   body     the exact bytes to POST
+--   type     the event's; 'twilio.sms' is a text to send (sms.sql): its
+--            url is the path under callhq_twilio_api_url, its secret
+--            "<account SID>:<auth token>" for HTTP Basic, both read from
+--            its phone number now; its body the JSON {From, To, Body}. A
+--            text whose number is gone, or has no credentials, goes dead.
+--            Texts keep their session's order apart from its events.
 create or replace function callhq.webhook_claim(p_limit int, p_lease_ms int,
                                                 p_batch int, p_busy jsonb)
 returns table (id bigint, event_id uuid, url text, secret text, headers text,
-               timeout_ms int, body text, attempts int, org_id uuid)
+               timeout_ms int, body text, attempts int, org_id uuid, type text)
 language sql
 as $$
     with candidate as (
@@ -432,7 +438,8 @@ as $$
                              from callhq.webhook_outbox p
                             where p.session_id = o.session_id
                               and p.state = 'pending'
-                              and p.id < o.id)
+                              and p.id < o.id
+                              and (p.type = 'twilio.sms') = (o.type = 'twilio.sms'))
          order by o.id
          limit greatest(coalesce(p_batch, 0), 1) * 8
     ),
@@ -452,7 +459,7 @@ as $$
          where c.n <= share.slots
     ),
     due as (
-        select o.id, o.assistant_id
+        select o.id, o.assistant_id, o.type, o.phone_number_id
           from callhq.webhook_outbox o
          where o.id in (select fair.id from fair)
            and o.state = 'pending'
@@ -462,18 +469,29 @@ as $$
            for update of o skip locked
     ),
     server as (
-        select due.id, due.assistant_id, a.server
+        select due.id, due.assistant_id, due.type, a.server,
+               n.twilio_account_sid as sid, n.twilio_auth_token as token,
+               case when due.type = 'twilio.sms'
+                    then coalesce(n.twilio_account_sid ~ '^[A-Za-z0-9]+$'
+                                  and n.twilio_auth_token <> '', false)
+                    else due.assistant_id is null
+                         or jsonb_typeof(a.server->'url') = 'string' end
+                   as sendable
           from due
           left join callhq.assistants a on a.id = due.assistant_id
+          left join callhq.phone_numbers n on n.id = due.phone_number_id
     ),
     gone as (
         update callhq.webhook_outbox o
            set state = 'dead',
-               last_error = 'its assistant was deleted or has no server.url'
+               last_error = case when server.type = 'twilio.sms'
+                                 then 'its phone number was deleted or has no '
+                                      'Twilio account SID and auth token'
+                                 else 'its assistant was deleted or has no '
+                                      'server.url' end
           from server
          where o.id = server.id
-           and server.assistant_id is not null
-           and jsonb_typeof(server.server->'url') is distinct from 'string'
+           and not server.sendable
         returning o.id
     ),
     claimed as (
@@ -482,10 +500,15 @@ as $$
                    secs => greatest(coalesce(p_lease_ms, 0), 0) / 1000.0)
           from server
          where o.id = server.id
-           and (server.assistant_id is null
-                or jsonb_typeof(server.server->'url') = 'string')
-        returning o.id, o.event_id, o.url,
-                  case when o.assistant_id is null then o.secret
+           and server.sendable
+        returning o.id, o.event_id,
+                  case when o.type = 'twilio.sms'
+                       then '/2010-04-01/Accounts/' || server.sid
+                            || '/Messages.json'
+                       else o.url end,
+                  case when o.type = 'twilio.sms'
+                       then server.sid || ':' || server.token
+                       when o.assistant_id is null then o.secret
                        when jsonb_typeof(server.server->'secret') = 'string'
                        then server.server->>'secret' end,
                   case when o.assistant_id is null then o.headers::text
@@ -493,7 +516,7 @@ as $$
                        then (server.server->'headers')::text end,
                   case when o.assistant_id is null then o.timeout_ms
                        else callhq.webhook_timeout_ms(server.server) end,
-                  o.body, o.attempts, o.org_id
+                  o.body, o.attempts, o.org_id, o.type
     )
     select * from claimed order by 1
 $$;
@@ -526,14 +549,17 @@ $$;
 
 
 -- Delivered and dead events older than p_retention_s seconds (since
--- delivery, or since they were written) go, at most p_limit of them;
--- returns how many. Run by the sweeper.
+-- delivery, or since they were written) go, at most p_limit of them, and
+-- as many of the texts received (sms_inbound, which keep Twilio's
+-- MessageSids for webhooks sent again) older than that; returns how many
+-- rows went, at most 2 * p_limit. Run by the sweeper.
 create or replace function callhq.webhook_purge(p_retention_s int, p_limit int)
 returns int
 language plpgsql
 as $$
 declare
     v_n  int;
+    v_m  int;
 begin
     delete from callhq.webhook_outbox o
      where o.id in (select p.id
@@ -545,7 +571,18 @@ begin
                        for update skip locked);
 
     get diagnostics v_n = row_count;
-    return v_n;
+
+    delete from callhq.sms_inbound i
+     where (i.phone_number_id, i.message_sid) in (
+               select p.phone_number_id, p.message_sid
+                 from callhq.sms_inbound p
+                where p.created_at
+                      < now() - make_interval(secs => greatest(p_retention_s, 0))
+                limit greatest(coalesce(p_limit, 0), 0)
+                  for update skip locked);
+
+    get diagnostics v_m = row_count;
+    return v_n + v_m;
 end
 $$;
 

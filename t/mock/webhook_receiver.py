@@ -39,10 +39,21 @@ said otherwise):
 otherwise 200 {"ok":true}.  A connection that ends before a request line
 (a client that gave up after the TLS handshake) is recorded with path "-".
 
+Twilio's REST API: POST /2010-04-01/Accounts/<SID>/Messages.json
+-----------------------------------------------------------------
+A text sent (ngx_http_callhq_webhook_delivery.c): the form's From, To
+and Body, and the HTTP Basic credentials, are recorded as the message
+{"type": "twilio.sms", "From", "To", "Body", "auth": "<user>:<password>"}
+(fields= prints them), with valid true when the Basic user is the SID of
+the path, and the id "<To> <Body>" (a text sent twice shows as a
+duplicate).  Answers 201 with a Message resource, or 503 while refusals
+are owed (/_control?refuse=N: the next N texts).
+
 Control (GET)
 -------------
 /_control?down=1   every webhook from now on: connection closed, no answer
 /_control?down=0   back to normal          /_control?reset=1  forget all
+/_control?refuse=N the next N texts to the Twilio API answer 503
 /_log?path=P       the records of path P as JSON lines
 /_wait?path=P&until=N[&timeout=S][&settle=S][&count=any][&fields=..]
                    [&headers=..][&min_gaps=ms,ms,..][&summary=1]
@@ -79,6 +90,7 @@ answer.
 
 import argparse
 import base64
+import re
 import hashlib
 import hmac
 import json
@@ -94,6 +106,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 TOLERANCE = 300
+TWILIO = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
 
 
 class State:
@@ -105,6 +118,7 @@ class State:
         self.attempts = {}
         self.path_counts = {}
         self.down = False
+        self.refuse = 0
 
     def reset(self):
         with self.cond:
@@ -112,6 +126,7 @@ class State:
             self.attempts = {}
             self.path_counts = {}
             self.down = False
+            self.refuse = 0
             self.cond.notify_all()
 
 
@@ -228,6 +243,11 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         state = self.server.state
 
+        twilio = TWILIO.match(url.path)
+        if twilio:
+            self.twilio(twilio.group(1), url, body)
+            return
+
         headers = {k.lower(): v for k, v in self.headers.items()}
         wid = headers.get("webhook-id", "")
         secret = first(query, "secret", state.secret)
@@ -283,6 +303,48 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.reply(answer, '{"error":"failing on purpose"}')
 
+    def twilio(self, sid, url, body):
+        state = self.server.state
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        form = parse_qs(body.decode("utf-8", "replace"),
+                        keep_blank_values=True)
+        auth = headers.get("authorization", "")
+        try:
+            auth = base64.b64decode(auth[6:]).decode() \
+                if auth.startswith("Basic ") else None
+        except ValueError:
+            auth = None
+        message = {"type": "twilio.sms", "auth": auth}
+        for name in ("From", "To", "Body"):
+            if name in form:
+                message[name] = form[name][0]
+        wid = "%s %s" % (message.get("To"), message.get("Body"))
+
+        with state.cond:
+            attempt = state.attempts.get(wid, 0) + 1
+            state.attempts[wid] = attempt
+            answer = 201
+            if state.refuse > 0:
+                state.refuse -= 1
+                answer = 503
+
+        self.record({
+            "path": url.path, "query": url.query, "headers": headers,
+            "body": body.decode("utf-8", "replace"), "id": wid,
+            "attempt": attempt, "answer": answer, "message": message,
+            "valid": auth is not None and auth.split(":", 1)[0] == sid,
+        })
+
+        if answer == 201:
+            self.reply(201, json.dumps({
+                "sid": "SM%032x" % len(state.entries), "status": "queued",
+                "from": message.get("From"), "to": message.get("To"),
+                "body": message.get("Body")}))
+        else:
+            self.reply(503, json.dumps({
+                "code": 20503, "message": "refused on purpose",
+                "status": 503}))
+
     def hang(self):
         # until the client goes away: a read gives EOF or an error
         self.close_connection = True
@@ -311,6 +373,10 @@ class Handler(BaseHTTPRequestHandler):
             if down is not None:
                 with state.cond:
                     state.down = down == "1"
+            refuse = first(query, "refuse")
+            if refuse is not None:
+                with state.cond:
+                    state.refuse = int(refuse)
             self.reply(200, "ok\n", "text/plain")
 
         elif url.path == "/_count":
@@ -379,7 +445,8 @@ class Handler(BaseHTTPRequestHandler):
         for e in entries:
             alias = aliases.setdefault(e["id"], chr(ord("A") + len(aliases)))
             try:
-                message = json.loads(e["body"]).get("message", {})
+                message = e.get("message") \
+                    or json.loads(e["body"]).get("message", {})
             except (ValueError, AttributeError):
                 message = {}
             valid = {True: "valid", False: "invalid",
