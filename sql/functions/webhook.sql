@@ -475,7 +475,8 @@ as $$
                     then coalesce(n.twilio_account_sid ~ '^[A-Za-z0-9]+$'
                                   and n.twilio_auth_token <> '', false)
                     else due.assistant_id is null
-                         or jsonb_typeof(a.server->'url') = 'string' end
+                         or jsonb_typeof(a.server->'url') is not distinct
+                            from 'string' end
                    as sendable
           from due
           left join callhq.assistants a on a.id = due.assistant_id
