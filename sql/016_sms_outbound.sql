@@ -1,4 +1,4 @@
--- 015_sms_outbound.sql: texts sent with Twilio's REST API (issue 15,
+-- 016_sms_outbound.sql: texts sent with Twilio's REST API (issue 15,
 -- items 3 and 4), through the webhook outbox and its dispatcher.
 --
 -- An outbox row of type 'twilio.sms' is one text to send: its payload
@@ -16,10 +16,10 @@
 -- webhook_claim returns each row's type: its old form goes.
 
 alter table callhq.webhook_outbox
-    add column phone_number_id uuid references callhq.phone_numbers on delete set null;
+    add column if not exists phone_number_id uuid references callhq.phone_numbers on delete set null;
 
-alter table callhq.sms_inbound add column rest boolean not null default false;
+alter table callhq.sms_inbound add column if not exists rest boolean not null default false;
 
-create index sms_inbound_created_idx on callhq.sms_inbound (created_at);
+create index if not exists sms_inbound_created_idx on callhq.sms_inbound (created_at);
 
 drop function if exists callhq.webhook_claim(int, int, int, jsonb);
