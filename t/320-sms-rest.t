@@ -1,14 +1,13 @@
 # Texts sent with Twilio's REST API, through the webhook outbox (issue 15,
 # items 3 and 4): a model slower than callhq_sms_reply_timeout is answered
 # for with an empty <Response/>, and its reply is sent once by the mock
-# Twilio API (t/mock/webhook_receiver.py), again after a refusal; a
-# webhook sent again does not answer it twice; a late model failure texts
-# the apology; POST /chat with transport twilio.sms texts its reply, or
-# its input; session and chat webhooks fire for SMS chats; old
-# sms_inbound rows go; the callhq_sms_* counters move.  The Twilio API is
-# on loopback without callhq_webhook_allow: the operator's URL is not a
-# tenant's.
-
+# Twilio API (t/mock/webhook_receiver.py), again after a refusal, as
+# several texts in order when it is long; a webhook sent again does not
+# answer it twice; a late model failure texts the apology; POST /chat
+# with transport twilio.sms texts its reply, or its input; session and
+# chat webhooks fire for SMS chats; old sms_inbound rows go; the
+# callhq_sms_* counters move.  The Twilio API is on loopback without
+# callhq_webhook_allow: the operator's URL is not a tenant's.
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
 use CallHQ::Test qw(expect webhook sms);
@@ -402,3 +401,16 @@ callhq_sms_received_total \d+
 # TYPE callhq_sms_sent_total counter
 callhq_sms_sent_total\{result="sent"\} \d+
 callhq_sms_sent_total\{result="failed"\} \d+
+
+
+
+=== TEST 14: a late reply over 1600 characters: two texts, in order, cut at the last blank before the limit
+--- init
+main::receiver('/_control?reset=1');
+main::late_sms('TEST 14', To => main::num(1), From => '+15557770014',
+               Body => CORE::join(' ', map { sprintf 'w%04d', $_ } 1 .. 400));
+--- request eval
+::wait_req(path => $main::TW, until => 2, settle => 0.5, fields => 'Body')
+--- response_body eval
+'twilio.sms 201 A valid Body="' . CORE::join(' ', map { sprintf 'w%04d', $_ } 1 .. 266) . "\"\n"
+. 'twilio.sms 201 B valid Body="' . CORE::join(' ', map { sprintf 'w%04d', $_ } 267 .. 400) . "\"\n"
