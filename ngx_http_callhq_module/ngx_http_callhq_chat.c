@@ -617,10 +617,9 @@ ngx_http_callhq_chat_busy(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "callhq: session busy, waiting, at most %M ms",
-                   ngx_min(NGX_HTTP_CALLHQ_WAIT_RECHECK,
-                           lcf->turn_timeout - waited));
+                   ngx_min(lcf->turn_recheck, lcf->turn_timeout - waited));
 
-    ngx_add_timer(&chat->retry, ngx_min(NGX_HTTP_CALLHQ_WAIT_RECHECK,
+    ngx_add_timer(&chat->retry, ngx_min(lcf->turn_recheck,
                                         lcf->turn_timeout - waited));
 
     return NGX_AGAIN;

@@ -154,6 +154,13 @@ static ngx_command_t  ngx_http_callhq_commands[] = {
       offsetof(ngx_http_callhq_loc_conf_t, turn_timeout),
       NULL },
 
+    { ngx_string("callhq_turn_recheck"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_callhq_loc_conf_t, turn_recheck),
+      NULL },
+
     { ngx_string("callhq_turn_lease"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -433,6 +440,7 @@ ngx_http_callhq_create_loc_conf(ngx_conf_t *cf)
     lcf->max_body_size = NGX_CONF_UNSET_SIZE;
     lcf->max_reply_size = NGX_CONF_UNSET_SIZE;
     lcf->turn_timeout = NGX_CONF_UNSET_MSEC;
+    lcf->turn_recheck = NGX_CONF_UNSET_MSEC;
     lcf->turn_lease = NGX_CONF_UNSET;
     lcf->record_retry = NGX_CONF_UNSET_MSEC;
     lcf->metrics_db_interval = NGX_CONF_UNSET_MSEC;
@@ -467,6 +475,7 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               8 * 1024 * 1024);
     ngx_conf_merge_str_value(conf->model_location, prev->model_location, "");
     ngx_conf_merge_msec_value(conf->turn_timeout, prev->turn_timeout, 30000);
+    ngx_conf_merge_msec_value(conf->turn_recheck, prev->turn_recheck, 1000);
     ngx_conf_merge_sec_value(conf->turn_lease, prev->turn_lease, 30);
     ngx_conf_merge_msec_value(conf->record_retry, prev->record_retry, 60000);
     ngx_conf_merge_msec_value(conf->metrics_db_interval,
@@ -478,6 +487,14 @@ ngx_http_callhq_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"callhq_turn_lease\" must be at least 3s");
         return NGX_CONF_ERROR;
     }
+
+    /* 0 would have a waiting chat ask the database in a loop */
+    if (conf->turn_recheck < 100) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"callhq_turn_recheck\" must be at least 100ms");
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_merge_uint_value(conf->context_messages,
                               prev->context_messages, 0);
     ngx_conf_merge_size_value(conf->context_bytes, prev->context_bytes, 0);

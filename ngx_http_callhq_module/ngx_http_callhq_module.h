@@ -118,6 +118,7 @@ typedef struct {
     size_t                         max_reply_size;
     ngx_str_t                      model_location;
     ngx_msec_t                     turn_timeout;
+    ngx_msec_t                     turn_recheck;   /* a waiter looks again */
     time_t                         turn_lease;
     ngx_msec_t                     record_retry;
     ngx_msec_t                     metrics_db_interval;
@@ -151,7 +152,6 @@ enum {
     NGX_HTTP_CALLHQ_CHAT_WANTS
 };
 #define NGX_HTTP_CALLHQ_WAIT_ID_LEN    36      /* a session id, as text */
-#define NGX_HTTP_CALLHQ_WAIT_RECHECK   1000    /* ms: a waiter looks again */
 
 
 /* a chat waiting for its session's turn (ngx_http_callhq_wait.c) */

@@ -345,3 +345,18 @@ location / {
 --- error_log
 [emerg]
 "callhq_turn_lease" must be at least 3s
+
+
+
+=== TEST 23: callhq_turn_recheck below 100ms (a waiting chat would ask the database in a loop): refused
+--- http_config
+callhq_postgres "$TEST_NGINX_PG_CONNINFO";
+--- config
+location / {
+    callhq_turn_recheck 0;
+    callhq_api;
+}
+--- must_die
+--- error_log
+[emerg]
+"callhq_turn_recheck" must be at least 100ms
