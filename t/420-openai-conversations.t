@@ -352,7 +352,7 @@ main::psql(qq{insert into callhq.sessions (id, org_id, status, expiration_second
  main::bad("Invalid type for 'items[0]': expected an object.", 'items[0]', 'invalid_type'),
  main::bad("Invalid value for 'items[0].type': only message items are supported.", 'items[0].type', 'invalid_value'),
  main::bad("Invalid value for 'items[0].role': expected one of user, assistant, system, developer.", 'items[0].role', 'invalid_value'),
- main::bad("Missing required parameter: 'items[0].content'.", 'items[0].content', 'missing_required_parameter'),
+ main::bad("Invalid type for 'items[0].content': expected a string or an array of content parts.", 'items[0].content', 'invalid_type'),
  main::bad("Invalid value for 'items[0].content[0].type': only input_text and output_text parts are supported.", 'items[0].content[0].type', 'invalid_value'),
  main::bad("Missing required parameter: 'items[0].content[0].text'.", 'items[0].content[0].text', 'missing_required_parameter'),
  main::bad("Invalid 'metadata': at most 16 string values, keys of at most 64 characters, values of at most 512.", 'metadata', 'invalid_value'),

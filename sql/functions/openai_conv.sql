@@ -89,6 +89,29 @@ end
 $$;
 
 
+-- In an exception handler: a failure of openai_fail's raised again with
+-- its param renamed, p_from's prefix to p_to (any param to p_to when
+-- p_from is NULL), in its message too; any other error as it was.
+create or replace function callhq.openai_refail(p_state text, p_msg text, p_param text,
+                                                p_code text, p_from text, p_to text)
+returns void
+language plpgsql
+as $$
+begin
+    if p_state not like 'CQ%' then
+        raise exception using errcode = p_state, message = p_msg;
+    end if;
+    perform callhq.openai_fail(
+        substr(p_state, 3)::int,
+        case when p_from is null then p_msg
+             else replace(p_msg, '''' || p_from, '''' || p_to) end,
+        case when p_from is null or p_param not like p_from || '%' then p_to
+             else p_to || substr(p_param, length(p_from) + 1) end,
+        nullif(p_code, ''));
+end
+$$;
+
+
 -- The assistant metadata.assistant names (as "model" would): failures
 -- name metadata.assistant.
 create or replace function callhq.openai_conv_assistant(p_org uuid, p_meta jsonb)
@@ -98,6 +121,7 @@ as $$
 declare
     v_state  text;
     v_msg    text;
+    v_param  text;
     v_code   text;
 begin
     if p_meta is null or not p_meta ? 'assistant' then
@@ -106,75 +130,44 @@ begin
     return callhq.openai_assistant(p_org, p_meta->'assistant');
 exception when others then
     get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text,
-                            v_code = constraint_name;
-    if v_state not like 'CQ%' then
-        raise;
-    end if;
-    perform callhq.openai_fail(substr(v_state, 3)::int,
-                               replace(v_msg, '''model''', '''metadata.assistant'''),
-                               'metadata.assistant', nullif(v_code, ''));
+                            v_param = column_name, v_code = constraint_name;
+    perform callhq.openai_refail(v_state, v_msg, v_param, v_code, 'model',
+                                 'metadata.assistant');
     return null;
 end
 $$;
 
 
--- items (of POST /conversations and its items): at most 20 message items
--- ({role, content} with a string or input_text/output_text parts, type
--- "message" or none), as the {role, content} messages of a history.
+-- items (of POST /conversations and its items): at most 20 message items,
+-- checked as POST /responses checks its input (openai_input) but named
+-- p_param, as the {role, content} messages of a history.
 create or replace function callhq.openai_conv_messages(p_value jsonb, p_param text)
 returns jsonb
 language plpgsql
 as $$
 declare
-    v_item  jsonb;
-    v_n     bigint;
-    v_path  text;
-    v_out   jsonb := '[]';
+    v_state  text;
+    v_msg    text;
+    v_param  text;
+    v_code   text;
 begin
-    if p_value is null then
-        return v_out;
+    if p_value is null or p_value = '[]' then
+        return '[]';
     end if;
     if jsonb_typeof(p_value) <> 'array' or jsonb_array_length(p_value) > 20 then
         perform callhq.openai_fail(400, 'Invalid ''' || p_param || ''': expected an '
                                         || 'array of at most 20 items.', p_param,
                                    'invalid_value');
     end if;
-
-    for v_item, v_n in
-        select e.value, e.n - 1 from jsonb_array_elements(p_value) with ordinality e(value, n)
-    loop
-        v_path := p_param || '[' || v_n || ']';
-        if jsonb_typeof(v_item) is distinct from 'object' then
-            perform callhq.openai_fail(400, 'Invalid type for ''' || v_path
-                                            || ''': expected an object.', v_path,
-                                       'invalid_type');
-        end if;
-        if coalesce(v_item->>'type', 'message') <> 'message' then
-            perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
-                                            || '.type'': only message items '
-                                            || 'are supported.', v_path || '.type',
-                                       'invalid_value');
-        end if;
-        if v_item->>'role' is null
-           or v_item->>'role' not in ('user', 'assistant', 'system', 'developer')
-        then
-            perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
-                                            || '.role'': expected one of user, '
-                                            || 'assistant, system, developer.',
-                                       v_path || '.role', 'invalid_value');
-        end if;
-        if v_item->'content' is null then
-            perform callhq.openai_fail(400, 'Missing required parameter: '''
-                                            || v_path || '.content''.',
-                                       v_path || '.content',
-                                       'missing_required_parameter');
-        end if;
-        v_out := v_out || jsonb_build_array(jsonb_build_object(
-                     'role', v_item->>'role',
-                     'content', callhq.openai_content(v_item->'content',
-                                                      v_path || '.content')));
-    end loop;
-    return v_out;
+    return callhq.openai_input(p_value);
+exception when others then
+    get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text,
+                            v_param = column_name, v_code = constraint_name;
+    if v_param = p_param then
+        raise;
+    end if;
+    perform callhq.openai_refail(v_state, v_msg, v_param, v_code, 'input', p_param);
+    return null;
 end
 $$;
 
@@ -395,18 +388,16 @@ declare
     v_s      callhq.sessions;
     v_state  text;
     v_msg    text;
+    v_param  text;
     v_code   text;
 begin
     begin
         v_s := callhq.openai_conv_session(p_org, p_conv, true, true);
     exception when others then
         get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text,
-                                v_code = constraint_name;
-        if v_state not like 'CQ%' then
-            raise;
-        end if;
-        perform callhq.openai_fail(substr(v_state, 3)::int, v_msg, 'conversation',
-                                   nullif(v_code, ''));
+                                v_param = column_name, v_code = constraint_name;
+        perform callhq.openai_refail(v_state, v_msg, v_param, v_code, null,
+                                     'conversation');
     end;
 
     if v_s.assistant_id is null and v_s.assistant is null then
