@@ -63,7 +63,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_atomic_t                   chats[2][4];    /* surface, status */
+    ngx_atomic_t                   chats[4][4];    /* surface, status */
     ngx_atomic_t                   model[5];       /* 1xx .. 5xx */
     ngx_atomic_t                   event[NGX_HTTP_CALLHQ_M_EVENTS];
     ngx_http_callhq_m_chat_hist_t  first_delta;
@@ -112,7 +112,10 @@ static ngx_str_t  ngx_http_callhq_metrics_zone_name =
 static ngx_str_t  ngx_http_callhq_metrics_type =
     ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
-static const char  *ngx_http_callhq_m_surface[] = { "chat", "responses" };
+/* POST /chat, POST /chat/responses, callhq_openai, callhq_sms_twilio */
+static const char  *ngx_http_callhq_m_surface[] = {
+    "chat", "responses", "openai", "sms"
+};
 static const char  *ngx_http_callhq_m_status[] = {
     "completed", "incomplete", "failed", "refused"
 };
@@ -399,13 +402,15 @@ ngx_http_callhq_metrics_query(ngx_http_callhq_pg_query_t *q, PGresult *res)
 void
 ngx_http_callhq_metrics_chat(ngx_http_callhq_chat_t *chat, ngx_msec_t ms)
 {
-    ngx_uint_t                     status, cls;
+    ngx_uint_t                     surface, status, cls;
     ngx_http_callhq_metrics_sh_t  *m;
 
     m = ngx_http_callhq_metrics_sh;
     if (m == NULL) {
         return;
     }
+
+    surface = chat->sms ? 3 : (chat->openai ? 2 : chat->responses);
 
     if (chat->state < NGX_HTTP_CALLHQ_CHAT_UPSTREAM) {
         status = 3;
@@ -417,7 +422,7 @@ ngx_http_callhq_metrics_chat(ngx_http_callhq_chat_t *chat, ngx_msec_t ms)
         status = (chat->chat_status[0] == 'c') ? 0 : 1;
     }
 
-    (void) ngx_atomic_fetch_add(&m->chats[chat->responses][status], 1);
+    (void) ngx_atomic_fetch_add(&m->chats[surface][status], 1);
 
     if (status == 3) {
         return;
@@ -607,7 +612,7 @@ ngx_http_callhq_metrics_send(ngx_http_request_t *r)
             "# HELP callhq_chats_total Chats by surface and how they ended."
             "\n# TYPE callhq_chats_total counter\n");
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < 4; i++) {
         for (j = 0; j < 4; j++) {
             p = ngx_slprintf(p, last,
                              "callhq_chats_total{surface=\"%s\",status=\"%s\"}"

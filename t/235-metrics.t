@@ -88,15 +88,19 @@ sub send_chat {
     return ($resp =~ m{\AHTTP/1\.1 (\d+)})[0] // 0;
 }
 
-# the traffic: 3 chats that complete (one streamed, one Responses), one
-# the model fails, one refused (an unknown session): each status checked
+# the traffic: 4 chats that complete (one streamed, one Responses, one
+# through callhq_openai), one the model fails, one refused (an unknown
+# session): each status checked
 sub traffic {
     my $s = main::http_now('POST', '/session', '{"name": "c230-new"}');
     Test::More::like($s, qr{\AHTTP/1\.1 201 }, "$0 - a session created");
     my @got = (send_chat('/chat', $main::OK), send_chat('/chat', $main::OK, '"stream": true'),
                send_chat('/chat/responses', $main::OK, '"stream": false'),
                send_chat('/chat', $main::FAIL), send_chat('/chat', id('99')));
-    Test::More::is("@got", '201 200 200 502 404', "$0 - the traffic answered");
+    my $o = main::http_now('POST', '/v1/responses',
+                           '{"model": "' . id('01') . '", "input": "hi"}');
+    push @got, ($o =~ m{\AHTTP/1\.1 (\d+)})[0] // 0;
+    Test::More::is("@got", '201 200 200 502 404 200', "$0 - the traffic answered");
 }
 
 sub sql_until_235 {
@@ -154,6 +158,8 @@ sub settled {
 }
 
 our $CONFIG = api_location('/') . model_locations()
+              . "location /v1/ {\n    callhq_openai;\n"
+              . "    callhq_model_location /_model;\n}\n"
               . "location = /metrics {\n    callhq_metrics;\n"
               . "    callhq_metrics_db_interval 0;\n}\n";
 
@@ -178,12 +184,14 @@ callhq_chats_total\{surface="chat",status="incomplete"\} 0
 callhq_chats_total\{surface="chat",status="failed"\} 1
 callhq_chats_total\{surface="chat",status="refused"\} 1
 callhq_chats_total\{surface="responses",status="completed"\} 1
-.*callhq_model_responses_total\{class="2xx"\} 3
+.*callhq_chats_total\{surface="openai",status="completed"\} 1
+.*callhq_chats_total\{surface="sms",status="completed"\} 0
+.*callhq_model_responses_total\{class="2xx"\} 4
 .*callhq_model_responses_total\{class="5xx"\} 1
 .*callhq_chat_first_delta_seconds_bucket\{le="\+Inf"\} 1
 .*callhq_chat_first_delta_seconds_count 1
-.*callhq_chat_duration_seconds_bucket\{le="\+Inf"\} 4
-.*callhq_chat_duration_seconds_count 4
+.*callhq_chat_duration_seconds_bucket\{le="\+Inf"\} 5
+.*callhq_chat_duration_seconds_count 5
 .*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_take"\} [4-9]
 .*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_record"\} 3
 .*callhq_postgres_errors_total\{reason="unavailable"\} 0
@@ -260,7 +268,7 @@ main::sql_until_235(qq{select count(*) from callhq.sessions
 --- request
 GET /metrics
 --- response_body_like eval
-qr/\A(?=.*\ncallhq_chats_total\{surface="chat",status="completed"\} 4\n)(?=.*\ncallhq_sessions_created_total 2\n)(?=.*\ncallhq_sessions_expired_total [2-9]\d*\n)/s
+qr/\A(?=.*\ncallhq_chats_total\{surface="chat",status="completed"\} 2\n)(?=.*\ncallhq_chats_total\{surface="sms",status="completed"\} 2\n)(?=.*\ncallhq_sessions_created_total 2\n)(?=.*\ncallhq_sessions_expired_total [2-9]\d*\n)/s
 
 
 
