@@ -558,6 +558,7 @@ ngx_http_callhq_sms_late(ngx_event_t *ev)
                   &chat->chat_id);
 
     chat->sms_late = 1;
+    chat->sent_header = 1;     /* whatever comes next has no answer to give */
 
     /*
      * Twilio may close the connection now: that must not stop the model,

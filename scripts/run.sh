@@ -62,6 +62,16 @@ fi
 user=""
 [ "$(id -u)" = 0 ] && user="user root;"
 
+# texts answered late go to api.twilio.com (README: SMS): nginx resolves
+# that name itself, with the machine's first name server
+resolver=""
+ns=$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)
+case "$ns" in
+    "") ;;
+    *:*) resolver="resolver [$ns] ipv6=off;" ;;
+    *) resolver="resolver $ns ipv6=off;" ;;
+esac
+
 cat > "$run/nginx/conf/nginx.conf" <<CONF
 load_module $top/build/ngx_http_callhq_module.so;
 $user
@@ -84,6 +94,7 @@ http {
 
     callhq_postgres "$conninfo";
     callhq_webhook_allow 127.0.0.1;    # webhooks to receivers on this machine
+    $resolver
     include $run/nginx/conf/callhq-widget-http*.conf;
 
     server {
@@ -184,7 +195,9 @@ signed with the number's auth token:
 A real Twilio number: make nginx reachable at https://<your host>/sms/twilio
 (set callhq_sms_public_url to that URL when TLS ends in front of nginx),
 create the phone number with its account SID and auth token, and set the
-number's "A message comes in" webhook to that URL, HTTP POST.
+number's "A message comes in" webhook to that URL, HTTP POST. A reply the
+model takes longer than 10 s to make (callhq_sms_reply_timeout) is sent
+with Twilio's REST API instead, with that SID and token.
 
 Ctrl-C stops everything.
 MSG
