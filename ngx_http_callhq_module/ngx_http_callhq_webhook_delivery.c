@@ -34,6 +34,8 @@ static const char *ngx_http_callhq_webhook_parse_url(
     ngx_http_callhq_webhook_delivery_t *d);
 static ngx_int_t ngx_http_callhq_webhook_create_request(
     ngx_http_callhq_webhook_delivery_t *d);
+static ngx_buf_t *ngx_http_callhq_webhook_request(
+    ngx_http_callhq_webhook_delivery_t *d, size_t size);
 static ngx_int_t ngx_http_callhq_webhook_twilio_url(
     ngx_http_callhq_webhook_delivery_t *d);
 static ngx_int_t ngx_http_callhq_webhook_create_twilio(
@@ -390,10 +392,7 @@ ngx_http_callhq_webhook_create_request(ngx_http_callhq_webhook_delivery_t *d)
         }
     }
 
-    len = sizeof("POST  HTTP/1.1" CRLF) - 1 + d->uri.len
-          + sizeof("Host: " CRLF) - 1 + d->u.host.len
-          + sizeof(":65535") - 1
-          + sizeof("Content-Type: application/json" CRLF) - 1
+    len = sizeof("Content-Type: application/json" CRLF) - 1
           + sizeof("Content-Length: " CRLF) - 1 + NGX_SIZE_T_LEN
           + sizeof("Connection: close" CRLF) - 1
           + sizeof("User-Agent: callhq-webhook" CRLF) - 1
@@ -404,27 +403,18 @@ ngx_http_callhq_webhook_create_request(ngx_http_callhq_webhook_delivery_t *d)
           + sizeof(CRLF) - 1
           + d->body.len;
 
-    b = ngx_create_temp_buf(d->pool, len);
+    b = ngx_http_callhq_webhook_request(d, len);
     if (b == NULL) {
         json_decref(headers);
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF, &d->uri);
-
-    if (d->u.no_port) {
-        p = ngx_sprintf(p, "Host: %V" CRLF, &d->u.host);
-
-    } else {
-        p = ngx_sprintf(p, "Host: %V:%d" CRLF, &d->u.host, (int) d->u.port);
-    }
-
-    p = ngx_sprintf(p, "Content-Type: application/json" CRLF
-                       "Content-Length: %uz" CRLF
-                       "Connection: close" CRLF
-                       "User-Agent: callhq-webhook" CRLF
-                       "webhook-id: %V" CRLF
-                       "webhook-timestamp: %V" CRLF,
+    p = ngx_sprintf(b->last, "Content-Type: application/json" CRLF
+                             "Content-Length: %uz" CRLF
+                             "Connection: close" CRLF
+                             "User-Agent: callhq-webhook" CRLF
+                             "webhook-id: %V" CRLF
+                             "webhook-timestamp: %V" CRLF,
                     d->body.len, &d->webhook_id, &ts);
 
     if (sig.len) {
@@ -442,6 +432,36 @@ ngx_http_callhq_webhook_create_request(ngx_http_callhq_webhook_delivery_t *d)
     d->request = b;
 
     return NGX_OK;
+}
+
+
+/* a request's buffer: its request line and Host, and size bytes more */
+
+static ngx_buf_t *
+ngx_http_callhq_webhook_request(ngx_http_callhq_webhook_delivery_t *d,
+    size_t size)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_create_temp_buf(d->pool, sizeof("POST  HTTP/1.1" CRLF) - 1
+                                     + d->uri.len
+                                     + sizeof("Host: :65535" CRLF) - 1
+                                     + d->u.host.len + size);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->last = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF, &d->uri);
+
+    if (d->u.no_port) {
+        b->last = ngx_sprintf(b->last, "Host: %V" CRLF, &d->u.host);
+
+    } else {
+        b->last = ngx_sprintf(b->last, "Host: %V:%d" CRLF, &d->u.host,
+                              (int) d->u.port);
+    }
+
+    return b;
 }
 
 
@@ -526,12 +546,9 @@ ngx_http_callhq_webhook_create_twilio(ngx_http_callhq_webhook_delivery_t *d)
 
     ngx_encode_base64(&auth, &d->secret);
 
-    b = ngx_create_temp_buf(d->pool,
-              sizeof("POST  HTTP/1.1" CRLF) - 1 + d->uri.len
-              + sizeof("Host: " CRLF) - 1 + d->u.host.len
-              + sizeof(":65535") - 1
-              + sizeof("Content-Type: application/x-www-form-urlencoded"
-                       CRLF) - 1
+    b = ngx_http_callhq_webhook_request(d,
+              sizeof("Content-Type: application/x-www-form-urlencoded"
+                     CRLF) - 1
               + sizeof("Content-Length: " CRLF) - 1 + NGX_SIZE_T_LEN
               + sizeof("Connection: close" CRLF) - 1
               + sizeof("User-Agent: callhq-sms" CRLF) - 1
@@ -542,22 +559,13 @@ ngx_http_callhq_webhook_create_twilio(ngx_http_callhq_webhook_delivery_t *d)
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF, &d->uri);
-
-    if (d->u.no_port) {
-        p = ngx_sprintf(p, "Host: %V" CRLF, &d->u.host);
-
-    } else {
-        p = ngx_sprintf(p, "Host: %V:%d" CRLF, &d->u.host, (int) d->u.port);
-    }
-
-    p = ngx_sprintf(p, "Content-Type: application/x-www-form-urlencoded"
-                       CRLF
-                       "Content-Length: %uz" CRLF
-                       "Connection: close" CRLF
-                       "User-Agent: callhq-sms" CRLF
-                       "Accept: application/json" CRLF
-                       "Authorization: Basic %V" CRLF CRLF,
+    p = ngx_sprintf(b->last,
+                    "Content-Type: application/x-www-form-urlencoded" CRLF
+                    "Content-Length: %uz" CRLF
+                    "Connection: close" CRLF
+                    "User-Agent: callhq-sms" CRLF
+                    "Accept: application/json" CRLF
+                    "Authorization: Basic %V" CRLF CRLF,
                     len, &auth);
 
     b->last = ngx_cpymem(p, form, len);

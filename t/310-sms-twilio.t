@@ -94,16 +94,10 @@ sub background_done {
     return scalar <$in>;
 }
 
-# the customer's sessions on a number: "<messages> <active>" each, oldest first
+# the customer's sessions on number n: "<messages> <active>" each
 sub sessions_of {
     my ($n, $from) = @_;
-    return CallHQ::Test::psql(qq{
-        select string_agg((s.next_seq - 1) || ' '
-                          || (s.status = 'active' and s.expires_at > now()),
-                          ',' order by s.created_at)
-          from callhq.sessions s
-         where s.phone_number_id = '31000000-0000-4000-8000-00000000010$n'
-           and s.customer->>'number' = '$from'});
+    return main::sms_sessions_of("31000000-0000-4000-8000-00000000010$n", $from);
 }
 
 sub chats_of_sid {

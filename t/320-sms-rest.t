@@ -110,16 +110,7 @@ sub late_sms {
                      "$0 - $test: an empty <Response/>");
 }
 
-sub sessions_of {
-    my ($n, $from) = @_;
-    return CallHQ::Test::psql(qq{
-        select string_agg((s.next_seq - 1) || ' '
-                          || (s.status = 'active' and s.expires_at > now()),
-                          ',' order by s.created_at)
-          from callhq.sessions s
-         where s.phone_number_id = '@{[ pid($n) ]}'
-           and s.customer->>'number' = '$from'});
-}
+sub sessions_of { main::sms_sessions_of(pid(shift), shift) }
 
 sub chat_req {
     return "POST /chat\n" . JSON::PP->new->canonical->encode({@_});

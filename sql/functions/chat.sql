@@ -599,20 +599,8 @@ begin
         end if;
 
     elsif v_p.id is not null then
-        -- the customer's SMS session, as callhq.sms_begin finds it (and
-        -- under the same lock)
-        v_number := v_customer->>'number';
-        perform pg_advisory_xact_lock(hashtextextended(
-            'callhq.sms:' || v_p.id || ':' || v_number, 0));
-
-        select s.* into v_s
-          from callhq.sessions s
-         where s.phone_number_id = v_p.id and s.customer->>'number' = v_number
-           and s.assistant_id = v_p.assistant_id
-           and s.status = 'active' and s.expires_at > now()
-         order by s.updated_at desc
-         limit 1
-           for update;
+        -- the customer's SMS session, as callhq.sms_begin finds it
+        v_s := callhq.sms_session(v_p, v_customer->>'number');
 
     elsif v_customer is not null then
         -- the customer's session with this assistant: one at a time per

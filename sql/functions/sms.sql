@@ -47,6 +47,35 @@ as $$
 $$;
 
 
+-- The customer's open session on number p (from p_from, with the number's
+-- assistant), locked, or NULL (a row of NULLs) when there is none. One
+-- caller at a time per customer (an advisory lock until commit), so that
+-- two first texts, or a text and POST /chat with transport, do not open
+-- two sessions.
+create or replace function callhq.sms_session(p callhq.phone_numbers, p_from text)
+returns callhq.sessions
+language plpgsql
+as $$
+declare
+    v_s  callhq.sessions;
+begin
+    perform pg_advisory_xact_lock(hashtextextended(
+        'callhq.sms:' || p.id || ':' || p_from, 0));
+
+    select s.* into v_s
+      from callhq.sessions s
+     where s.phone_number_id = p.id and s.customer->>'number' = p_from
+       and s.assistant_id = p.assistant_id
+       and s.status = 'active' and s.expires_at > now()
+     order by s.updated_at desc
+     limit 1
+       for update;
+
+    return v_s;
+end
+$$;
+
+
 create or replace function callhq.sms_begin(p_key bytea, p_form jsonb, p_opts jsonb)
 returns table (state text, record text, params text, messages text,
                chat_id uuid, session_id uuid, org_id uuid, model text)
@@ -118,20 +147,9 @@ begin
         perform callhq.fail(409, 'number ' || v_p.number || ' has no assistant');
     end if;
 
-    -- the customer's session: one at a time, so that two first texts do
-    -- not open two sessions
-    perform pg_advisory_xact_lock(hashtextextended(
-        'callhq.sms:' || v_p.id || ':' || v_from, 0));
+    v_s := callhq.sms_session(v_p, v_from);
 
-    select s.* into v_s
-      from callhq.sessions s
-     where s.phone_number_id = v_p.id and s.customer->>'number' = v_from
-       and s.assistant_id = v_p.assistant_id
-       and s.status = 'active' and s.expires_at > now()
-     order by s.updated_at desc
-     limit 1;
-
-    if not found then
+    if v_s.id is null then
         insert into callhq.sessions (org_id, assistant_id, expiration_seconds, expires_at,
                                      customer, renew_on_activity, phone_number_id)
         values (v_p.org_id, v_p.assistant_id, v_expiration,
