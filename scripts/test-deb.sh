@@ -175,11 +175,21 @@ grep -q Sarah <<<"$reply" || fail "the second chat did not remember: '$reply'"
 n=$(curl -sf "$url/session/$sess" -H "Authorization: Bearer $key" \
     | json '["messages"].__len__()')
 [ "$n" = 4 ] || fail "the session holds $n messages, not 4"
+# the example's /metrics counted both (a chat is counted as its request
+# is freed, a moment after its answer)
+for _ in $(seq 1 50); do
+    curl -sf "$url/metrics" > "$tmp/metrics.txt" || fail "GET /metrics"
+    grep -q '^callhq_chats_total{surface="chat",status="completed"} 2$' \
+        "$tmp/metrics.txt" && break
+    sleep 0.1
+done
+grep -q '^callhq_chats_total{surface="chat",status="completed"} 2$' "$tmp/metrics.txt" \
+    || fail "/metrics: $(grep '^callhq_chats_total' "$tmp/metrics.txt" | tr '\n' ' ')"
 grep -q "chat=" "$root/var/log/nginx/callhq.log" || fail "no access log line"
 if grep -E '\[(alert|crit|emerg)\]' "$root/var/log/nginx/error.log"; then
     fail "nginx logged the above"
 fi
-say "a session of two chats through Debian's nginx: '$reply'"
+say "a session of two chats through Debian's nginx, counted by /metrics: '$reply'"
 
 # 7. remove keeps the admin's choice aside, purge takes the link away
 kill -QUIT "$(cat "$root/run/nginx.pid")"
