@@ -307,20 +307,24 @@ main::rekey('o420-sess', $main::SESS);
 
 
 
-=== TEST 13: DELETE /conversations/{id}: deleted, then 404 here and as a session
+=== TEST 13: a conversation without an assistant takes metadata.assistant's when updated; DELETE: deleted, then 404 here and as a session
 --- init
 main::psql(qq{insert into callhq.sessions (id, org_id, status, expiration_seconds, expires_at)
               select '$main::GONE', s.org_id, 'active', 60, now() + interval '1 hour'
                 from callhq.sessions s where s.id = '$main::NEW'});
 --- request eval
-["DELETE /v1/conversations/conv_$main::GONE",
+["POST /v1/conversations/conv_$main::GONE\n{\"metadata\": {\"assistant\": \"$main::ECHO\"}}",
+ "GET /session/$main::GONE",
+ "DELETE /v1/conversations/conv_$main::GONE",
  "GET /v1/conversations/conv_$main::GONE",
  "GET /session/$main::GONE",
  "DELETE /v1/conversations/conv_$main::GONE"]
 --- error_code eval
-[200, 404, 404, 404]
+[200, 200, 200, 404, 404, 404]
 --- response_body eval
-["{\"id\": \"conv_$main::GONE\", \"object\": \"conversation.deleted\", \"deleted\": true}",
+[qr/\A\{"id": "conv_\Q$main::GONE\E", "object": "conversation", "metadata": \{"assistant": "\Q$main::ECHO\E"\}/,
+ qr/"assistantId": "\Q$main::ECHO\E"/,
+ "{\"id\": \"conv_$main::GONE\", \"object\": \"conversation.deleted\", \"deleted\": true}",
  main::bad("Conversation with id 'conv_$main::GONE' not found.", 'conversation_id', undef),
  qr/not found/,
  main::bad("Conversation with id 'conv_$main::GONE' not found.", 'conversation_id', undef)]
@@ -420,7 +424,6 @@ main::psql(qq{insert into callhq.sessions (id, org_id, status, expiration_second
  main::bad("Conversation with id 'conv_$main::B_CONV' not found.", 'conversation_id', undef),
  main::bad("Conversation with id '$main::B_CONV' not found.", 'conversation_id', undef),
  main::bad("Response with id 'resp_$main::B_RESP' not found.", undef, undef)]
---- response_body_unlike: secret|old
 
 
 
