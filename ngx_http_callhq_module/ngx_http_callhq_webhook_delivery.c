@@ -1161,7 +1161,9 @@ ngx_http_callhq_webhook_read(ngx_http_callhq_webhook_delivery_t *d)
         return;
     }
 
-    ngx_http_callhq_webhook_fail(d, "the receiver answered %ui", d->status);
+    ngx_http_callhq_webhook_fail(d, "%s answered %ui",
+                                 d->twilio ? "Twilio" : "the receiver",
+                                 d->status);
 }
 
 
@@ -1274,6 +1276,18 @@ ngx_http_callhq_webhook_finish(ngx_http_callhq_webhook_delivery_t *d,
     q->values[1] = error ? "false" : "true";
     q->values[2] = (char *) error;
     q->values[3] = (char *) wh->conf->done_opts.data;
+
+    /*
+     * Twilio refuses a text for good with a 4xx but 429 (a number that
+     * cannot take it, a customer who texted STOP, wrong credentials): it
+     * goes dead now, and does not hold its session's next texts back.
+     */
+    if (d->twilio && error && d->status >= 400 && d->status < 500
+        && d->status != 429)
+    {
+        q->values[3] = "{\"maxAgeSeconds\":0}";
+    }
+
     q->handler = ngx_http_callhq_webhook_recorded;
     q->data = d;
     q->log = &d->log;

@@ -144,7 +144,7 @@ twilio.sms 503 A valid From="+15553200001" To="+15557770001" Body="slow one" aut
 twilio.sms 201 A valid From="+15553200001" To="+15557770001" Body="slow one" auth="AC320:tok-1"
 --- error_log
 goes by Twilio's REST API
-the receiver answered 503
+Twilio answered 503
 --- no_error_log
 [error]
 [crit]
@@ -405,3 +405,25 @@ main::late_sms('TEST 14', To => main::num(1), From => '+15557770014',
 --- response_body eval
 'twilio.sms 201 A valid Body="' . CORE::join(' ', map { sprintf 'w%04d', $_ } 1 .. 266) . "\"\n"
 . 'twilio.sms 201 B valid Body="' . CORE::join(' ', map { sprintf 'w%04d', $_ } 267 .. 400) . "\"\n"
+
+
+
+=== TEST 15: Twilio refuses a text for good (a 4xx): it goes dead at once, and the session's next text goes out
+--- init
+main::receiver('/_control?reset=1&refuse=1&refuse_status=400');
+--- request eval
+[map({ main::chat_req(phoneNumberId => main::pid(7),
+                      customer => { number => '+15557770015' },
+                      transport => { type => 'twilio.sms',
+                                     useLLMGeneratedMessageForOutbound => JSON::PP::false },
+                      input => $_) } 'refused', 'accepted'),
+ ::wait_req(path => $main::TW, until => 1, settle => 1, fields => 'Body'),
+ ::pgwait_req(q{select string_agg(o.state || ' ' || o.attempts, ',' order by o.id)
+                  from callhq.webhook_outbox o
+                 where o.payload->>'To' = '+15557770015'}, 'dead 1,delivered 0')]
+--- error_code eval
+[201, 201, 200, 200]
+--- response_body_like eval
+[qr/"content": "refused"/, qr/"content": "accepted"/,
+ qr/\Atwilio.sms 400 A valid Body="refused"\ntwilio.sms 201 B valid Body="accepted"\n\z/,
+ qr/\Adead 1,delivered 0\n\z/]

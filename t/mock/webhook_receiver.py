@@ -46,14 +46,16 @@ and Body, and the HTTP Basic credentials, are recorded as the message
 {"type": "twilio.sms", "From", "To", "Body", "auth": "<user>:<password>"}
 (fields= prints them), with valid true when the Basic user is the SID of
 the path, and the id "<To> <Body>" (a text sent twice shows as a
-duplicate).  Answers 201 with a Message resource, or 503 while refusals
-are owed (/_control?refuse=N: the next N texts).
+duplicate).  Answers 201 with a Message resource, or an error (503 unless
+said otherwise) while refusals are owed (/_control?refuse=N: the next N
+texts).
 
 Control (GET)
 -------------
 /_control?down=1   every webhook from now on: connection closed, no answer
 /_control?down=0   back to normal          /_control?reset=1  forget all
-/_control?refuse=N the next N texts to the Twilio API answer 503
+/_control?refuse=N[&refuse_status=S]  the next N texts to the Twilio API
+                   answer S (503)
 /_log?path=P       the records of path P as JSON lines
 /_wait?path=P&until=N[&timeout=S][&settle=S][&count=any][&fields=..]
                    [&headers=..][&min_gaps=ms,ms,..][&summary=1]
@@ -119,6 +121,7 @@ class State:
         self.path_counts = {}
         self.down = False
         self.refuse = 0
+        self.refuse_status = 503
 
     def reset(self):
         with self.cond:
@@ -127,6 +130,7 @@ class State:
             self.path_counts = {}
             self.down = False
             self.refuse = 0
+            self.refuse_status = 503
             self.cond.notify_all()
 
 
@@ -326,7 +330,7 @@ class Handler(BaseHTTPRequestHandler):
             answer = 201
             if state.refuse > 0:
                 state.refuse -= 1
-                answer = 503
+                answer = state.refuse_status
 
         self.record({
             "path": url.path, "query": url.query, "headers": headers,
@@ -341,9 +345,9 @@ class Handler(BaseHTTPRequestHandler):
                 "from": message.get("From"), "to": message.get("To"),
                 "body": message.get("Body")}))
         else:
-            self.reply(503, json.dumps({
-                "code": 20503, "message": "refused on purpose",
-                "status": 503}))
+            self.reply(answer, json.dumps({
+                "code": 20000 + answer, "message": "refused on purpose",
+                "status": answer}))
 
     def hang(self):
         # until the client goes away: a read gives EOF or an error
@@ -377,6 +381,8 @@ class Handler(BaseHTTPRequestHandler):
             if refuse is not None:
                 with state.cond:
                     state.refuse = int(refuse)
+                    state.refuse_status = int(first(query, "refuse_status",
+                                                    "503"))
             self.reply(200, "ok\n", "text/plain")
 
         elif url.path == "/_count":
