@@ -557,3 +557,20 @@ main::psql(q{update callhq.chats set id = '42000000-0000-4000-8000-0000000000c3'
  main::bad("Cannot GET /v1/conversations/conv_$main::PAGE/items/msg_${main::PAGE}_1/more", undef, undef),
  main::bad("Cannot GET /v1/responses/resp_$main::R_ID/items", undef, undef),
  main::bad("GET is not allowed on /v1/conversations (allowed: POST)", undef, undef)]
+
+
+
+=== TEST 25: an unknown key is 401 as OpenAI's on the new routes too
+--- more_headers
+Authorization: Bearer nope
+Content-Type: application/json
+--- request eval
+["GET /v1/conversations/conv_$main::PAGE/items",
+ "POST /v1/conversations\n{}",
+ "GET /v1/responses/resp_$main::R_IN/input_items"]
+--- error_code eval
+[401, 401, 401]
+--- response_body eval
+[qr/\A\{"error":\{"message":"[^"]+","type":"invalid_request_error","param":null,"code":"invalid_api_key"\}\}\z/,
+ qr/\A\{"error":\{"message":"[^"]+","type":"invalid_request_error","param":null,"code":"invalid_api_key"\}\}\z/,
+ qr/\A\{"error":\{"message":"[^"]+","type":"invalid_request_error","param":null,"code":"invalid_api_key"\}\}\z/]
