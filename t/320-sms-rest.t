@@ -322,15 +322,21 @@ main::chat_req(phoneNumberId => main::pid(7), customer => { number => '+15557770
 
 
 
-=== TEST 10: ... an input that is not text, with useLLMGeneratedMessageForOutbound false
+=== TEST 10: ... an input that is not text, or stream, with useLLMGeneratedMessageForOutbound false
 --- request eval
-main::chat_req(phoneNumberId => main::pid(7), customer => { number => '+15557770007' },
-               transport => { type => 'twilio.sms',
-                              useLLMGeneratedMessageForOutbound => JSON::PP::false },
-               input => [{ role => 'user', content => 'x' }])
---- error_code: 400
+[main::chat_req(phoneNumberId => main::pid(7), customer => { number => '+15557770007' },
+                transport => { type => 'twilio.sms',
+                               useLLMGeneratedMessageForOutbound => JSON::PP::false },
+                input => [{ role => 'user', content => 'x' }]),
+ main::chat_req(phoneNumberId => main::pid(7), customer => { number => '+15557770007' },
+                transport => { type => 'twilio.sms',
+                               useLLMGeneratedMessageForOutbound => JSON::PP::false },
+                input => 'x', stream => JSON::PP::true)]
+--- error_code eval
+[400, 400]
 --- response_body eval
-::err(400, 'input must be a non-empty string with transport.useLLMGeneratedMessageForOutbound false')
+[::err(400, 'input must be a non-empty string with transport.useLLMGeneratedMessageForOutbound false'),
+ ::err(400, 'stream cannot be used with transport.useLLMGeneratedMessageForOutbound false; no model answers')]
 
 
 

@@ -480,6 +480,11 @@ begin
             perform callhq.fail(400, 'input must be a non-empty string with '
                                      'transport.useLLMGeneratedMessageForOutbound false');
         end if;
+        if v_literal and v_body->'stream' = 'true' then
+            perform callhq.fail(400, 'stream cannot be used with '
+                                     'transport.useLLMGeneratedMessageForOutbound false; '
+                                     'no model answers');
+        end if;
 
         select p.* into v_p from callhq.phone_numbers p
          where p.id = v_number_id and p.org_id = v_org;
