@@ -31,11 +31,11 @@ sub id { sprintf '42000000-0000-4000-8000-0000000000%s', shift }
 #   12  Org B's conversation   13  an expired one of Org A
 #   14  one of Org A whose turn a chat holds
 #   21..25  made by the blocks, given these ids by rekey() (below)
-#   b1  Org B's response       c1, c2  responses made by the blocks
+#   b1  Org B's response       c1, c2, c4  responses made by the blocks
 our ($ECHO, $B_ASST, $OTHER) = (id('01'), id('02'), id('03'));
 our ($B_CONV, $EXPIRED, $BUSY) = (id('12'), id('13'), id('14'));
 our ($NEW, $FREE, $PAGE, $SESS, $GONE) = map { id($_) } qw(21 22 23 24 25);
-our ($B_RESP, $R_IN, $R_ID) = (id('b1'), id('c1'), id('c2'));
+our ($B_RESP, $R_IN, $R_ID, $R_CONV) = (id('b1'), id('c1'), id('c2'), id('c4'));
 
 psql(q{
     delete from callhq.chats
@@ -165,7 +165,7 @@ main::rekey('o420-new', $main::NEW);
 
 === TEST 3: a response in it: sent its items, appended to it; its items newest first by default
 --- request eval
-["POST /v1/responses\n{\"model\": \"o420-echo\", \"input\": \"Who am I?\", \"conversation\": \"conv_$main::NEW\"}",
+["POST /v1/responses\n{\"model\": \"o420-echo\", \"input\": \"Who am I?\", \"conversation\": \"conv_$main::NEW\", \"metadata\": {\"t\": \"o420-inconv\"}}",
  "GET /v1/conversations/conv_$main::NEW/items?limit=2"]
 --- error_code eval
 [200, 200]
@@ -293,17 +293,21 @@ main::rekey('o420-sess', $main::SESS);
 
 
 
-=== TEST 12: and a conversation is a session: GET /session by either id, POST /chat with its sessionId
+=== TEST 12: and a conversation is a session: GET /session by either id, POST /chat with its sessionId; GET /responses/{id} of a response in it names it
+--- init
+main::rekey_chat('o420-inconv', $main::R_CONV);
 --- request eval
 ["GET /session/conv_$main::NEW",
  "POST /chat\n{\"sessionId\": \"$main::NEW\", \"input\": \"by chat\"}",
- "GET /v1/conversations/conv_$main::NEW/items?limit=1"]
+ "GET /v1/conversations/conv_$main::NEW/items?limit=1",
+ "GET /v1/responses/resp_$main::R_CONV"]
 --- error_code eval
-[200, 201, 200]
+[200, 201, 200, 200]
 --- response_body eval
 [qr/\A\{"id": "\Q$main::NEW\E".*"metadata": \{"t": "o420-new", "assistant": "o420-echo"\}.*"messages": \[\{"role":"user","content":"I am Ada\."\}, \{"role":"assistant","content":"Hello Ada\."\}, \{"role":"user","content":"Who am I\?"\}, /,
  qr/"sessionId": "\Q$main::NEW\E"/,
- qr/\A\{"data": \[\{"id": "msg_\Q$main::NEW\E_6", "role": "assistant", "type": "message", "status": "completed", "content": \[\{"text": "\[\{\\"role\\":\\"system\\".*\{\\"role\\":\\"user\\",\\"content\\":\\"by chat\\"\}\]"/]
+ qr/\A\{"data": \[\{"id": "msg_\Q$main::NEW\E_6", "role": "assistant", "type": "message", "status": "completed", "content": \[\{"text": "\[\{\\"role\\":\\"system\\".*\{\\"role\\":\\"user\\",\\"content\\":\\"by chat\\"\}\]"/,
+ qr/\A(?=.*"model": "o420-echo")(?=.*"conversation": \{"id": "conv_\Q$main::NEW\E"\})(?=.*"id": "resp_\Q$main::R_CONV\E")/]
 
 
 
@@ -508,7 +512,7 @@ main::rekey_chat('o420-in', $main::R_IN);
  main::page($main::R_IN, 'true', 1, 2),
  main::page($main::R_IN, 'false', 3),
  main::bad("Invalid 'after': 'msg_${main::NEW}_2' is not an item of this list.", 'after', 'invalid_value'),
- qr/"model": "42000000-0000-4000-8000-000000000001"/]
+ qr/\A(?=.*"model": "42000000-0000-4000-8000-000000000001")(?=.*"conversation": null)/]
 
 
 

@@ -443,6 +443,9 @@ as $$
                 'annotations', '[]'::jsonb, 'logprobs', '[]'::jsonb)))),
         'parallel_tool_calls', true,
         'previous_response_id', 'resp_' || c.previous_chat_id,
+        -- a chat of a session is a response in its conversation
+        'conversation', case when c.session_id is not null
+                             then jsonb_build_object('id', 'conv_' || c.session_id) end,
         'reasoning', '{"effort": null, "summary": null}'::jsonb,
         'store', true,
         'temperature', null,
