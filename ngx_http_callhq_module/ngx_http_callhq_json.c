@@ -1,6 +1,7 @@
 
 /*
- * ngx_http_callhq_module: JSON helpers and JSON responses.
+ * ngx_http_callhq_module: JSON helpers, and the responses the module
+ * sends itself (JSON, or a text of another type).
  */
 
 
