@@ -74,7 +74,11 @@
 #   BENCH_PROFILE_REQS=1000  requests sent to the profiled worker (a tenth of
 #                        that with 1000-message histories, half streaming)
 #   BENCH_ONLY=regex     run only the scenarios whose names match (floor C
-#                        is "floorC chat h20 ...", before "before ...")
+#                        is "floorC chat h20 ...", before "before ...", two
+#                        nodes "onenode chat h20" and "twonode chat h20":
+#                        BENCH_QUICK=1 BENCH_ONLY=node BENCH_BEFORE=0
+#                        BENCH_LONG=0 BENCH_REVISIT=0 runs those alone,
+#                        in about two minutes)
 #   BENCH_KEEP_TMP=1     keep the temporary directory (logs, raw results)
 #   BENCH_OUT=file.md    write the report there instead of bench/results/
 set -euo pipefail
