@@ -577,8 +577,11 @@ ngx_http_callhq_send_result(ngx_http_request_t *r, PGresult *res)
         ngx_memcpy(body.data, PQgetvalue(res, 0, 1), body.len);
         ctx->status = status;
 
-        if (status == NGX_HTTP_CREATED
-            && ctx->query.stmt->index == NGX_HTTP_CALLHQ_STMT_SESSION_CREATE)
+        /* POST /session, and callhq_openai's POST /conversations */
+        if ((status == NGX_HTTP_CREATED
+             && ctx->query.stmt->index == NGX_HTTP_CALLHQ_STMT_SESSION_CREATE)
+            || (status == NGX_HTTP_OK
+                && ctx->query.stmt->index == NGX_HTTP_CALLHQ_STMT_CONV_CREATE))
         {
             ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_SESSIONS_CREATED);
         }

@@ -135,8 +135,8 @@ static const char  *ngx_http_callhq_m_events[][3] = {
     { "callhq_records_dropped_total", NULL,
       "Replies dropped: not recorded within callhq_record_retry." },
     { "callhq_sessions_created_total", NULL,
-      "Sessions created: by POST /session, and the customer sessions a "
-      "chat or a text opened." },
+      "Sessions created: by POST /session or /conversations, and the "
+      "customer sessions a chat or a text opened." },
     { "callhq_sessions_expired_total", NULL,
       "Sessions past expiresAt (customer sessions too) marked completed "
       "by the sweeper." },

@@ -101,6 +101,10 @@ sub traffic {
                            '{"model": "' . id('01') . '", "input": "hi"}');
     push @got, ($o =~ m{\AHTTP/1\.1 (\d+)})[0] // 0;
     Test::More::is("@got", '201 200 200 502 404 200', "$0 - the traffic answered");
+    # a conversation is a session too
+    Test::More::like(main::http_now('POST', '/v1/conversations',
+                                    '{"metadata": {"t": "c235-conv"}}'),
+                     qr{\AHTTP/1\.1 200 }, "$0 - a conversation created");
 }
 
 sub sql_until_235 {
@@ -196,7 +200,7 @@ callhq_chats_total\{surface="responses",status="completed"\} 1
 .*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_record"\} 3
 .*callhq_postgres_errors_total\{reason="unavailable"\} 0
 .*callhq_turn_conflicts_total 0
-.*callhq_sessions_created_total 1
+.*callhq_sessions_created_total 2
 .*callhq_postgres_connections\{worker="0",state="open"\} [1-9]\d*
 .*callhq_webhook_outbox_events\{state="pending"\} \d+
 callhq_webhook_outbox_events\{state="dead"\} \d+
