@@ -31,6 +31,12 @@ static ngx_int_t ngx_http_callhq_answer_event(ngx_http_request_t *r,
     ngx_uint_t n, ngx_uint_t link, ngx_chain_t ***last);
 static ngx_int_t ngx_http_callhq_answer_link(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *part, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_answer_text(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *path, ngx_str_t *text,
+    ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_answer_path(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *path, ngx_str_t *delta,
+    ngx_chain_t ***last);
 
 
 #define NGX_HTTP_CALLHQ_FRAME_SIZE  4096
@@ -266,7 +272,7 @@ ngx_int_t
 ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last)
 {
-    ngx_str_t  parts[7];
+    ngx_str_t  path, parts[5];
 
     if (chat->openai) {
         return ngx_http_callhq_openai_delta(r, chat, delta, last);
@@ -294,27 +300,124 @@ ngx_http_callhq_answer_delta(ngx_http_request_t *r,
                                             parts, 5, 0, last);
     }
 
+    ngx_str_set(&path, "chat.output[0].content");
+
+    return ngx_http_callhq_answer_path(r, chat, &path, delta, last);
+}
+
+
+/*
+ * A tool call of a streamed reply: as it begins (delta NULL), then each
+ * piece of its arguments (decoded).  Chat events name the member of the
+ * chat's output that each delta adds to, as for the text; Responses
+ * events are OpenAI's (ngx_http_callhq_openai_stream.c); /chat/responses
+ * streams the text alone.
+ */
+
+ngx_int_t
+ngx_http_callhq_answer_call(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_http_callhq_call_t *call,
+    ngx_str_t *delta, ngx_chain_t ***last)
+{
+    ngx_str_t    path;
+    ngx_uint_t   n;
+    u_char       buf[sizeof("chat.output[0].tool_calls[].function.arguments")
+                     + NGX_INT_T_LEN];
+
+    if (chat->openai) {
+        return ngx_http_callhq_openai_call_delta(r, chat, call, delta, last);
+    }
+
+    if (chat->responses) {
+        return NGX_OK;
+    }
+
+    if (!chat->sent_header) {
+        chat->first_delta = ngx_current_msec;
+
+        if (ngx_http_callhq_answer_start(r, chat, last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    n = call - (ngx_http_callhq_call_t *) chat->calls->elts;
+    path.data = buf;
+
+    if (delta) {
+        path.len = ngx_sprintf(buf, "chat.output[0].tool_calls[%ui]"
+                               ".function.arguments", n)
+                   - buf;
+
+        return ngx_http_callhq_answer_text(r, chat, &path, delta, last);
+    }
+
+    path.len = ngx_sprintf(buf, "chat.output[0].tool_calls[%ui].id", n) - buf;
+
+    if (ngx_http_callhq_answer_text(r, chat, &path, &call->id, last)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    path.len = ngx_sprintf(buf, "chat.output[0].tool_calls[%ui].function.name",
+                           n)
+               - buf;
+
+    return ngx_http_callhq_answer_text(r, chat, &path, &call->name, last);
+}
+
+
+/* a delta of decoded text: escaped first */
+
+static ngx_int_t
+ngx_http_callhq_answer_text(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *path, ngx_str_t *text,
+    ngx_chain_t ***last)
+{
+    ngx_str_t  delta;
+
+    delta.len = text->len + ngx_escape_json(NULL, text->data, text->len);
+    delta.data = ngx_pnalloc(r->pool, delta.len + 1);
+
+    if (delta.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_escape_json(delta.data, text->data, text->len);
+
+    return ngx_http_callhq_answer_path(r, chat, path, &delta, last);
+}
+
+
+/* a chat event: the delta (escaped) to the member at path */
+
+static ngx_int_t
+ngx_http_callhq_answer_path(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_str_t *path, ngx_str_t *delta,
+    ngx_chain_t ***last)
+{
+    ngx_str_t  parts[9];
+
     ngx_str_set(&parts[0], "{\"id\":\"");
     parts[1] = chat->chat_id;
 
     if (chat->session_id.len) {
         ngx_str_set(&parts[2], "\",\"sessionId\":\"");
         parts[3] = chat->session_id;
-        ngx_str_set(&parts[4], "\",\"path\":\"chat.output[0].content\","
-                               "\"delta\":\"");
+        ngx_str_set(&parts[4], "\",\"path\":\"");
 
     } else {
-        ngx_str_set(&parts[2], "\",\"sessionId\":null,"
-                               "\"path\":\"chat.output[0].content\","
-                               "\"delta\":\"");
+        ngx_str_set(&parts[2], "\",\"sessionId\":null,\"path\":\"");
         ngx_str_null(&parts[3]);
         ngx_str_null(&parts[4]);
     }
 
-    parts[5] = *delta;
-    ngx_str_set(&parts[6], "\"}");
+    parts[5] = *path;
+    ngx_str_set(&parts[6], "\",\"delta\":\"");
+    parts[7] = *delta;
+    ngx_str_set(&parts[8], "\"}");
 
-    return ngx_http_callhq_answer_event(r, chat, NULL, parts, 7, 0, last);
+    return ngx_http_callhq_answer_event(r, chat, NULL, parts, 9, 0, last);
 }
 
 /* the headers of a stream, and the first event of /chat/responses' */

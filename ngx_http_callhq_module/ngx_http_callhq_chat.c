@@ -99,12 +99,15 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_begin_stmt = {
     3
 };
 
-/* the reply comes as a JSON string, escaped as the model sent it */
+/*
+ * The reply comes as a JSON string, escaped as the model sent it, its tool
+ * calls as JSON (or NULL)
+ */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_record_stmt = {
     NGX_HTTP_CALLHQ_STMT_CHAT_RECORD, "callhq_chat_record",
     "select status, body from callhq.chat_record($1::jsonb, $2::jsonb, "
-    "$3::jsonb #>> '{}', $4::text, $5::jsonb)",
-    5
+    "$3::jsonb #>> '{}', $4::text, $5::jsonb, $6::jsonb)",
+    6
 };
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_chat_release_stmt = {
@@ -881,7 +884,9 @@ ngx_http_callhq_chat_finish(ngx_http_request_t *r)
         (void) ngx_http_callhq_reply_parse(r, chat);
     }
 
-    if (chat->reply.len == 0 || (!chat->stream && !chat->upstream_done)) {
+    if ((chat->reply.len == 0 && !ngx_http_callhq_chat_called(chat))
+        || (!chat->stream && !chat->upstream_done))
+    {
         rc = ngx_http_callhq_chat_fail(r, chat);
         ngx_http_finalize_request(r, rc);
         return;
@@ -896,9 +901,11 @@ ngx_http_callhq_chat_finish(ngx_http_request_t *r)
     if (!chat->upstream_done) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "callhq: model stream for chat %V ended early, "
-                      "recording %uz bytes as incomplete", &chat->chat_id,
+                      "recording %uz bytes as incomplete (%ui tool calls)",
+                      &chat->chat_id,
                       ngx_http_callhq_json_text_len(chat->reply.data,
-                                                    chat->reply.len));
+                                                    chat->reply.len),
+                      chat->calls ? chat->calls->nelts : 0);
     }
 
     /* "store": false: the turn goes back, nothing is written */
@@ -1044,7 +1051,17 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     rec->query.data = rec;
     rec->query.log = ngx_cycle->log;
 
-    if (chat->fast) {
+    if (chat->fast && !release && ngx_http_callhq_chat_called(chat)) {
+        /* the record statement keeps text alone: tool calls go this way */
+        if (ngx_http_callhq_turn_record_json(chat, pool, &rec->record)
+            != NGX_OK
+            || ngx_http_callhq_chat_record_general(rec, chat, &rec->record)
+               != NGX_OK)
+        {
+            goto failed;
+        }
+
+    } else if (chat->fast) {
         if (release) {
             rc = ngx_http_callhq_turn_release(chat, &rec->query, pool);
 
@@ -1145,6 +1162,11 @@ ngx_http_callhq_chat_record_general(ngx_http_callhq_record_t *rec,
     rec->query.values[2] = ngx_http_callhq_param(pool, chat->reply.data,
                                                     chat->reply.len, 1);
     rec->query.values[3] = (char *) chat->chat_status;
+    rec->query.values[5] = ngx_http_callhq_tools_json(chat, pool);
+
+    if (rec->query.values[5] == NULL && ngx_http_callhq_chat_called(chat)) {
+        return NGX_ERROR;
+    }
 
     p = ngx_pnalloc(pool, sizeof("{\"promptTokens\":,"
                                  "\"completionTokens\":}")
@@ -1215,6 +1237,7 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
 
         q->values[0] = (char *) rec->record.data;
         q->values[1] = NULL;
+        q->values[5] = NULL;    /* tool calls never go the fast way */
         q->stmt = &ngx_http_callhq_chat_record_stmt;
         rec->general = 1;
 
@@ -1528,9 +1551,9 @@ ngx_http_callhq_chat_cleanup(void *data)
         /* the client left: keep what the model said, or free the turn */
         chat->chat_status = "incomplete";
 
-        (void) ngx_http_callhq_chat_record(chat, NULL, chat->reply.len == 0
-                                                       || !chat->stream
-                                                       || chat->nostore);
+        (void) ngx_http_callhq_chat_record(chat, NULL,
+                   (chat->reply.len == 0 && !ngx_http_callhq_chat_called(chat))
+                   || !chat->stream || chat->nostore);
     }
 
     ngx_http_callhq_lease_drop(&chat->lease);

@@ -5,7 +5,8 @@
  * A streamed reply is framed into SSE events (an event may straddle
  * buffers), each delta translated into the client's event format and
  * flushed at once; a whole reply is collected, then read.  Either way the
- * text is kept for the recording.  Other requests pass untouched.
+ * text is kept for the recording, and the tool calls
+ * (ngx_http_callhq_tools.c).  Other requests pass untouched.
  *
  * A stream goes no faster than its client reads: while a few frame
  * buffers wait to be sent, the model's buffers are held unframed, so the
@@ -56,6 +57,16 @@ static ngx_str_t  ngx_http_callhq_reply_text[] = {
 static ngx_str_t  ngx_http_callhq_delta_text[] = {
     ngx_string("choices"), NGX_HTTP_CALLHQ_JSON_FIRST, ngx_string("delta"),
     ngx_string("content"), ngx_null_string
+};
+
+static ngx_str_t  ngx_http_callhq_reply_tools[] = {
+    ngx_string("choices"), NGX_HTTP_CALLHQ_JSON_FIRST, ngx_string("message"),
+    ngx_string("tool_calls"), ngx_null_string
+};
+
+static ngx_str_t  ngx_http_callhq_delta_tools[] = {
+    ngx_string("choices"), NGX_HTTP_CALLHQ_JSON_FIRST, ngx_string("delta"),
+    ngx_string("tool_calls"), ngx_null_string
 };
 
 static ngx_str_t  ngx_http_callhq_finish_reason[] = {
@@ -294,7 +305,9 @@ ngx_http_callhq_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
         return NGX_OK;
     }
 
-    if (chat->reply.len + chat->event.len + len > lcf->max_reply_size) {
+    if (chat->reply.len + chat->event.len + chat->calls_size + len
+        > lcf->max_reply_size)
+    {
         chat->too_big = 1;
         b->pos = b->last;
         return NGX_OK;
@@ -421,7 +434,7 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
     ngx_int_t                     rc;
     ngx_str_t                     delta;
     const char                   *err;
-    ngx_http_callhq_json_want_t   want[4];
+    ngx_http_callhq_json_want_t   want[5];
 
     data = NULL;
 
@@ -455,8 +468,9 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
     want[1].path = ngx_http_callhq_finish_reason;
     want[2].path = ngx_http_callhq_prompt_tokens;
     want[3].path = ngx_http_callhq_completion_tokens;
+    want[4].path = ngx_http_callhq_delta_tools;
 
-    err = ngx_http_callhq_json_check(data, nl, NULL, want, 4);
+    err = ngx_http_callhq_json_check(data, nl, NULL, want, 5);
     if (err) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "callhq: model sent an event that is not JSON: %s",
@@ -477,6 +491,11 @@ ngx_http_callhq_sse_event(ngx_http_request_t *r,
         } else {
             rc = ngx_http_callhq_answer_delta(r, chat, &delta, last);
         }
+    }
+
+    if (rc == NGX_OK && want[4].value && want[4].value[0] == '[') {
+        rc = ngx_http_callhq_tools_add(r, chat, want[4].value, want[4].end,
+                                       last);
     }
 
     if (want[1].value && !ngx_http_callhq_json_is(&want[1], "null")) {
@@ -501,7 +520,7 @@ ngx_http_callhq_reply_parse(ngx_http_request_t *r,
     u_char                       *p, *end;
     ngx_str_t                     text;
     const char                   *err;
-    ngx_http_callhq_json_want_t   want[3];
+    ngx_http_callhq_json_want_t   want[4];
 
     p = chat->reply.data;
     end = p + chat->reply.len;
@@ -515,19 +534,35 @@ ngx_http_callhq_reply_parse(ngx_http_request_t *r,
     want[0].path = ngx_http_callhq_reply_text;
     want[1].path = ngx_http_callhq_prompt_tokens;
     want[2].path = ngx_http_callhq_completion_tokens;
+    want[3].path = ngx_http_callhq_reply_tools;
 
-    err = ngx_http_callhq_json_check(p, end, NULL, want, 3);
+    err = ngx_http_callhq_json_check(p, end, NULL, want, 4);
     if (err) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "callhq: model reply is not JSON: %s", err);
         return NGX_ERROR;
     }
 
-    if (ngx_http_callhq_json_string(&want[0], &text) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "callhq: model reply has no choices[0].message."
-                      "content");
+    if (want[3].value && want[3].value[0] == '['
+        && ngx_http_callhq_tools_add(r, chat, want[3].value, want[3].end,
+                                     NULL)
+           != NGX_OK)
+    {
         return NGX_ERROR;
+    }
+
+    /* a reply that calls tools may say nothing: its content is null */
+    if (ngx_http_callhq_json_string(&want[0], &text) != NGX_OK) {
+
+        if (!ngx_http_callhq_chat_called(chat)) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "callhq: model reply has no choices[0].message."
+                          "content");
+            return NGX_ERROR;
+        }
+
+        text.data = p;
+        text.len = 0;
     }
 
     ngx_http_callhq_chat_usage(chat, &want[1]);

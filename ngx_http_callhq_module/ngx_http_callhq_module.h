@@ -178,6 +178,20 @@ typedef struct {
 typedef struct ngx_http_callhq_chat_s    ngx_http_callhq_chat_t;
 
 
+/* a tool call of the model's reply (ngx_http_callhq_tools.c) */
+typedef struct {
+    ngx_int_t                      index;      /* the model's, in a stream */
+    ngx_uint_t                     output_index;   /* its Response item's */
+    ngx_str_t                      id;         /* UTF-8, as all three */
+    ngx_str_t                      name;
+    ngx_http_callhq_text_t         args;
+    unsigned                       open:1;     /* streamed, not done yet */
+} ngx_http_callhq_call_t;
+
+#define ngx_http_callhq_chat_called(chat)                                     \
+    ((chat)->calls != NULL && (chat)->calls->nelts != 0)
+
+
 /* a chat's way, in order; an early end skips to the last */
 typedef enum {
     NGX_HTTP_CALLHQ_CHAT_TAKING = 0,   /* taking the turn, or waiting */
@@ -256,6 +270,8 @@ struct ngx_http_callhq_chat_s {
     ngx_chain_t                   *free;       /* frame buffers, sent */
     ngx_chain_t                   *busy;       /* frame buffers, sending */
     ngx_buf_t                     *frame;      /* the one being written */
+    ngx_array_t                   *calls;      /* ngx_http_callhq_call_t */
+    size_t                         calls_size; /* their arguments' bytes */
     ngx_int_t                      prompt_tokens;
     ngx_int_t                      completion_tokens;
     ngx_uint_t                     upstream_status;
@@ -264,6 +280,7 @@ struct ngx_http_callhq_chat_s {
     ngx_msec_t                     upstream_time;
     ngx_msec_t                     first_delta;    /* when it went out */
     ngx_uint_t                     openai_seq;     /* its next event's */
+    ngx_uint_t                     openai_items;   /* output items begun */
 
     ngx_event_t                    retry;      /* waiting for the turn */
     ngx_http_callhq_waiter_t       waiter;
@@ -287,6 +304,8 @@ struct ngx_http_callhq_chat_s {
     unsigned                       upstream_done:1;
     unsigned                       too_big:1;
     unsigned                       waited:1;   /* wait_start is set */
+    unsigned                       openai_msg:1;   /* its message streamed */
+    unsigned                       openai_msg_open:1;
 };
 
 
@@ -325,6 +344,9 @@ ngx_int_t ngx_http_callhq_answer(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 ngx_int_t ngx_http_callhq_answer_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
+ngx_int_t ngx_http_callhq_answer_call(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_http_callhq_call_t *call,
+    ngx_str_t *delta, ngx_chain_t ***last);
 ngx_int_t ngx_http_callhq_answer_start(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
 ngx_int_t ngx_http_callhq_answer_write(ngx_http_request_t *r,
@@ -346,12 +368,27 @@ ngx_int_t ngx_http_callhq_openai_answer(ngx_http_request_t *r,
 ngx_int_t ngx_http_callhq_openai_dump(ngx_http_request_t *r, json_t *json,
     ngx_str_t *out);
 
+json_t *ngx_http_callhq_openai_message(ngx_http_callhq_chat_t *chat,
+    const char *status);
+json_t *ngx_http_callhq_openai_call(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_call_t *call, const char *status);
+
 /* ngx_http_callhq_openai_conv.c */
 extern ngx_http_callhq_route_t    ngx_http_callhq_openai_conv_routes[];
 
 /* ngx_http_callhq_openai_stream.c */
 ngx_int_t ngx_http_callhq_openai_delta(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_str_t *delta, ngx_chain_t ***last);
+ngx_int_t ngx_http_callhq_openai_call_delta(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_http_callhq_call_t *call,
+    ngx_str_t *delta, ngx_chain_t ***last);
+
+/* ngx_http_callhq_tools.c */
+ngx_int_t ngx_http_callhq_tools_add(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, u_char *p, u_char *end,
+    ngx_chain_t ***last);
+char *ngx_http_callhq_tools_json(ngx_http_callhq_chat_t *chat,
+    ngx_pool_t *pool);
 ngx_int_t ngx_http_callhq_openai_last(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
 

@@ -67,7 +67,8 @@ ngx_http_callhq_pg_stmt_t  ngx_http_callhq_openai_begin_stmt = {
 static char  *ngx_http_callhq_openai_params[] = {
     "model", "input", "instructions", "previous_response_id", "store",
     "stream", "metadata", "temperature", "top_p", "max_output_tokens",
-    "conversation", "items", "after", "limit", "order", "include", NULL
+    "conversation", "items", "after", "limit", "order", "include", "tools",
+    "tool_choice", "parallel_tool_calls", NULL
 };
 
 
@@ -179,7 +180,7 @@ json_t *
 ngx_http_callhq_openai_response(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, const char *status)
 {
-    json_t      *req, *res, *v, *output;
+    json_t      *req, *res, *v, *output, *choice, *tools;
     ngx_uint_t   progress, incomplete;
     u_char       id[sizeof("resp_") + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
 
@@ -197,8 +198,14 @@ ngx_http_callhq_openai_response(ngx_http_request_t *r,
     output = progress ? json_array()
                       : ngx_http_callhq_openai_output(chat, status);
 
-    res = json_pack("{s:s,s:s,s:I,s:s,s:b,s:n,s:o,s:O,s:O,s:O,s:o,s:b,"
-                    "s:O,s:{s:n,s:n},s:b,s:O,s:{s:{s:s}},s:s,s:[],s:O,"
+    /* echoed as the request had them (taken by json_pack) */
+    v = json_object_get(req, "tool_choice");
+    choice = v ? json_incref(v) : json_string("auto");
+    v = json_object_get(req, "tools");
+    tools = json_is_array(v) ? json_incref(v) : json_array();
+
+    res = json_pack("{s:s,s:s,s:I,s:s,s:b,s:n,s:o,s:O,s:O,s:O,s:o,s:o,"
+                    "s:O,s:{s:n,s:n},s:b,s:O,s:{s:{s:s}},s:o,s:o,s:O,"
                     "s:s,s:n}",
                     "id", id,
                     "object", "response",
@@ -218,7 +225,9 @@ ngx_http_callhq_openai_response(ngx_http_request_t *r,
                     "model", json_object_get(req, "model")
                         ? json_object_get(req, "model") : json_null(),
                     "output", output,
-                    "parallel_tool_calls", 1,
+                    "parallel_tool_calls",
+                    json_is_false(json_object_get(req, "parallel_tool_calls"))
+                        ? json_false() : json_true(),
                     "previous_response_id",
                     json_object_get(req, "previous_response_id")
                         ? json_object_get(req, "previous_response_id")
@@ -228,8 +237,8 @@ ngx_http_callhq_openai_response(ngx_http_request_t *r,
                     "temperature", json_object_get(req, "temperature")
                         ? json_object_get(req, "temperature") : json_null(),
                     "text", "format", "type", "text",
-                    "tool_choice", "auto",
-                    "tools",
+                    "tool_choice", choice,
+                    "tools", tools,
                     "top_p", json_object_get(req, "top_p")
                         ? json_object_get(req, "top_p") : json_null(),
                     "truncation", "disabled",
@@ -289,13 +298,64 @@ failed:
 }
 
 
-/* the output: one message, the reply (kept escaped, decoded here) */
+/*
+ * The output: the message, the reply (kept escaped, decoded here), unless
+ * the model only called tools; then a function_call item per call.
+ */
 
 static json_t *
 ngx_http_callhq_openai_output(ngx_http_callhq_chat_t *chat,
     const char *status)
 {
-    json_t  *text, *out;
+    json_t                  *out;
+    ngx_uint_t               i;
+    ngx_http_callhq_call_t  *call;
+
+    out = json_array();
+    if (out == NULL) {
+        return NULL;
+    }
+
+    if ((chat->reply.len || !ngx_http_callhq_chat_called(chat))
+        && json_array_append_new(out,
+                                 ngx_http_callhq_openai_message(chat, status))
+           != 0)
+    {
+        goto failed;
+    }
+
+    if (!ngx_http_callhq_chat_called(chat)) {
+        return out;
+    }
+
+    call = chat->calls->elts;
+
+    for (i = 0; i < chat->calls->nelts; i++) {
+        if (json_array_append_new(out,
+                                  ngx_http_callhq_openai_call(chat, &call[i],
+                                                              status))
+            != 0)
+        {
+            goto failed;
+        }
+    }
+
+    return out;
+
+failed:
+
+    json_decref(out);
+    return NULL;
+}
+
+
+/* the reply's message item */
+
+json_t *
+ngx_http_callhq_openai_message(ngx_http_callhq_chat_t *chat,
+    const char *status)
+{
+    json_t  *text;
     u_char   id[sizeof("msg_") + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
 
     text = ngx_http_callhq_openai_text(chat);
@@ -305,13 +365,38 @@ ngx_http_callhq_openai_output(ngx_http_callhq_chat_t *chat,
 
     *ngx_snprintf(id, sizeof(id) - 1, "msg_%V", &chat->chat_id) = '\0';
 
-    out = json_pack("[{s:s,s:s,s:s,s:s,s:[{s:s,s:o,s:[],s:[]}]}]",
-                    "id", id, "type", "message", "status", status,
-                    "role", "assistant",
-                    "content", "type", "output_text", "text", text,
-                    "annotations", "logprobs");
+    return json_pack("{s:s,s:s,s:s,s:s,s:[{s:s,s:o,s:[],s:[]}]}",
+                     "id", id, "type", "message", "status", status,
+                     "role", "assistant",
+                     "content", "type", "output_text", "text", text,
+                     "annotations", "logprobs");
+}
 
-    return out;
+
+/*
+ * A tool call's function_call item: fc_<chat id>_<n>, n its place among
+ * the calls, as GET /responses/{id} names it (callhq.openai_output).
+ */
+
+json_t *
+ngx_http_callhq_openai_call(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_call_t *call, const char *status)
+{
+    u_char  *p;
+    u_char   id[sizeof("fc__") + NGX_HTTP_CALLHQ_WAIT_ID_LEN + NGX_INT_T_LEN];
+
+    p = ngx_snprintf(id, sizeof(id) - 1, "fc_%V_%ui", &chat->chat_id,
+                     (ngx_uint_t) (call - (ngx_http_callhq_call_t *)
+                                          chat->calls->elts));
+    *p = '\0';
+
+    return json_pack("{s:s,s:s,s:s,s:s%,s:s%,s:s%}",
+                     "id", id, "type", "function_call", "status", status,
+                     "arguments", call->args.data ? (char *) call->args.data
+                                                  : "", call->args.len,
+                     "call_id", call->id.data, call->id.len,
+                     "name", call->name.data ? (char *) call->name.data : "",
+                     call->name.len);
 }
 
 

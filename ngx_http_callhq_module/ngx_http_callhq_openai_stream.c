@@ -3,14 +3,19 @@
  * ngx_http_callhq_module: POST /responses with "stream": true, as OpenAI
  * streams it.
  *
- * The reply is one message with one output_text part, so the events are
- * always these, each numbered by sequence_number from 0: response.created
- * and response.in_progress, then response.output_item.added and
- * response.content_part.added, a response.output_text.delta per delta of
- * the model, and once the chat is recorded response.output_text.done,
- * response.content_part.done, response.output_item.done and
- * response.completed (response.incomplete for a cut stream).  OpenAI's
- * SDKs rebuild the Response from them and check each step.
+ * The reply is a message with one output_text part, then a function_call
+ * item per tool call, so the events are these, each numbered by
+ * sequence_number from 0: response.created and response.in_progress; for
+ * the text response.output_item.added and response.content_part.added, a
+ * response.output_text.delta per delta of the model, then
+ * response.output_text.done, response.content_part.done and
+ * response.output_item.done; for each call response.output_item.added,
+ * a response.function_call_arguments.delta per piece of its arguments,
+ * response.function_call_arguments.done and response.output_item.done;
+ * and response.completed (response.incomplete for a cut stream).  An item
+ * is done as the next one begins, the last once the chat is recorded, with
+ * its status.  OpenAI's SDKs rebuild the Response from them and check
+ * each step.
  *
  * The deltas stay as the model escaped them, spliced in; the other events
  * are few, built with jansson.  All are written into the stream's frame
@@ -29,6 +34,13 @@
 
 static ngx_int_t ngx_http_callhq_openai_begin(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_openai_open(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_openai_close(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, const char *status, ngx_chain_t ***last);
+static ngx_int_t ngx_http_callhq_openai_done(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, json_t *item, ngx_uint_t index,
+    ngx_chain_t ***last);
 static ngx_int_t ngx_http_callhq_openai_event(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, const char *type, json_t *ev,
     ngx_chain_t ***last);
@@ -54,6 +66,17 @@ ngx_http_callhq_openai_delta(ngx_http_request_t *r,
         chat->first_delta = ngx_current_msec;
 
         if (ngx_http_callhq_openai_begin(r, chat, last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* text after the calls is recorded, and in the Response, not streamed */
+    if (!chat->openai_msg_open) {
+        if (chat->openai_msg || ngx_http_callhq_chat_called(chat)) {
+            return NGX_OK;
+        }
+
+        if (ngx_http_callhq_openai_open(r, chat, last) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -90,12 +113,11 @@ ngx_int_t
 ngx_http_callhq_openai_last(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat)
 {
-    json_t       *ev, *text, *item;
+    json_t       *ev, *res;
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t  *out, **last;
     const char   *status;
-    u_char        id[sizeof("msg_") + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
 
     out = NULL;
     last = &out;
@@ -110,47 +132,19 @@ ngx_http_callhq_openai_last(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    *ngx_snprintf(id, sizeof(id) - 1, "msg_%V", &chat->chat_id) = '\0';
-
-    text = ngx_http_callhq_openai_text(chat);
-    ev = json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", id, "output_index", 0,
-                   "content_index", 0, "text", text, "logprobs");
-
-    if (ngx_http_callhq_openai_event(r, chat, "response.output_text.done", ev,
-                                     &last)
-        != NGX_OK)
+    /* a reply without text or calls still has its message */
+    if (!chat->openai_msg && !ngx_http_callhq_chat_called(chat)
+        && ngx_http_callhq_openai_open(r, chat, &last) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    ev = json_pack("{s:s,s:i,s:i,s:o}", "item_id", id, "output_index", 0,
-                   "content_index", 0,
-                   "part", ngx_http_callhq_openai_part(chat, 1));
-
-    if (ngx_http_callhq_openai_event(r, chat, "response.content_part.done",
-                                     ev, &last)
-        != NGX_OK)
-    {
+    if (ngx_http_callhq_openai_close(r, chat, status, &last) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    item = ngx_http_callhq_openai_response(r, chat, status);
-    ev = NULL;
-
-    if (item) {
-        ev = json_pack("{s:i,s:O}", "output_index", 0, "item",
-                       json_array_get(json_object_get(item, "output"), 0));
-    }
-
-    if (ngx_http_callhq_openai_event(r, chat, "response.output_item.done", ev,
-                                     &last)
-        != NGX_OK)
-    {
-        json_decref(item);
-        return NGX_ERROR;
-    }
-
-    ev = item ? json_pack("{s:o}", "response", item) : NULL;
+    res = ngx_http_callhq_openai_response(r, chat, status);
+    ev = res ? json_pack("{s:o}", "response", res) : NULL;
 
     if (ngx_http_callhq_openai_event(r, chat,
                                      ngx_strcmp(status, "completed") == 0
@@ -183,14 +177,13 @@ ngx_http_callhq_openai_last(ngx_http_request_t *r,
 }
 
 
-/* the headers, then the events before the first delta */
+/* the headers, then the events before the first item */
 
 static ngx_int_t
 ngx_http_callhq_openai_begin(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat, ngx_chain_t ***last)
 {
     json_t  *ev, *res;
-    u_char   id[sizeof("msg_") + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
 
     if (ngx_http_callhq_answer_start(r, chat, last) != NGX_OK) {
         return NGX_ERROR;
@@ -208,12 +201,23 @@ ngx_http_callhq_openai_begin(ngx_http_request_t *r,
 
     ev = res ? json_pack("{s:o}", "response", res) : NULL;
 
-    if (ngx_http_callhq_openai_event(r, chat, "response.in_progress", ev,
-                                     last)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    return ngx_http_callhq_openai_event(r, chat, "response.in_progress", ev,
+                                        last);
+}
+
+
+/* the message item begins, the first of the output */
+
+static ngx_int_t
+ngx_http_callhq_openai_open(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_chain_t ***last)
+{
+    json_t  *ev;
+    u_char   id[sizeof("msg_") + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
+
+    chat->openai_msg = 1;
+    chat->openai_msg_open = 1;
+    chat->openai_items++;
 
     *ngx_snprintf(id, sizeof(id) - 1, "msg_%V", &chat->chat_id) = '\0';
 
@@ -233,6 +237,162 @@ ngx_http_callhq_openai_begin(ngx_http_request_t *r,
                    "part", ngx_http_callhq_openai_part(chat, 0));
 
     return ngx_http_callhq_openai_event(r, chat, "response.content_part.added",
+                                        ev, last);
+}
+
+
+/*
+ * A tool call of the reply: its item begins (delta NULL; the item open
+ * before it is done), then each piece of its arguments (decoded).
+ */
+
+ngx_int_t
+ngx_http_callhq_openai_call_delta(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, ngx_http_callhq_call_t *call,
+    ngx_str_t *delta, ngx_chain_t ***last)
+{
+    json_t  *ev, *item;
+
+    if (!chat->sent_header) {
+        chat->first_delta = ngx_current_msec;
+
+        if (ngx_http_callhq_openai_begin(r, chat, last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (delta) {
+        item = ngx_http_callhq_openai_call(chat, call, "in_progress");
+
+        ev = item ? json_pack("{s:O,s:I,s:s%}", "item_id",
+                              json_object_get(item, "id"), "output_index",
+                              (json_int_t) call->output_index, "delta",
+                              delta->data, delta->len)
+                  : NULL;
+
+        json_decref(item);
+
+        return ngx_http_callhq_openai_event(r, chat,
+                                   "response.function_call_arguments.delta",
+                                   ev, last);
+    }
+
+    if (ngx_http_callhq_openai_close(r, chat, "completed", last) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    call->output_index = chat->openai_items++;
+    call->open = 1;
+
+    item = ngx_http_callhq_openai_call(chat, call, "in_progress");
+    ev = item ? json_pack("{s:I,s:o}", "output_index",
+                          (json_int_t) call->output_index, "item", item)
+              : NULL;
+
+    return ngx_http_callhq_openai_event(r, chat, "response.output_item.added",
+                                        ev, last);
+}
+
+
+/* the item open, if any, is done, with this status */
+
+static ngx_int_t
+ngx_http_callhq_openai_close(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, const char *status, ngx_chain_t ***last)
+{
+    json_t                  *ev, *item;
+    ngx_uint_t               i;
+    ngx_http_callhq_call_t  *call;
+    u_char                   id[sizeof("msg_") + NGX_HTTP_CALLHQ_WAIT_ID_LEN];
+
+    if (chat->openai_msg_open) {
+        chat->openai_msg_open = 0;
+
+        *ngx_snprintf(id, sizeof(id) - 1, "msg_%V", &chat->chat_id) = '\0';
+
+        ev = json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", id,
+                       "output_index", 0, "content_index", 0,
+                       "text", ngx_http_callhq_openai_text(chat), "logprobs");
+
+        if (ngx_http_callhq_openai_event(r, chat, "response.output_text.done",
+                                         ev, last)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ev = json_pack("{s:s,s:i,s:i,s:o}", "item_id", id, "output_index", 0,
+                       "content_index", 0,
+                       "part", ngx_http_callhq_openai_part(chat, 1));
+
+        if (ngx_http_callhq_openai_event(r, chat, "response.content_part.done",
+                                         ev, last)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_callhq_openai_done(r, chat,
+                   ngx_http_callhq_openai_message(chat, status), 0, last);
+    }
+
+    if (!ngx_http_callhq_chat_called(chat)) {
+        return NGX_OK;
+    }
+
+    call = chat->calls->elts;
+
+    for (i = 0; i < chat->calls->nelts; i++) {
+        if (!call[i].open) {
+            continue;
+        }
+
+        call[i].open = 0;
+
+        item = ngx_http_callhq_openai_call(chat, &call[i], status);
+        ev = item ? json_pack("{s:O,s:I,s:O,s:O}",
+                              "item_id", json_object_get(item, "id"),
+                              "output_index",
+                              (json_int_t) call[i].output_index,
+                              "name", json_object_get(item, "name"),
+                              "arguments", json_object_get(item, "arguments"))
+                  : NULL;
+
+        if (ngx_http_callhq_openai_event(r, chat,
+                                   "response.function_call_arguments.done",
+                                   ev, last)
+            != NGX_OK)
+        {
+            json_decref(item);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_callhq_openai_done(r, chat, item, call[i].output_index,
+                                        last)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* response.output_item.done with the item (taken) */
+
+static ngx_int_t
+ngx_http_callhq_openai_done(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat, json_t *item, ngx_uint_t index,
+    ngx_chain_t ***last)
+{
+    json_t  *ev;
+
+    ev = item ? json_pack("{s:I,s:o}", "output_index", (json_int_t) index,
+                          "item", item)
+              : NULL;
+
+    return ngx_http_callhq_openai_event(r, chat, "response.output_item.done",
                                         ev, last);
 }
 

@@ -219,7 +219,7 @@ Content-Type: application/json
 --- response_body eval
 [main::bad("Missing required parameter: 'input'.", 'input', 'missing_required_parameter'),
  main::bad("Invalid value for 'input': expected a string or a non-empty array of items.", 'input', 'invalid_value'),
- main::bad("Invalid value for 'input[0].type': only message items are supported.", 'input[0].type', 'invalid_value'),
+ main::bad("Invalid value for 'input[0].type': only message, function_call and function_call_output items are supported.", 'input[0].type', 'invalid_value'),
  main::bad("Invalid value for 'input[0].content[0].type': only input_text and output_text parts are supported.", 'input[0].content[0].type', 'invalid_value'),
  main::bad("Invalid value for 'input[0].role': expected one of user, assistant, system, developer.", 'input[0].role', 'invalid_value')]
 
@@ -242,7 +242,7 @@ Content-Type: application/json
 === TEST 12: unknown and unsupported parameters, wrong types, out of range
 --- request eval
 ["POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"frobnicate\": 1}",
- "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"tools\": []}",
+ "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"reasoning\": {}}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"stream\": \"yes\"}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"store\": 0}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": \"x\", \"temperature\": 3}",
@@ -253,7 +253,7 @@ Content-Type: application/json
 [400, 400, 400, 400, 400, 400, 400, 400]
 --- response_body eval
 [main::bad("Unknown parameter: 'frobnicate'.", 'frobnicate', 'unknown_parameter'),
- main::bad("Parameter 'tools' is not supported yet.", 'tools', 'unsupported_parameter'),
+ main::bad("Parameter 'reasoning' is not supported yet.", 'reasoning', 'unsupported_parameter'),
  main::bad("stream must be a boolean", 'stream', undef),
  main::bad("Invalid type for 'store': expected a boolean.", 'store', 'invalid_type'),
  main::bad("Invalid 'temperature': 3 is out of range [0, 2].", 'temperature', 'invalid_value'),

@@ -175,10 +175,11 @@ end
 $$;
 
 
--- A checked message as the module keeps it: {role, content}. content is
--- the message's content, else its "message" (the SDK's call-log shape of
--- user and system messages), else '' (an assistant message that only
--- carries tool_calls).
+-- A checked message as the module keeps it: {role, content}, and a tool
+-- result's tool_call_id, an assistant's tool_calls. content is the
+-- message's content, else its "message" (the SDK's call-log shape of
+-- user and system messages), else null for an assistant message that only
+-- carries tool_calls, else ''.
 -- Stable, not immutable, as message_raw (base.sql): jsonb_build_object is
 -- only stable, and a SQL function is inlined only when declared no
 -- stricter than its body.
@@ -189,7 +190,18 @@ as $$
     select jsonb_build_object('role', p_msg->'role',
                               'content', coalesce(callhq.jnull(p_msg->'content'),
                                                   callhq.jnull(p_msg->'message'),
+                                                  case when jsonb_typeof(p_msg->'tool_calls')
+                                                            = 'array'
+                                                       then 'null'::jsonb end,
                                                   '""'::jsonb))
+           || case when p_msg->>'role' = 'tool'
+                        and jsonb_typeof(p_msg->'tool_call_id') = 'string'
+                   then jsonb_build_object('tool_call_id', p_msg->'tool_call_id')
+                   else '{}' end
+           || case when p_msg->>'role' = 'assistant'
+                        and jsonb_typeof(p_msg->'tool_calls') = 'array'
+                   then jsonb_build_object('tool_calls', p_msg->'tool_calls')
+                   else '{}' end
 $$;
 
 
@@ -198,7 +210,7 @@ create or replace function callhq.model_ignored()
 returns text[]
 language sql immutable
 as $$
-    select array['tools', 'toolIds', 'toolRefs', 'knowledgeBase', 'knowledgeBaseId',
+    select array['toolIds', 'toolRefs', 'knowledgeBase', 'knowledgeBaseId',
                  'emotionRecognitionEnabled', 'numFastTurns', 'fallbackModels',
                  'toolStrictCompatibilityMode', 'promptCacheRetention', 'promptCacheKey',
                  'reasoningEffort', 'thinking', 'realtimeConfig', 'metadataSendMode',
@@ -239,7 +251,8 @@ as $$
                                              with ordinality x(m, n))
                                 else e.value end), '{}')
                   from jsonb_each(p_model) e
-                 where e.key in ('provider', 'model', 'messages', 'temperature', 'maxTokens'))
+                 where e.key in ('provider', 'model', 'messages', 'tools', 'temperature',
+                                 'maxTokens'))
            else p_model end
 $$;
 

@@ -140,6 +140,25 @@ as $$
 $$;
 
 
+-- A message ({role, content}, a tool result's tool_call_id, an
+-- assistant's tool_calls: message_clean's) as the model is sent it, with
+-- p_role for its role; without the tool members, as message_raw.
+create or replace function callhq.message_raw_of(p_role text, p_msg jsonb)
+returns text
+language sql stable parallel safe
+as $$
+    select '{"role":' || to_jsonb(p_role)::text
+           || ',"content":' || coalesce(callhq.json_compact(p_msg->'content'), 'null')
+           || case when jsonb_typeof(p_msg->'tool_calls') = 'array'
+                   then ',"tool_calls":' || callhq.json_compact(p_msg->'tool_calls')
+                   else '' end
+           || case when jsonb_typeof(p_msg->'tool_call_id') = 'string'
+                   then ',"tool_call_id":' || (p_msg->'tool_call_id')::text
+                   else '' end
+           || '}'
+$$;
+
+
 create or replace function callhq.is_uuid(p text)
 returns boolean
 language sql immutable parallel safe

@@ -191,6 +191,8 @@ $$;
 
 -- The upstream request's members that come from the model, as a JSON
 -- fragment without braces: "model":..[,"temperature":..][,"max_tokens":..]
+-- [,"tools":..] (model.tools, checked by check_tools: as Chat Completions
+-- takes them).
 -- Stable, not immutable, so that it inlines (to_jsonb is only stable).
 create or replace function callhq.chat_params(p_model jsonb)
 returns text
@@ -202,6 +204,10 @@ as $$
                    else '' end
            || case when jsonb_typeof(p_model->'maxTokens') = 'number'
                    then ',"max_tokens":' || (p_model->'maxTokens')::text
+                   else '' end
+           || case when jsonb_typeof(p_model->'tools') = 'array'
+                        and p_model->'tools' <> '[]'
+                   then ',"tools":' || callhq.json_compact(p_model->'tools')
                    else '' end
 $$;
 
@@ -218,8 +224,8 @@ begin
         return null;
     end if;
 
-    return (select string_agg(callhq.message_raw(callhq.upstream_role(e.m->>'role'),
-                                                 e.m->'content'), ',' order by e.n)
+    return (select string_agg(callhq.message_raw_of(callhq.upstream_role(e.m->>'role'),
+                                                    e.m), ',' order by e.n)
               from jsonb_array_elements(p_msgs) with ordinality e(m, n));
 end
 $$;
@@ -275,8 +281,8 @@ as $$
           from ctx
     ),
     h as (
-        select e.n, callhq.message_raw(callhq.upstream_role(e.m->>'role'),
-                                       e.m->'content') as raw
+        select e.n, callhq.message_raw_of(callhq.upstream_role(e.m->>'role'),
+                                          e.m) as raw
           from ctx, skip,
                jsonb_array_elements(ctx.m || coalesce(p_chat.output, '[]'))
                with ordinality e(m, n)
@@ -746,7 +752,8 @@ $$;
 
 -- POST /chat, after the model: in one transaction, the chat (p_reply the
 -- reply, p_status 'completed' or 'incomplete', p_usage {promptTokens,
--- completionTokens}, both 0 when unknown) and, when the chat has a session
+-- completionTokens}, both 0 when unknown, p_tool_calls the model's tool
+-- calls as Chat Completions gives them, or NULL) and, when the chat has a session
 -- that still exists, the input and the reply appended to its history; the
 -- turn is given back. p_messages, the context chat_begin returned, is NULL
 -- for a chat of a session, whose context is kept by reference (the
@@ -758,7 +765,8 @@ $$;
 -- alone.
 create or replace function callhq.chat_record(p_record jsonb, p_messages jsonb,
                                               p_reply text, p_status text,
-                                              p_usage jsonb)
+                                              p_usage jsonb,
+                                              p_tool_calls jsonb default null)
 returns table (status int, body text)
 language plpgsql
 as $$
@@ -766,7 +774,7 @@ as $$
 declare
     v_chat        uuid := (p_record->>'chatId')::uuid;
     v_session_id  uuid := (p_record->>'sessionId')::uuid;
-    v_reply       text := coalesce(p_reply, '');
+    v_output      jsonb := callhq.chat_reply(p_reply, p_tool_calls);
     v_prompt      bigint;
     v_completion  bigint;
     v_usage       jsonb;
@@ -848,7 +856,7 @@ begin
             p_record->>'name',
             callhq.jnull(p_record->'input'),
             v_messages,
-            jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', v_reply)),
+            jsonb_build_array(v_output),
             coalesce(p_status, 'completed'),
             v_usage,
             callhq.jnull(p_record->'metadata'),
@@ -873,12 +881,11 @@ begin
 
     if v_session_id is not null then
         v_turn := coalesce(p_record->'inputMessages', '[]')
-                  || jsonb_build_array(jsonb_build_object('role', 'assistant',
-                                                          'content', v_reply));
+                  || jsonb_build_array(v_output);
 
         insert into callhq.messages (session_id, seq, role, content, raw, tokens)
         select v_session_id, v_s.next_seq + e.n - 1, e.m->>'role', e.m->'content',
-               callhq.message_raw(e.m->>'role', e.m->'content'),
+               callhq.message_raw_of(e.m->>'role', e.m),
                case when e.n = jsonb_array_length(v_turn) then nullif(v_completion, 0)::int end
           from jsonb_array_elements(v_turn) with ordinality e(m, n);
 
@@ -897,6 +904,23 @@ begin
 
     return query select 201, callhq.chat_head(v_c)::text;
 end
+$$;
+
+
+-- The reply as recorded, the chat's output[0]: {role: "assistant",
+-- content} and the model's tool_calls, if it made any (content null
+-- when it said nothing besides).
+create or replace function callhq.chat_reply(p_reply text, p_tool_calls jsonb)
+returns jsonb
+language sql stable
+as $$
+    select case when jsonb_typeof(p_tool_calls) = 'array' and p_tool_calls <> '[]'
+                then jsonb_build_object('role', 'assistant',
+                                        'content', to_jsonb(nullif(p_reply, '')),
+                                        'tool_calls', p_tool_calls)
+                else jsonb_build_object('role', 'assistant',
+                                        'content', coalesce(p_reply, ''))
+           end
 $$;
 
 
@@ -1045,8 +1069,8 @@ returns text
 language sql stable
 as $$
     select '[' || coalesce(concat_ws(',',
-        (select string_agg(callhq.message_raw(callhq.upstream_role(e.m->>'role'),
-                                              e.m->'content'), ',' order by e.n)
+        (select string_agg(callhq.message_raw_of(callhq.upstream_role(e.m->>'role'),
+                                                 e.m), ',' order by e.n)
            from jsonb_array_elements(coalesce(c.messages, '[]'))
                 with ordinality e(m, n)
           where c.history_to is null or e.n <= coalesce(c.prompt_count, 0)),
@@ -1057,8 +1081,8 @@ as $$
           where c.history_to is not null
             and m.session_id = c.session_id
             and m.seq between c.history_from and c.history_to),
-        (select string_agg(callhq.message_raw(callhq.upstream_role(e.m->>'role'),
-                                              e.m->'content'), ',' order by e.n)
+        (select string_agg(callhq.message_raw_of(callhq.upstream_role(e.m->>'role'),
+                                                 e.m), ',' order by e.n)
            from jsonb_array_elements(coalesce(c.messages, '[]'))
                 with ordinality e(m, n)
           where c.history_to is not null and e.n > coalesce(c.prompt_count, 0))),

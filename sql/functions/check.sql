@@ -251,6 +251,14 @@ begin
         then
             perform callhq.check_string(v_msg->'message', v_path || '.message');
         end if;
+        -- a tool's result answers one call; an assistant's calls go back
+        -- upstream as they came
+        if v_role = 'tool' then
+            perform callhq.check_string(v_msg->'tool_call_id', v_path || '.tool_call_id',
+                                        200, true);
+        end if;
+        perform callhq.check_tool_calls(v_msg->'tool_calls', v_path || '.tool_calls',
+                                        v_role);
         v_out := v_out || jsonb_build_array(callhq.message_clean(v_msg));
     end loop;
     return v_out;
@@ -258,7 +266,108 @@ end
 $$;
 
 
--- {provider, model, messages, temperature, maxTokens}; model.model required;
+-- An assistant message's tool_calls, as Chat Completions has them:
+-- [{id, type: "function", function: {name, arguments}}].
+create or replace function callhq.check_tool_calls(p_value jsonb, p_path text,
+                                                   p_role text)
+returns jsonb
+language plpgsql
+as $$
+declare
+    v_call  jsonb;
+    v_n     bigint;
+    v_path  text;
+begin
+    if callhq.check_array(p_value, p_path) is null then
+        return null;
+    end if;
+    if p_role <> 'assistant' then
+        perform callhq.fail(400, p_path || ' is only allowed in an assistant message');
+    end if;
+
+    for v_call, v_n in
+        select e.value, e.n - 1 from jsonb_array_elements(p_value) with ordinality e(value, n)
+    loop
+        v_path := p_path || '[' || v_n || ']';
+        perform callhq.check_object(v_call, v_path, true);
+        perform callhq.check_fields(v_call, array['id', 'type', 'function'], v_path || '.');
+        perform callhq.check_string(v_call->'id', v_path || '.id', 200, true);
+        perform callhq.check_enum(v_call->'type', v_path || '.type', array['function']);
+        perform callhq.check_object(v_call->'function', v_path || '.function', true);
+        perform callhq.check_fields(v_call->'function', array['name', 'arguments'],
+                                    v_path || '.function.');
+        perform callhq.check_tool_name(v_call->'function'->'name', v_path || '.function.name');
+        perform callhq.check_string(v_call->'function'->'arguments',
+                                    v_path || '.function.arguments', null, true);
+    end loop;
+    return p_value;
+end
+$$;
+
+
+-- A function's name as the models take it: 1 to 64 of a-z A-Z 0-9 _ -.
+create or replace function callhq.check_tool_name(p_value jsonb, p_path text)
+returns text
+language plpgsql
+as $$
+begin
+    if callhq.check_string(p_value, p_path, null, true) !~ '^[a-zA-Z0-9_-]{1,64}$' then
+        perform callhq.fail(400, p_path || ' must be 1 to 64 letters, digits, _ or -');
+    end if;
+    return p_value #>> '{}';
+end
+$$;
+
+
+-- An assistant's model.tools: function tools as Chat Completions takes
+-- them, [{type: "function", function: {name, description, parameters,
+-- strict}}]; the SDK's other tool types have nothing to run them here.
+create or replace function callhq.check_tools(p_value jsonb, p_path text)
+returns jsonb
+language plpgsql
+as $$
+declare
+    v_tool  jsonb;
+    v_n     bigint;
+    v_path  text;
+    v_fn    text;
+begin
+    if callhq.check_array(p_value, p_path) is null then
+        return null;
+    end if;
+    if jsonb_array_length(p_value) > 128 then
+        perform callhq.fail(400, p_path || ' must have at most 128 tools');
+    end if;
+
+    for v_tool, v_n in
+        select e.value, e.n - 1 from jsonb_array_elements(p_value) with ordinality e(value, n)
+    loop
+        v_path := p_path || '[' || v_n || ']';
+        perform callhq.check_object(v_tool, v_path, true);
+        if callhq.check_string(v_tool->'type', v_path || '.type', null, true) <> 'function'
+        then
+            perform callhq.fail(400, v_path || '.type must be function (the only '
+                                     'tools a chat can call here)');
+        end if;
+        v_fn := v_path || '.function';
+        perform callhq.check_object(v_tool->'function', v_fn, true);
+        perform callhq.check_fields(v_tool->'function',
+                                    array['name', 'description', 'parameters', 'strict'],
+                                    v_fn || '.');
+        perform callhq.check_tool_name(v_tool->'function'->'name', v_fn || '.name');
+        perform callhq.check_string(v_tool->'function'->'description',
+                                    v_fn || '.description', 1024);
+        perform callhq.check_object(v_tool->'function'->'parameters', v_fn || '.parameters');
+        if jsonb_typeof(v_tool->'function'->'strict') not in ('boolean', 'null') then
+            perform callhq.fail(400, v_fn || '.strict must be a boolean');
+        end if;
+    end loop;
+    return p_value;
+end
+$$;
+
+
+-- {provider, model, messages, tools, temperature, maxTokens}; model.model required;
 -- the members of model_ignored() accepted and ignored.
 create or replace function callhq.check_model(p_value jsonb, p_path text)
 returns jsonb
@@ -269,12 +378,13 @@ begin
         return null;
     end if;
 
-    perform callhq.check_fields(p_value, array['provider', 'model', 'messages',
+    perform callhq.check_fields(p_value, array['provider', 'model', 'messages', 'tools',
                                                'temperature', 'maxTokens']
                                          || callhq.model_ignored(), p_path || '.');
     perform callhq.check_string(p_value->'provider', p_path || '.provider', 100);
     perform callhq.check_string(p_value->'model', p_path || '.model', 200, true);
     perform callhq.check_messages(p_value->'messages', p_path || '.messages');
+    perform callhq.check_tools(p_value->'tools', p_path || '.tools');
     perform callhq.check_number(p_value->'temperature', p_path || '.temperature', 0, 2);
     perform callhq.check_int(p_value->'maxTokens', p_path || '.maxTokens', 1, 1000000);
     return p_value;

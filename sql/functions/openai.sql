@@ -71,7 +71,8 @@ $$;
 
 
 -- input: a string, or message items ({role, content}, type "message")
--- made the {role, content} messages of POST /chat.
+-- made the {role, content} messages of POST /chat; function_call_output
+-- and function_call items as openai_tool_item makes them.
 create or replace function callhq.openai_input(p_value jsonb)
 returns jsonb
 language plpgsql
@@ -106,10 +107,15 @@ begin
                                             || ''': expected an object.', v_path,
                                        'invalid_type');
         end if;
+        if v_item->>'type' in ('function_call_output', 'function_call') then
+            v_out := callhq.openai_tool_item(v_out, v_item, v_path);
+            continue;
+        end if;
         if coalesce(v_item->>'type', 'message') <> 'message' then
             perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
-                                            || '.type'': only message items '
-                                            || 'are supported.', v_path || '.type',
+                                            || '.type'': only message, function_call '
+                                            || 'and function_call_output items are '
+                                            || 'supported.', v_path || '.type',
                                        'invalid_value');
         end if;
         if v_item->>'role' is null
@@ -126,6 +132,166 @@ begin
                                                       v_path || '.content')));
     end loop;
     return v_out;
+end
+$$;
+
+
+-- A function_call_output item ({call_id, output}) is a message of role
+-- tool; a function_call item ({call_id, name, arguments}) a tool call of
+-- an assistant message, the one before it when it is the assistant's
+-- (as a Response's output replayed: its message, then its calls).
+-- Returns p_msgs with it.
+create or replace function callhq.openai_tool_item(p_msgs jsonb, p_item jsonb,
+                                                   p_path text)
+returns jsonb
+language plpgsql
+as $$
+declare
+    v_key   text;
+    v_call  jsonb;
+    v_last  jsonb := p_msgs->-1;
+begin
+    foreach v_key in array case when p_item->>'type' = 'function_call'
+                                then array['call_id', 'name', 'arguments']
+                                else array['call_id', 'output'] end
+    loop
+        if v_key <> 'output' and jsonb_typeof(p_item->v_key) is distinct from 'string'
+        then
+            perform callhq.openai_fail(400, 'Missing required parameter: '''
+                                            || p_path || '.' || v_key || '''.',
+                                       p_path || '.' || v_key,
+                                       'missing_required_parameter');
+        end if;
+    end loop;
+
+    if p_item->>'type' = 'function_call_output' then
+        if p_item->'output' is null then
+            perform callhq.openai_fail(400, 'Missing required parameter: '''
+                                            || p_path || '.output''.',
+                                       p_path || '.output',
+                                       'missing_required_parameter');
+        end if;
+        return p_msgs || jsonb_build_array(jsonb_build_object(
+                   'role', 'tool', 'tool_call_id', p_item->'call_id',
+                   'content', callhq.openai_content(p_item->'output',
+                                                    p_path || '.output')));
+    end if;
+
+    if (p_item->>'name') !~ '^[a-zA-Z0-9_-]{1,64}$' then
+        perform callhq.openai_fail(400, 'Invalid value for ''' || p_path
+                                        || '.name'': 1 to 64 letters, digits, _ '
+                                        || 'or -.', p_path || '.name', 'invalid_value');
+    end if;
+    v_call := jsonb_build_array(jsonb_build_object(
+                  'id', p_item->'call_id', 'type', 'function',
+                  'function', jsonb_build_object('name', p_item->'name',
+                                                 'arguments', p_item->'arguments')));
+
+    if v_last->>'role' = 'assistant' then
+        return jsonb_set(p_msgs, '{-1}',
+                         v_last || jsonb_build_object(
+                             'tool_calls', coalesce(v_last->'tool_calls', '[]') || v_call));
+    end if;
+    return p_msgs || jsonb_build_array(jsonb_build_object(
+               'role', 'assistant', 'content', null, 'tool_calls', v_call));
+end
+$$;
+
+
+-- A Responses body's tools ([{type: "function", name, description,
+-- parameters, strict}]) as Chat Completions takes them, or NULL.
+create or replace function callhq.openai_tools(p_value jsonb)
+returns jsonb
+language plpgsql
+as $$
+declare
+    v_tool  jsonb;
+    v_n     bigint;
+    v_path  text;
+    v_out   jsonb := '[]';
+begin
+    if p_value is null then
+        return null;
+    end if;
+    if jsonb_typeof(p_value) <> 'array' then
+        perform callhq.openai_fail(400, 'Invalid type for ''tools'': expected an '
+                                        || 'array of tools.', 'tools', 'invalid_type');
+    end if;
+
+    for v_tool, v_n in
+        select e.value, e.n - 1 from jsonb_array_elements(p_value) with ordinality e(value, n)
+    loop
+        v_path := 'tools[' || v_n || ']';
+        if jsonb_typeof(v_tool) is distinct from 'object'
+           or v_tool->>'type' is distinct from 'function'
+        then
+            perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
+                                            || '.type'': only function tools are '
+                                            || 'supported.', v_path || '.type',
+                                       'invalid_value');
+        end if;
+        if jsonb_typeof(v_tool->'name') is distinct from 'string' then
+            perform callhq.openai_fail(400, 'Missing required parameter: '''
+                                            || v_path || '.name''.', v_path || '.name',
+                                       'missing_required_parameter');
+        end if;
+        if (v_tool->>'name') !~ '^[a-zA-Z0-9_-]{1,64}$' then
+            perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
+                                            || '.name'': 1 to 64 letters, digits, _ '
+                                            || 'or -.', v_path || '.name',
+                                       'invalid_value');
+        end if;
+        if jsonb_typeof(v_tool->'parameters') not in ('object', 'null')
+           or jsonb_typeof(v_tool->'description') not in ('string', 'null')
+           or jsonb_typeof(v_tool->'strict') not in ('boolean', 'null')
+        then
+            v_path := v_path || '.' || case
+                when jsonb_typeof(v_tool->'parameters') not in ('object', 'null')
+                then 'parameters'
+                when jsonb_typeof(v_tool->'description') not in ('string', 'null')
+                then 'description' else 'strict' end;
+            perform callhq.openai_fail(400, 'Invalid type for ''' || v_path || '''.',
+                                       v_path, 'invalid_type');
+        end if;
+        v_out := v_out || jsonb_build_array(jsonb_build_object(
+                     'type', 'function',
+                     'function', jsonb_strip_nulls(jsonb_build_object(
+                         'name', v_tool->'name',
+                         'description', callhq.jnull(v_tool->'description'),
+                         'parameters', callhq.jnull(v_tool->'parameters'),
+                         'strict', callhq.jnull(v_tool->'strict')))));
+    end loop;
+    return v_out;
+end
+$$;
+
+
+-- tool_choice: "none", "auto", "required" or {type: "function", name}, as
+-- Chat Completions takes it, or NULL.
+create or replace function callhq.openai_tool_choice(p_value jsonb)
+returns jsonb
+language plpgsql
+as $$
+begin
+    if p_value is null then
+        return null;
+    end if;
+    if p_value #>> '{}' in ('none', 'auto', 'required')
+       and jsonb_typeof(p_value) = 'string'
+    then
+        return p_value;
+    end if;
+    if jsonb_typeof(p_value) = 'object' and p_value->>'type' = 'function'
+       and jsonb_typeof(p_value->'name') = 'string'
+    then
+        return jsonb_build_object('type', 'function',
+                                  'function', jsonb_build_object('name', p_value->'name'));
+    end if;
+    perform callhq.openai_fail(400, 'Invalid value for ''tool_choice'': expected '
+                                    || '"none", "auto", "required" or {"type": '
+                                    || '"function", "name": ...}.', 'tool_choice',
+                               'invalid_value');
+    return null;
 end
 $$;
 
@@ -216,7 +382,8 @@ $$;
 -- the chat the Responses body makes.  instructions go upstream as a
 -- system message before everything else, for this response only (as
 -- OpenAI's: a response chained to this one does not inherit them);
--- temperature, top_p, max_output_tokens and metadata go upstream too.
+-- temperature, top_p, max_output_tokens and metadata go upstream too, and
+-- tools (after the assistant's), tool_choice and parallel_tool_calls.
 create or replace function callhq.openai_begin(p_key bytea, p_body jsonb, p_opts jsonb)
 returns table (state text, record text, params text, messages text,
                chat_id uuid, session_id uuid, org_id uuid, model text)
@@ -230,6 +397,7 @@ declare
     v_prev      text;
     v_chat      jsonb;
     v_params    jsonb;
+    v_tools     jsonb;
     v_instr     text;
     v_meta      jsonb;
     v_r         record;
@@ -248,7 +416,7 @@ begin
       from jsonb_each(v_body) e where jsonb_typeof(e.value) <> 'null';
 
     for v_key in select k from jsonb_object_keys(v_body) k order by k loop
-        if v_key in ('tools', 'tool_choice', 'background', 'prompt', 'reasoning')
+        if v_key in ('background', 'prompt', 'reasoning')
         then
             perform callhq.openai_fail(400, 'Parameter ''' || v_key || ''' is '
                                             || 'not supported yet.', v_key,
@@ -257,7 +425,7 @@ begin
         if v_key not in ('model', 'input', 'instructions', 'previous_response_id',
                          'store', 'stream', 'metadata', 'temperature', 'top_p',
                          'max_output_tokens', 'parallel_tool_calls', 'truncation',
-                         'conversation',
+                         'conversation', 'tools', 'tool_choice',
                          'user', 'include', 'service_tier', 'text', 'stream_options')
         then
             perform callhq.openai_fail(400, 'Unknown parameter: ''' || v_key || '''.',
@@ -356,7 +524,10 @@ begin
         'top_p', callhq.openai_number(v_body, 'top_p', 0, 1),
         'max_tokens', callhq.openai_number(v_body, 'max_output_tokens', 1, null,
                                            true),
-        'metadata', v_meta));
+        'metadata', v_meta,
+        'tools', callhq.openai_tools(v_body->'tools'),
+        'tool_choice', callhq.openai_tool_choice(v_body->'tool_choice'),
+        'parallel_tool_calls', v_body->'parallel_tool_calls'));
 
     -- chat_begin's own failures (a session's, the input's) name our fields
     begin
@@ -386,7 +557,25 @@ begin
                    || jsonb_build_object('responseModel', v_body->>'model'))::text;
 
     if v_params <> '{}' then
-        v_params := ('{' || v_r.params || '}')::jsonb || v_params;
+        v_tools := ('{' || v_r.params || '}')::jsonb;
+        -- the request's tools after the assistant's, one of the same name
+        -- in its place
+        if v_params ? 'tools' then
+            v_params := v_params || jsonb_build_object('tools',
+                coalesce((select jsonb_agg(t.value order by t.n)
+                            from jsonb_array_elements(v_tools->'tools')
+                                 with ordinality t(value, n)
+                           where not exists (
+                                 select from jsonb_array_elements(v_params->'tools') q
+                                  where q->'function'->'name'
+                                        = t.value->'function'->'name')), '[]')
+                || (v_params->'tools'));
+        end if;
+        v_params := v_tools || v_params;
+        -- without tools, nothing to choose or call in parallel
+        if coalesce(v_params->'tools', '[]') = '[]' then
+            v_params := v_params - 'tools' - 'tool_choice' - 'parallel_tool_calls';
+        end if;
         v_r.params := substr(v_params::text, 2, length(v_params::text) - 2);
     end if;
 
@@ -434,13 +623,7 @@ as $$
                           (select coalesce(a.name, a.id::text) from callhq.assistants a
                             where a.id = c.assistant_id),
                           c.assistant_id::text, c.assistant->>'name'),
-        'output', jsonb_build_array(jsonb_build_object(
-            'id', 'msg_' || c.id, 'type', 'message', 'status', c.status,
-            'role', 'assistant',
-            'content', jsonb_build_array(jsonb_build_object(
-                'type', 'output_text',
-                'text', coalesce(c.output->0->>'content', ''),
-                'annotations', '[]'::jsonb, 'logprobs', '[]'::jsonb)))),
+        'output', callhq.openai_output(c),
         'parallel_tool_calls', true,
         'previous_response_id', 'resp_' || c.previous_chat_id,
         -- a chat of a session is a response in its conversation
@@ -463,6 +646,38 @@ as $$
             'output_tokens_details', '{"reasoning_tokens": 0}'::jsonb,
             'total_tokens', coalesce((c.usage->>'promptTokens')::bigint, 0)
                             + coalesce((c.usage->>'completionTokens')::bigint, 0)))
+$$;
+
+
+-- A chat's output as a Response's: its message (unless the model only
+-- called tools), then a function_call item per tool call, in order; the
+-- items' ids as the module answered them (msg_<chat id>, fc_<chat id>_<n>).
+create or replace function callhq.openai_output(c callhq.chats)
+returns jsonb
+language sql stable
+as $$
+    select case when coalesce(c.output->0->>'content', '') <> ''
+                     or jsonb_typeof(c.output->0->'tool_calls') is distinct from 'array'
+                then jsonb_build_array(jsonb_build_object(
+                         'id', 'msg_' || c.id, 'type', 'message', 'status', c.status,
+                         'role', 'assistant',
+                         'content', jsonb_build_array(jsonb_build_object(
+                             'type', 'output_text',
+                             'text', coalesce(c.output->0->>'content', ''),
+                             'annotations', '[]'::jsonb, 'logprobs', '[]'::jsonb))))
+                else '[]' end
+           || coalesce((select jsonb_agg(jsonb_build_object(
+                                   'id', 'fc_' || c.id || '_' || (t.n - 1),
+                                   'type', 'function_call', 'status', c.status,
+                                   'arguments', t.call->'function'->'arguments',
+                                   'call_id', t.call->'id',
+                                   'name', t.call->'function'->'name')
+                                 order by t.n)
+                          from jsonb_array_elements(
+                                   case when jsonb_typeof(c.output->0->'tool_calls')
+                                             = 'array'
+                                        then c.output->0->'tool_calls' else '[]' end)
+                               with ordinality t(call, n)), '[]')
 $$;
 
 

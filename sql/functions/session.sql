@@ -60,7 +60,7 @@ language sql
 as $$
     insert into callhq.messages (session_id, seq, role, content, raw)
     select p_session, p_first + e.n - 1, e.m->>'role', e.m->'content',
-           callhq.message_raw(e.m->>'role', e.m->'content')
+           callhq.message_raw_of(e.m->>'role', e.m)
       from jsonb_array_elements(p_msgs) with ordinality e(m, n)
 $$;
 

@@ -146,6 +146,22 @@ Modifiers (fault injection):
                    last one shorter), words or not, instead of the usual
                    pieces of at most 8.
 
+Modifiers (tool calls):
+  tool[-<n>]       when the request has "tools" and its last message is not a
+                   tool result (role "tool"), the reply calls tools instead of
+                   saying TEXT: n calls (default 1, parallel calls for n > 1),
+                   call i to tools[i mod len(tools)] with id
+                   "call_<turn>_<i>" (turn: the number of user messages) and
+                   arguments the compact JSON {"q": <last user message>,
+                   "i": i}; content null, finish_reason "tool_calls".
+                   Stream: after the role chunk, for each call one chunk
+                   with {index, id, type, function: {name, arguments: ""}},
+                   then its arguments in pieces of at most 8 characters
+                   (pieces-<n> applies), one chunk each; cut-after-<n> and
+                   reset-after-<n> count those pieces.  After a tool result,
+                   the reply is TEXT as without the modifier (echo shows the
+                   assistant's tool_calls and the results as they arrived).
+
 Modifiers (how the JSON of a reply is written; TEXT and the pieces stay the
 same):
   ascii            every JSON the reply carries (the non-stream body, each
@@ -284,7 +300,7 @@ def parse_model(model):
         'base': 'recall', 'slow': 0, 'slowstream': None, 'fail': None,
         'cut': None, 'reset': False, 'split': None,
         'ascii': False, 'pretty': False, 'badjson': None,
-        'long': 0, 'pieces': None,
+        'long': 0, 'pieces': None, 'tools': 0,
     }
     for part in model.lower().split('+'):
         part = part.strip()
@@ -307,6 +323,8 @@ def parse_model(model):
         elif (m := re.fullmatch(r'long-(\d+)', part)):
             opts['base'] = 'long'
             opts['long'] = int(m.group(1))
+        elif (m := re.fullmatch(r'tool(?:-(\d+))?', part)):
+            opts['tools'] = max(1, int(m.group(1))) if m.group(1) else 1
         elif (m := re.fullmatch(r'pieces-(\d+)', part)):
             opts['pieces'] = max(1, int(m.group(1)))
         elif (m := re.fullmatch(r'split(?:-(\d+))?', part)):
@@ -417,6 +435,26 @@ def recall_text(messages):
 
 def long_text(n):
     return ''.join('%07d ' % i for i in range(1, n // 8 + 2))[:n]
+
+
+def tool_calls(opts, body, messages):
+    """The calls of the tool modifier, or [] (see the module docstring)."""
+    tools = body.get('tools')
+    if not opts['tools'] or not isinstance(tools, list) or not tools or \
+            (messages and messages[-1].get('role') == 'tool'):
+        return []
+    users = [m for m in messages if m.get('role') == 'user']
+    q = content_text(users[-1].get('content')) if users else ''
+    calls = []
+    for i in range(opts['tools']):
+        tool = tools[i % len(tools)]
+        fn = tool.get('function') if isinstance(tool, dict) else None
+        name = fn.get('name') if isinstance(fn, dict) else None
+        calls.append({'id': 'call_%d_%d' % (len(users), i), 'type': 'function',
+                      'function': {'name': name if isinstance(name, str)
+                                   else 'tool',
+                                   'arguments': dumps({'q': q, 'i': i})}})
+    return calls
 
 
 def make_text(base, messages):
@@ -665,30 +703,37 @@ class Handler(BaseHTTPRequestHandler):
                                         % (st, model)), extra=extra)
             return
 
-        if opts['base'] == 'long':
+        calls = tool_calls(opts, body, messages)
+        if calls:
+            reply = ''
+        elif opts['base'] == 'long':
             reply = long_text(opts['long'])
         else:
             reply = make_text(opts['base'], messages)
         ptok = count_tokens(' '.join(content_text(m.get('content'))
                                      for m in messages))
-        ctok = count_tokens(reply)
+        ctok = count_tokens(reply + ' '.join(
+            c['function']['arguments'] for c in calls))
         usage = {'prompt_tokens': ptok, 'completion_tokens': ctok,
                  'total_tokens': ptok + ctok}
         rid = 'chatcmpl-' + uuid.uuid4().hex[:24]
         created = int(time.time())
         self._split_idx = 0
         if stream:
-            self._stream(opts, model, rid, created, reply, usage)
+            self._stream(opts, model, rid, created, reply, usage, calls)
         else:
-            self._nonstream(opts, model, rid, created, reply, usage)
+            self._nonstream(opts, model, rid, created, reply, usage, calls)
 
-    def _nonstream(self, opts, model, rid, created, reply, usage):
+    def _nonstream(self, opts, model, rid, created, reply, usage, calls):
+        message = {'role': 'assistant', 'content': reply}
+        if calls:
+            message = {'role': 'assistant', 'content': None,
+                       'tool_calls': calls}
         obj = {
             'id': rid, 'object': 'chat.completion', 'created': created,
             'model': model,
-            'choices': [{'index': 0,
-                         'message': {'role': 'assistant', 'content': reply},
-                         'finish_reason': 'stop'}],
+            'choices': [{'index': 0, 'message': message,
+                         'finish_reason': 'tool_calls' if calls else 'stop'}],
             'usage': usage,
         }
         if opts['badjson']:
@@ -712,7 +757,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._write(data, opts['split'])
 
-    def _stream(self, opts, model, rid, created, reply, usage):
+    def _stream(self, opts, model, rid, created, reply, usage, calls):
         chunked = self.request_version == 'HTTP/1.1' and not STREAM_CLOSE
         self.send_response(200)
         self.send_header('Content-Type', 'text/event-stream')
@@ -745,7 +790,22 @@ class Handler(BaseHTTPRequestHandler):
             bad = chunk({'content': 'bad:' + BAD_MARK})
             emit(spoil(wire(bad, opts), opts['badjson']))
 
+        def end(finish):
+            emit(chunk({}, finish))
+            emit({'id': rid, 'object': 'chat.completion.chunk',
+                  'created': created, 'model': model, 'choices': [],
+                  'usage': usage})
+            emit('[DONE]')
+            if chunked:
+                self._write(b'0\r\n\r\n', split)
+            else:
+                self.close_connection = True
+
         emit(chunk({'role': 'assistant', 'content': ''}))
+        if calls:
+            self._stream_calls(opts, calls, emit, chunk)
+            end('tool_calls')
+            return
         if opts['pieces']:
             k = opts['pieces']
             pieces = [reply[i:i + k] for i in range(0, len(reply), k)]
@@ -765,15 +825,27 @@ class Handler(BaseHTTPRequestHandler):
             self._abort(opts['reset'])
         if opts['slowstream'] is not None:
             time.sleep(opts['slowstream'] / 1000.0)
-        emit(chunk({}, 'stop'))
-        emit({'id': rid, 'object': 'chat.completion.chunk',
-              'created': created, 'model': model, 'choices': [],
-              'usage': usage})
-        emit('[DONE]')
-        if chunked:
-            self._write(b'0\r\n\r\n', split)
-        else:
-            self.close_connection = True
+        end('stop')
+
+    def _stream_calls(self, opts, calls, emit, chunk):
+        sent = 0
+        for i, call in enumerate(calls):
+            emit(chunk({'tool_calls': [{
+                'index': i, 'id': call['id'], 'type': 'function',
+                'function': {'name': call['function']['name'],
+                             'arguments': ''}}]}))
+            args = call['function']['arguments']
+            k = opts['pieces'] or PIECE_MAX
+            for j in range(0, len(args), k):
+                if opts['cut'] is not None and sent >= opts['cut']:
+                    self._abort(opts['reset'])
+                if opts['slowstream'] is not None and sent > 0:
+                    time.sleep(opts['slowstream'] / 1000.0)
+                emit(chunk({'tool_calls': [{
+                    'index': i, 'function': {'arguments': args[j:j + k]}}]}))
+                sent += 1
+        if opts['cut'] is not None:
+            self._abort(opts['reset'])
 
 
 class Server(ThreadingHTTPServer):
