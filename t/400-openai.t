@@ -211,7 +211,7 @@ Content-Type: application/json
 --- request eval
 ["POST /v1/responses\n{\"model\": \"o400-echo\"}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": []}",
- "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": [{\"type\": \"function_call_output\", \"call_id\": \"c\", \"output\": \"o\"}]}",
+ "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": [{\"type\": \"item_reference\", \"id\": \"msg_1\"}]}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": [{\"role\": \"user\", \"content\": [{\"type\": \"input_image\", \"image_url\": \"u\"}]}]}",
  "POST /v1/responses\n{\"model\": \"o400-echo\", \"input\": [{\"role\": \"robot\", \"content\": \"x\"}]}"]
 --- error_code eval
