@@ -876,7 +876,7 @@ begin
 
     -- its reply goes to the customer by SMS (sms.sql)
     if p_record->>'smsSend' = 'true' then
-        perform callhq.sms_reply(p_record, v_session_id, v_reply);
+        perform callhq.sms_reply(p_record, v_session_id, coalesce(p_reply, ''));
     end if;
 
     if v_session_id is not null then
