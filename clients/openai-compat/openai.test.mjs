@@ -226,6 +226,70 @@ describe("responses.stream()", () => {
   });
 });
 
+describe("tools", () => {
+  /* the mock's echo+tool: a call to the request's tool, then, given its
+     output, the messages it got as its text */
+  const TOOLS = `openai-compat-tools-${process.pid}`;
+  const tools = [{ type: "function", name: "get_weather", description: "The weather of a city",
+                   parameters: { type: "object", properties: { q: { type: "string" } } },
+                   strict: false }];
+
+  before(async () => {
+    const res = await fetch(`${BASE_URL}/assistant`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${env("CALLHQ_KEY")}`,
+                 "Content-Type": "application/json" },
+      body: JSON.stringify({ name: TOOLS, model: { provider: "openai", model: "echo+tool" } }),
+    });
+    assert.equal(res.status, 201);
+  });
+
+  it("a function_call, then its function_call_output by previous_response_id", async () => {
+    const first = await client.responses.create({ model: TOOLS, input: "Weather in Paris?", tools });
+    assert.equal(first.status, "completed");
+    assert.equal(first.output.length, 1);
+    const call = first.output[0];
+    assert.equal(call.type, "function_call");
+    assert.equal(call.name, "get_weather");
+    assert.deepEqual(JSON.parse(call.arguments), { q: "Weather in Paris?", i: 0 });
+    assert.deepEqual(first.tools.map((t) => t.name), ["get_weather"]);
+
+    const second = await client.responses.create({
+      model: TOOLS, previous_response_id: first.id, tools,
+      input: [{ type: "function_call_output", call_id: call.call_id, output: "sunny" }],
+    });
+    assert.equal(second.status, "completed");
+    assert.equal(second.output[0].type, "message");
+    /* what went upstream: the question, the call, its output, in order */
+    const sent = JSON.parse(second.output_text);
+    assert.deepEqual(sent.map((m) => m.role), ["user", "assistant", "tool"]);
+    assert.equal(sent[1].tool_calls[0].id, call.call_id);
+    assert.equal(sent[1].tool_calls[0].function.arguments, call.arguments);
+    assert.deepEqual([sent[2].tool_call_id, sent[2].content], [call.call_id, "sunny"]);
+
+    const got = await client.responses.retrieve(first.id);
+    assert.deepEqual(got.output, first.output);
+  });
+
+  it("responses.stream() rebuilds the call from its argument deltas", async () => {
+    let deltas = "";
+    const stream = client.responses.stream({ model: TOOLS, input: "Weather in Rome?", tools })
+      .on("response.function_call_arguments.delta", (ev) => { deltas += ev.delta; });
+    const final = await stream.finalResponse();
+    assert.equal(final.status, "completed");
+    assert.equal(final.output[0].type, "function_call");
+    assert.equal(final.output[0].arguments, deltas);
+    assert.deepEqual(JSON.parse(deltas), { q: "Weather in Rome?", i: 0 });
+  });
+
+  it("a bad tool is a BadRequestError naming it", async () => {
+    await assert.rejects(client.responses.create({ model: TOOLS, input: "x",
+                                                   tools: [{ type: "function" }] }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.param === "tools[0].name"
+                                && /tools\[0\]\.name/.test(e.message));
+  });
+});
+
 describe("errors", () => {
   it("an unknown key is an AuthenticationError", async () => {
     const bad = new OpenAI({ baseURL: `${BASE_URL}/v1`, apiKey: "nope", maxRetries: 0 });
