@@ -419,12 +419,14 @@ describe("@vapi-ai/server-sdk: the rest of the SDK's fields and parameters", () 
       { role: "tool", content: "42", tool_call_id: "call_1" },
     ] });
     try {
-      // stored as {role, content}, developer as developer, no content as ""
+      // stored as {role, content}, developer as developer, an assistant's
+      // tool calls (content null) and a tool's tool_call_id kept
       assert.deepEqual(s.messages, [
         { role: "developer", content: "Be brief." },
         { role: "user", content: "hi" },
-        { role: "assistant", content: "" },
-        { role: "tool", content: "42" },
+        { role: "assistant", content: null,
+          tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: "{}" } }] },
+        { role: "tool", content: "42", tool_call_id: "call_1" },
       ]);
       assert.deepEqual(s.assistant.model.messages, [{ role: "developer", content: "Be kind." }]);
       // upstream, developer messages are system messages
@@ -481,7 +483,7 @@ describe("@vapi-ai/server-sdk: the rest of the SDK's fields and parameters", () 
                                                  endCallPhrases: ["bye"],
                                                  model: { provider: "openai", model: "recall",
                                                           tools: [], numFastTurns: 1 } });
-      assert.deepEqual(u.model, { provider: "openai", model: "recall" });
+      assert.deepEqual(u.model, { provider: "openai", model: "recall", tools: [] });
 
       // and as an inline assistant of a session and of a chat
       const inline = { voice: { provider: "vapi", voiceId: "Elliot" }, maxDurationSeconds: 60,
