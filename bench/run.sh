@@ -341,7 +341,17 @@ if [ "$pg_stats" != 0 ]; then
     scripts/pg.sh stop "$tmp/pg"
     scripts/pg.sh start "$tmp/pg" "$pg_port"
     q -c "alter system set pg_stat_statements.track = 'all'" \
+      -c "alter system set pg_stat_statements.track_planning = on" \
       -c "select pg_reload_conf()" -c "create extension pg_stat_statements" >/dev/null
+fi
+if [ -n "${BENCH_AUTO_EXPLAIN:-}" ]; then
+    q -c "alter system set session_preload_libraries = 'auto_explain'" \
+      -c "alter system set auto_explain.log_min_duration = 0" \
+      -c "alter system set auto_explain.log_analyze = on" \
+      -c "alter system set auto_explain.log_buffers = on" \
+      -c "alter system set auto_explain.log_nested_statements = on" \
+      -c "alter system set auto_explain.sample_rate = $BENCH_AUTO_EXPLAIN" \
+      -c "select pg_reload_conf()" >/dev/null
 fi
 pg_ver=$(q -c "show server_version_num")
 sql/migrate.sh "$conninfo" >/dev/null
@@ -698,14 +708,15 @@ pg_stats_snapshot() {
         echo "is also in the calling statement's); per call: rows, shared"
         echo "blocks hit and read${wal:+, WAL bytes}:"
         echo
-        echo "| statement | calls | calls/req | total ms | mean ms | rows | blks hit | blks read |${wal:+ WAL B |}"
-        echo "|---|---|---|---|---|---|---|---|${wal:+---|}"
+        echo "| statement | calls | calls/req | total ms | mean ms | plans | mean plan ms | rows | blks hit | blks read |${wal:+ WAL B |}"
+        echo "|---|---|---|---|---|---|---|---|---|---|${wal:+---|}"
         q -F ' | ' -c "
             select '\`' || replace(case when $( [ "$ver" -ge 140000 ] && echo toplevel || echo true )
                                        then '' else '↳ ' end
                                   || left(regexp_replace(query, '\s+', ' ', 'g'), 80), '|', '\|') || '\`',
                    calls, round(calls::numeric / $n, 2),
                    round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3),
+                   plans, round(mean_plan_time::numeric, 3),
                    round(rows::numeric / greatest(calls, 1), 1),
                    round(shared_blks_hit::numeric / greatest(calls, 1), 1),
                    round(shared_blks_read::numeric / greatest(calls, 1), 2)$wal

@@ -25,6 +25,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/rand.h>
+
 #include "ngx_http_callhq_module.h"
 #include "ngx_http_callhq_json.h"
 
@@ -43,7 +45,6 @@ enum {
     NGX_HTTP_CALLHQ_TAKE_INLINE,
     NGX_HTTP_CALLHQ_TAKE_NEXT_SEQ,
     NGX_HTTP_CALLHQ_TAKE_EPOCH,
-    NGX_HTTP_CALLHQ_TAKE_LAST_SEQ,
     NGX_HTTP_CALLHQ_TAKE_HISTORY,
     NGX_HTTP_CALLHQ_TAKE_HFROM,
     NGX_HTTP_CALLHQ_TAKE_HTO,
@@ -64,6 +65,7 @@ static ngx_int_t ngx_http_callhq_turn_uuid(ngx_str_t *s);
 static void ngx_http_callhq_turn_remember(ngx_http_callhq_chat_t *chat,
     ngx_int_t next, ngx_int_t epoch);
 static void ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out);
+static char *ngx_http_callhq_turn_new_id(ngx_pool_t *pool);
 
 
 /*
@@ -89,17 +91,22 @@ static void ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out);
 #define NGX_HTTP_CALLHQ_UNCACHED                                              \
     " and (t.next_seq <> $6::int or t.history_epoch <> $7::int)"
 
+/* the session's turn is free (or its holder's lease ran out) */
+#define NGX_HTTP_CALLHQ_FREE                                                  \
+    "s.busy_chat is null or s.busy_until < now()"
+
 
 /*
  * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds,
- * $6 and $7 the version of the history the node has cached (0, 0: none).
- * The turn is taken in the UPDATE, whose conditions PostgreSQL checks
- * again on the row a concurrent chat leaves behind; the history is read
- * with the statement's snapshot, so last_seq tells whether it saw all of
- * it (a chat that ended just before this one took the turn may be newer).
- * A busy session is marked as waited for (w), so that the chat holding it
- * notifies callhq_turn as it gives it back; both UPDATEs checked again,
- * neither wrote: the session changed as the chat looked, "again".
+ * $6 and $7 the version of the history the node has cached (0, 0: none),
+ * $8 the chat's id.  One UPDATE either takes the turn (the chat's id in
+ * busy_chat) or, when another chat has it, marks the session as waited
+ * for, so that the chat holding it notifies callhq_turn as it gives it
+ * back; PostgreSQL checks its conditions again on the row a concurrent
+ * chat leaves behind.  The history is read with the statement's snapshot:
+ * its last seq (hto) tells whether it saw all of it (a chat that ended
+ * just before this one took the turn may be newer).  Nothing else is read
+ * unless the turn was taken.
  */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE, "callhq_turn_take",
@@ -107,28 +114,24 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " select k.org_id from callhq.api_keys k where k.key_hash = $1::bytea),"
     " t as ("
     " update callhq.sessions s"
-    " set busy_chat = gen_random_uuid(),"
-    " busy_until = now() + make_interval(secs => $3::int)"
+    " set busy_chat = case when " NGX_HTTP_CALLHQ_FREE
+    " then $8::uuid else s.busy_chat end,"
+    " busy_until = case when " NGX_HTTP_CALLHQ_FREE
+    " then now() + make_interval(secs => $3::int) else s.busy_until end,"
+    " turn_waiters = s.turn_waiters or not (" NGX_HTTP_CALLHQ_FREE ")"
     " from k"
     " where s.id = $2::uuid and s.org_id = k.org_id"
     " and s.status = 'active' and s.expires_at > now()"
-    " and (s.busy_chat is null or s.busy_until < now())"
-    " returning s.id, s.busy_chat, s.next_seq, s.history_epoch, s.assistant_id,"
-    " s.assistant, s.assistant_overrides,"
+    " returning s.id, s.busy_chat = $8::uuid as took, s.next_seq,"
+    " s.history_epoch, s.assistant_id, s.assistant, s.assistant_overrides,"
     " set_config('synchronous_commit', 'off', true)),"
-    " w as ("
-    " update callhq.sessions s set turn_waiters = true"
-    " from k"
-    " where s.id = $2::uuid and s.org_id = k.org_id"
-    " and s.status = 'active' and s.expires_at > now()"
-    " and s.busy_chat is not null and s.busy_until >= now()"
-    " returning s.id, set_config('synchronous_commit', 'off', true)),"
     " a as ("
     " select case when a.id is not null then a.model"
     " else t.assistant->'model' end as model, a.id,"
     " case when a.id is null then t.assistant end as inline,"
     " coalesce(t.assistant_overrides->'variableValues', '{}') as vars"
-    " from t left join callhq.assistants a on a.id = t.assistant_id),"
+    " from t left join callhq.assistants a on a.id = t.assistant_id"
+    " where t.took),"
     " p as ("
     " select case when jsonb_typeof(a.model->'messages') is distinct from"
     " 'array' then '[]'::jsonb when a.vars = '{}' then a.model->'messages'"
@@ -136,19 +139,12 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " from a),"
     " h as ("
     NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
-                            "$5::int", NGX_HTTP_CALLHQ_UNCACHED)
-    "),"
-    " l as ("
-    " select max(m.seq) as seq from t, callhq.messages m"
-    " where m.session_id = $2::uuid" NGX_HTTP_CALLHQ_UNCACHED ")"
-    " select case when t.busy_chat is not null then 'ok'"
-    " when w.id is not null then 'busy'"
-    " when exists (select 1 from callhq.sessions s, k"
-    " where s.id = $2::uuid and s.org_id = k.org_id"
-    " and s.status = 'active' and s.expires_at > now()) then 'again'"
+                            "$5::int", " and t.took" NGX_HTTP_CALLHQ_UNCACHED)
+    ")"
+    " select case when t.took then 'ok' when t.id is not null then 'busy'"
     " else 'other' end,"
-    " t.busy_chat, k.org_id, a.id, a.inline::text, t.next_seq,"
-    " t.history_epoch, coalesce(l.seq, 0), h.history, h.hfrom, h.hto,"
+    " $8::uuid, k.org_id, a.id, a.inline::text, t.next_seq,"
+    " t.history_epoch, h.history, h.hfrom, h.hto,"
     " a.model->>'model', callhq.chat_params(a.model),"
     " (select string_agg('{\"role\":'"
     " || to_jsonb(callhq.upstream_role(e.m->>'role'))::text"
@@ -160,9 +156,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     " p.filled::text, jsonb_array_length(p.filled), t.id,"
     " not (true" NGX_HTTP_CALLHQ_UNCACHED ")"
     " from (select 1) one left join k on true left join t on true"
-    " left join a on true left join p on true left join h on true"
-    " left join l on true left join w on true",
-    7
+    " left join a on true left join p on true left join h on true",
+    8
 };
 
 
@@ -545,7 +540,15 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
         *p = '\0';
     }
 
+    if (chat->turn_z == NULL) {
+        chat->turn_z = ngx_http_callhq_turn_new_id(r->pool);
+        if (chat->turn_z == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     q->stmt = &ngx_http_callhq_turn_take_stmt;
+    q->values[7] = chat->turn_z;
     q->values[0] = (char *) key_hash;
     q->values[1] = chat->session_z;
     q->values[2] = chat->lease_z;
@@ -572,7 +575,7 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
     ngx_pool_t *pool)
 {
     u_char     *p;
-    ngx_int_t   next, last, hto, epoch;
+    ngx_int_t   next, hto, epoch;
     ngx_str_t   state, s;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
@@ -662,16 +665,19 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
         return NGX_OK;
     }
 
-    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_LAST_SEQ, &s);
-    last = ngx_atoi(s.data, s.len);
     hto = chat->hto.len ? ngx_atoi(chat->hto.data, chat->hto.len) : 0;
 
-    if (last == NGX_ERROR || hto == NGX_ERROR) {
+    if (hto == NGX_ERROR) {
         return NGX_DECLINED;
     }
 
-    /* a chat that ended as this one took the turn is not in the snapshot */
-    chat->stale = (last != next - 1 || (hto && hto != last));
+    /*
+     * A chat that ended as this one took the turn is not in the snapshot:
+     * the newest message read is not the one before the turn's seq.  (An
+     * empty window, as a context bound smaller than the newest message
+     * makes, is read again too: the same answer, a statement later.)
+     */
+    chat->stale = (hto != next - 1);
 
     if (!chat->stale) {
         ngx_http_callhq_turn_remember(chat, next, epoch);
@@ -1004,4 +1010,41 @@ ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out)
 
     out->data = (u_char *) PQgetvalue(res, 0, col);
     out->len = PQgetlength(res, 0, col);
+}
+
+
+/* a random (version 4) uuid for a chat, as text */
+
+static char *
+ngx_http_callhq_turn_new_id(ngx_pool_t *pool)
+{
+    u_char      *p, *id;
+    ngx_uint_t   i;
+    u_char       b[16];
+
+    if (RAND_bytes(b, sizeof(b)) != 1) {
+        return NULL;
+    }
+
+    b[6] = (u_char) ((b[6] & 0x0f) | 0x40);
+    b[8] = (u_char) ((b[8] & 0x3f) | 0x80);
+
+    id = ngx_pnalloc(pool, 37);
+    if (id == NULL) {
+        return NULL;
+    }
+
+    p = id;
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *p++ = '-';
+        }
+
+        p = ngx_sprintf(p, "%02xd", b[i]);
+    }
+
+    *p = '\0';
+
+    return (char *) id;
 }

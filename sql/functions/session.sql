@@ -327,3 +327,23 @@ begin
     return query select 200, v_text;
 end
 $$;
+
+
+-- A deleted session's messages go with it (ON DELETE CASCADE did this
+-- until 015_messages_no_foreign_key): once per statement, so that an org's
+-- deletion, which deletes its sessions, deletes their messages in one go.
+create or replace function callhq.session_messages_delete()
+returns trigger
+language plpgsql
+as $$
+begin
+    delete from callhq.messages m using gone g where m.session_id = g.id;
+    return null;
+end
+$$;
+
+drop trigger if exists session_messages_delete on callhq.sessions;
+create trigger session_messages_delete
+    after delete on callhq.sessions
+    referencing old table as gone
+    for each statement execute function callhq.session_messages_delete();

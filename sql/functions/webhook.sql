@@ -243,6 +243,18 @@ declare
     v_from  int;
     v_more  text;
 begin
+    if tg_op = 'UPDATE'
+       and (old.name, old.status, old.expiration_seconds, old.expires_at,
+            old.customer, old.metadata, old.next_seq,
+            old.assistant_id, old.assistant, old.updated_at)
+           is not distinct from
+           (new.name, new.status, new.expiration_seconds, new.expires_at,
+            new.customer, new.metadata, new.next_seq,
+            new.assistant_id, new.assistant, new.updated_at)
+    then
+        return null;            -- set, but to the same values
+    end if;
+
     if tg_op = 'DELETE' then
         v_s := old;
         v_type := 'session.deleted';
@@ -304,23 +316,20 @@ create constraint trigger webhook_session_created
 
 -- callhq.quiet: a statement that knows nobody listens (the C module's chat
 -- record, when the session's assistant has no server.url) sets it 'on' for
--- its transaction, and its rows then queue no trigger call at all.
+-- its transaction, and its rows then queue no trigger call at all. The
+-- trigger names the columns an event shows, so that an UPDATE of others
+-- (the turn's, which every chat takes) skips it before its WHEN; the WHEN
+-- is short because PostgreSQL reads it again for every statement, and the
+-- function returns at once when none of those columns changed value.
 drop trigger if exists webhook_session_updated on callhq.sessions;
 create constraint trigger webhook_session_updated
-    after update on callhq.sessions
+    after update of name, status, expiration_seconds, expires_at, customer,
+                    metadata, next_seq, assistant_id,
+                    assistant, updated_at
+    on callhq.sessions
     deferrable initially deferred
     for each row
-    when (current_setting('callhq.quiet', true) is distinct from 'on'
-      and (old.name               is distinct from new.name
-        or old.status             is distinct from new.status
-        or old.expiration_seconds is distinct from new.expiration_seconds
-        or old.expires_at         is distinct from new.expires_at
-        or old.customer           is distinct from new.customer
-        or old.metadata           is distinct from new.metadata
-        or old.next_seq           is distinct from new.next_seq
-        or old.assistant_id       is distinct from new.assistant_id
-        or old.assistant          is distinct from new.assistant
-        or old.updated_at         is distinct from new.updated_at))
+    when (current_setting('callhq.quiet', true) is distinct from 'on')
     execute function callhq.webhook_session_event();
 
 drop trigger if exists webhook_session_deleted on callhq.sessions;
