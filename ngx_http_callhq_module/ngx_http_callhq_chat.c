@@ -1031,7 +1031,10 @@ ngx_http_callhq_chat_record(ngx_http_callhq_chat_t *chat,
     if (release) {
         ngx_http_callhq_lease_drop(&chat->lease);
         rec->release = 1;
-        rec->limit = (ngx_msec_t) chat->conf->turn_lease * 1000;
+
+        /* an orphaned take has no location: the default lease */
+        rec->limit = (ngx_msec_t) (chat->conf ? chat->conf->turn_lease : 30)
+                     * 1000;
 
     } else {
         ngx_http_callhq_lease_move(&chat->lease, &rec->lease);

@@ -87,6 +87,15 @@ static char *ngx_http_callhq_turn_new_id(ngx_pool_t *pool);
     "where " b " = 0 or x.total <= " b
 
 
+/* the same, unbounded: a concatenation in seq order, no window, no sort */
+#define NGX_HTTP_CALLHQ_HISTORY_ALL(from, s, n, cond)                         \
+    "select string_agg(case when m.role = 'developer' "                       \
+    "then callhq.message_raw('system', m.content) else m.raw end, ',' "       \
+    "order by m.seq) as history, min(m.seq) as hfrom, max(m.seq) as hto "     \
+    "from " from "callhq.messages m "                                         \
+    "where m.session_id = " s " and m.seq < " n cond
+
+
 /* the node's history cache has the session at this version: $6, $7 */
 #define NGX_HTTP_CALLHQ_UNCACHED                                              \
     " and (t.next_seq <> $6::int or t.history_epoch <> $7::int)"
@@ -108,55 +117,72 @@ static char *ngx_http_callhq_turn_new_id(ngx_pool_t *pool);
  * just before this one took the turn may be newer).  Nothing else is read
  * unless the turn was taken.
  */
+#define NGX_HTTP_CALLHQ_TAKE(history)                                         \
+    "with k as ("                                                             \
+    " select k.org_id from callhq.api_keys k where k.key_hash = $1::bytea),"  \
+    " t as ("                                                                 \
+    " update callhq.sessions s"                                               \
+    " set busy_chat = case when " NGX_HTTP_CALLHQ_FREE                        \
+    " then $8::uuid else s.busy_chat end,"                                    \
+    " busy_until = case when " NGX_HTTP_CALLHQ_FREE                           \
+    " then now() + make_interval(secs => $3::int) else s.busy_until end,"     \
+    " turn_waiters = s.turn_waiters or not (" NGX_HTTP_CALLHQ_FREE ")"        \
+    " from k"                                                                 \
+    " where s.id = $2::uuid and s.org_id = k.org_id"                          \
+    " and s.status = 'active' and s.expires_at > now()"                       \
+    " returning s.id, s.busy_chat = $8::uuid as took, s.next_seq,"            \
+    " s.history_epoch, s.assistant_id, s.assistant, s.assistant_overrides,"   \
+    " set_config('synchronous_commit', 'off', true)),"                        \
+    " a as ("                                                                 \
+    " select case when a.id is not null then a.model"                         \
+    " else t.assistant->'model' end as model, a.id,"                          \
+    " case when a.id is null then t.assistant end as inline,"                 \
+    " coalesce(t.assistant_overrides->'variableValues', '{}') as vars"        \
+    " from t left join callhq.assistants a on a.id = t.assistant_id"          \
+    " where t.took),"                                                         \
+    " p as ("                                                                 \
+    " select case when jsonb_typeof(a.model->'messages') is distinct from"    \
+    " 'array' then '[]'::jsonb when a.vars = '{}' then a.model->'messages'"   \
+    " else callhq.fill_messages(a.model->'messages', a.vars) end as filled"   \
+    " from a),"                                                               \
+    " h as ("                                                                 \
+    history                                                                   \
+    ")"                                                                       \
+    " select case when t.took then 'ok' when t.id is not null then 'busy'"    \
+    " else 'other' end,"                                                      \
+    " $8::uuid, k.org_id, a.id, a.inline::text, t.next_seq,"                  \
+    " t.history_epoch, h.history, h.hfrom, h.hto,"                            \
+    " a.model->>'model', callhq.chat_params(a.model),"                        \
+    " (select string_agg('{\"role\":'"                                        \
+    " || to_jsonb(callhq.upstream_role(e.m->>'role'))::text"                  \
+    " || ',\"content\":' || case"                                           \
+    " when jsonb_typeof(e.m->'content') = 'string'"                          \
+    " then (e.m->'content')::text"                                            \
+    " else coalesce(callhq.json_compact(e.m->'content'), 'null') end"         \
+    " || '}', ',' order by e.n)"                                              \
+    " from jsonb_array_elements(p.filled) with ordinality e(m, n)),"          \
+    " p.filled::text, jsonb_array_length(p.filled), t.id,"                    \
+    " not (true" NGX_HTTP_CALLHQ_UNCACHED ")"                                 \
+    " from (select 1) one left join k on true left join t on true"            \
+    " left join a on true left join p on true left join h on true"
+
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE, "callhq_turn_take",
-    "with k as ("
-    " select k.org_id from callhq.api_keys k where k.key_hash = $1::bytea),"
-    " t as ("
-    " update callhq.sessions s"
-    " set busy_chat = case when " NGX_HTTP_CALLHQ_FREE
-    " then $8::uuid else s.busy_chat end,"
-    " busy_until = case when " NGX_HTTP_CALLHQ_FREE
-    " then now() + make_interval(secs => $3::int) else s.busy_until end,"
-    " turn_waiters = s.turn_waiters or not (" NGX_HTTP_CALLHQ_FREE ")"
-    " from k"
-    " where s.id = $2::uuid and s.org_id = k.org_id"
-    " and s.status = 'active' and s.expires_at > now()"
-    " returning s.id, s.busy_chat = $8::uuid as took, s.next_seq,"
-    " s.history_epoch, s.assistant_id, s.assistant, s.assistant_overrides,"
-    " set_config('synchronous_commit', 'off', true)),"
-    " a as ("
-    " select case when a.id is not null then a.model"
-    " else t.assistant->'model' end as model, a.id,"
-    " case when a.id is null then t.assistant end as inline,"
-    " coalesce(t.assistant_overrides->'variableValues', '{}') as vars"
-    " from t left join callhq.assistants a on a.id = t.assistant_id"
-    " where t.took),"
-    " p as ("
-    " select case when jsonb_typeof(a.model->'messages') is distinct from"
-    " 'array' then '[]'::jsonb when a.vars = '{}' then a.model->'messages'"
-    " else callhq.fill_messages(a.model->'messages', a.vars) end as filled"
-    " from a),"
-    " h as ("
-    NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
-                            "$5::int", " and t.took" NGX_HTTP_CALLHQ_UNCACHED)
-    ")"
-    " select case when t.took then 'ok' when t.id is not null then 'busy'"
-    " else 'other' end,"
-    " $8::uuid, k.org_id, a.id, a.inline::text, t.next_seq,"
-    " t.history_epoch, h.history, h.hfrom, h.hto,"
-    " a.model->>'model', callhq.chat_params(a.model),"
-    " (select string_agg('{\"role\":'"
-    " || to_jsonb(callhq.upstream_role(e.m->>'role'))::text"
-    " || ',\"content\":' || case when jsonb_typeof(e.m->'content') = 'string'"
-    " then (e.m->'content')::text"
-    " else coalesce(callhq.json_compact(e.m->'content'), 'null') end"
-    " || '}', ',' order by e.n)"
-    " from jsonb_array_elements(p.filled) with ordinality e(m, n)),"
-    " p.filled::text, jsonb_array_length(p.filled), t.id,"
-    " not (true" NGX_HTTP_CALLHQ_UNCACHED ")"
-    " from (select 1) one left join k on true left join t on true"
-    " left join a on true left join p on true left join h on true",
+    NGX_HTTP_CALLHQ_TAKE(
+        NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
+                                "$5::int",
+                                " and t.took" NGX_HTTP_CALLHQ_UNCACHED)),
+    8
+};
+
+
+/* the same for a location whose context is the whole history */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_all_stmt = {
+    NGX_HTTP_CALLHQ_STMT_TURN_TAKE_ALL, "callhq_turn_take_all",
+    NGX_HTTP_CALLHQ_TAKE(
+        NGX_HTTP_CALLHQ_HISTORY_ALL("t, ", "$2::uuid", "t.next_seq",
+                                    " and t.took" NGX_HTTP_CALLHQ_UNCACHED
+                                    " and $4::int = 0 and $5::int = 0")),
     8
 };
 
@@ -547,7 +573,8 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
         }
     }
 
-    q->stmt = &ngx_http_callhq_turn_take_stmt;
+    q->stmt = chat->cacheable ? &ngx_http_callhq_turn_take_all_stmt
+                              : &ngx_http_callhq_turn_take_stmt;
     q->values[7] = chat->turn_z;
     q->values[0] = (char *) key_hash;
     q->values[1] = chat->session_z;

@@ -87,7 +87,8 @@ our %SESS = ('11' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
              '1e' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
              '1f' => ['cq_test_a', '04', 'active', '2099-01-01', 1],
              '20' => ['cq_test_a', '05', 'active', '2099-01-01', 1],
-             '21' => ['cq_test_a', '01', 'active', '2099-01-01', 0]);
+             '21' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
+             '22' => ['cq_test_a', '01', 'active', '2099-01-01', 0]);
 
 sub q_or_null { defined $_[0] ? "'$_[0]'" : 'null' }
 
@@ -128,8 +129,8 @@ end $$});
 our ($ECHO, $HOOK, $ASCII, $FAILA, $SLOWA, $RACEA, $NOMODEL, $B_ASST)
     = map { id($_) } qw(01 02 03 04 05 06 07 08);
 our ($COUNTED, $FAST, $GENERAL, $ERRS, $COMPLETED, $EXPIRED, $B_SESS, $NOMODEL_S,
-     $NOASST, $UNI, $HOOKED, $UNHOOKED, $RACE, $STALE, $FAIL, $SLOW, $HOT)
-    = map { id($_) } qw(11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f 20 21);
+     $NOASST, $UNI, $HOOKED, $UNHOOKED, $RACE, $STALE, $FAIL, $SLOW, $HOT, $LEFT)
+    = map { id($_) } qw(11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f 20 21 22);
 our ($FAST_CHAT, $GENERAL_CHAT) = map { id($_) } qw(c1 c2);
 our $MISSING = id('ff');
 
@@ -292,6 +293,23 @@ sub uni_chat {
     my $head = ::chat(input => $ctx->[-1][1], sessionId => $UNI, assistantId => $ASCII,
                       output => [[assistant => $reply]], usage => ::usage($ctx, $reply));
     return chat_with_context($head, $ctx);
+}
+
+# Sends a chat of session $sid and closes the connection after $secs
+# seconds, without reading the answer.
+sub post_and_leave {
+    my ($sid, $secs) = @_;
+    my $body = qq{{"sessionId": "$sid", "input": "leaving"}};
+    my $sock = IO::Socket::INET->new(
+        PeerAddr => '127.0.0.1',
+        PeerPort => Test::Nginx::Util::server_port_for_client(),
+        Timeout => 5) or return 0;
+    print $sock "POST /chat HTTP/1.1\r\nHost: localhost\r\n"
+        . "Authorization: Bearer cq_test_a\r\nContent-Type: application/json\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    Time::HiRes::sleep($secs);
+    close $sock;
+    return 1;
 }
 
 sub poll_sql {
@@ -767,3 +785,26 @@ Test::More::is_deeply($d, { upd => 2, hot => 2 }, "$0 - TEST 22: sessions update
 --- response_body eval
 main::session_of($main::HOT, 'c170-21', $main::ECHO,
     [[user => 'in place'], [assistant => ::echo(@main::SYS, [user => 'in place'])]])
+
+
+
+=== TEST 23: a client leaves while its chat waits to take the turn (the session's row locked): the turn, taken after it left, goes back
+--- init
+main::hold_session($main::LEFT, 2);
+Test::More::ok(main::post_and_leave($main::LEFT, 0.5), "$0 - TEST 23: sent and left");
+Test::More::is(main::hold_session_done($main::LEFT), 0, "$0 - TEST 23: the holder committed");
+Test::More::is(main::poll_sql(qq{
+    select busy_chat is null from callhq.sessions where id = '$main::LEFT'}, 't'), 't',
+    "$0 - TEST 23: the turn went back");
+--- request eval
+main::post($main::LEFT, 'after the one who left')
+--- error_code: 201
+--- response_body eval
+::whole(main::echo_chat($main::LEFT, [@main::SYS, [user => 'racer question'],
+                                      [assistant => 'racer answer'],
+                                      [user => 'after the one who left']]))
+--- error_log
+client left as its chat began, releasing the session's turn
+--- no_error_log
+[alert]
+[crit]
