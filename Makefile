@@ -7,6 +7,8 @@
 #   make test-clients    TypeScript client and browser widget tests only
 #   make test-valgrind   the suite with nginx under valgrind
 #   make bench      benchmarks (bench/)
+#   make bench-pg   PostgreSQL's instructions per chat under callgrind,
+#                   module vs. earlier commits vs. floor C (bench/pg-cost.sh)
 #   make fuzz       libFuzzer + ASan/UBSan on the JSON scanner, the query-
 #                   string parser and the SSE framer, each fuzzer
 #                   FUZZ_SECONDS (60) long; fails on a crash (t/fuzz/)
@@ -24,7 +26,7 @@ MODULE  := $(BUILD)/ngx_http_callhq_module.so
 SRCS    := $(wildcard ngx_http_callhq_module/*.c ngx_http_callhq_module/*.h)
 
 .PHONY: all deps run test test-clients test-valgrind bench fuzz fuzz-deps \
-        migrate api-key deb test-deb clean
+        bench-pg migrate api-key deb test-deb clean
 
 all: $(MODULE)
 
@@ -65,6 +67,11 @@ test-valgrind: all
 bench: all
 	@scripts/deps.sh bench
 	@bench/run.sh
+
+# PostgreSQL's instructions per chat (callgrind): module, before, floor C
+bench-pg: all
+	@scripts/deps.sh bench valgrind
+	@bench/pg-cost.sh
 
 # the JSON scanner, the query-string parser and the SSE framer compiled
 # on their own against nginx's headers and the configured

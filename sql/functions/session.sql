@@ -330,7 +330,7 @@ $$;
 
 
 -- A deleted session's messages go with it (ON DELETE CASCADE did this
--- until 015_messages_no_foreign_key): once per statement, so that an org's
+-- until 018_messages_no_foreign_key): once per statement, so that an org's
 -- deletion, which deletes its sessions, deletes their messages in one go.
 create or replace function callhq.session_messages_delete()
 returns trigger

@@ -1,4 +1,4 @@
--- 015_messages_no_foreign_key.sql: a recorded chat checks no foreign key
+-- 018_messages_no_foreign_key.sql: a recorded chat checks no foreign key
 -- per message (issue 13).
 --
 -- Every message row is written by a statement that holds its session's

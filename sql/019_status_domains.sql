@@ -1,4 +1,4 @@
--- 016_status_domains.sql: a session's and a chat's status are checked by
+-- 019_status_domains.sql: a session's and a chat's status are checked by
 -- their type, not by a table CHECK (issue 13).
 --
 -- PostgreSQL reads a table's CHECK expressions again for every statement
