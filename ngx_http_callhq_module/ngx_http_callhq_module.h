@@ -49,7 +49,7 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_TURN_HISTORY = 17,
     NGX_HTTP_CALLHQ_STMT_TURN_RECORD = 18,
     NGX_HTTP_CALLHQ_STMT_TURN_RELEASE = 19,
-    NGX_HTTP_CALLHQ_STMT_TURN_TAKE_ALL = 60,   /* whole histories */
+    NGX_HTTP_CALLHQ_STMT_TURN_TAKE_ALL = 63,   /* whole histories */
     NGX_HTTP_CALLHQ_STMT_TURN_RENEW = 20,      /* ngx_http_callhq_lease.c */
     NGX_HTTP_CALLHQ_STMT_METRICS_OUTBOX = 21,  /* ngx_http_callhq_metrics.c */
 
