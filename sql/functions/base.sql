@@ -159,6 +159,15 @@ as $$
 $$;
 
 
+-- A function's name as models take it: 1 to 64 of a-z A-Z 0-9 _ -.
+create or replace function callhq.is_tool_name(p text)
+returns boolean
+language sql immutable parallel safe
+as $$
+    select p ~ '^[a-zA-Z0-9_-]{1,64}$'
+$$;
+
+
 create or replace function callhq.is_uuid(p text)
 returns boolean
 language sql immutable parallel safe

@@ -305,13 +305,13 @@ end
 $$;
 
 
--- A function's name as the models take it: 1 to 64 of a-z A-Z 0-9 _ -.
+-- A function's name (callhq.is_tool_name).
 create or replace function callhq.check_tool_name(p_value jsonb, p_path text)
 returns text
 language plpgsql
 as $$
 begin
-    if callhq.check_string(p_value, p_path, null, true) !~ '^[a-zA-Z0-9_-]{1,64}$' then
+    if not callhq.is_tool_name(callhq.check_string(p_value, p_path, null, true)) then
         perform callhq.fail(400, p_path || ' must be 1 to 64 letters, digits, _ or -');
     end if;
     return p_value #>> '{}';

@@ -177,7 +177,7 @@ begin
                                                     p_path || '.output')));
     end if;
 
-    if (p_item->>'name') !~ '^[a-zA-Z0-9_-]{1,64}$' then
+    if not callhq.is_tool_name(p_item->>'name') then
         perform callhq.openai_fail(400, 'Invalid value for ''' || p_path
                                         || '.name'': 1 to 64 letters, digits, _ '
                                         || 'or -.', p_path || '.name', 'invalid_value');
@@ -235,7 +235,7 @@ begin
                                             || v_path || '.name''.', v_path || '.name',
                                        'missing_required_parameter');
         end if;
-        if (v_tool->>'name') !~ '^[a-zA-Z0-9_-]{1,64}$' then
+        if not callhq.is_tool_name(v_tool->>'name') then
             perform callhq.openai_fail(400, 'Invalid value for ''' || v_path
                                             || '.name'': 1 to 64 letters, digits, _ '
                                             || 'or -.', v_path || '.name',
