@@ -33,6 +33,7 @@ callhq_defaults(config => $CONFIG, valgrind_timeout => 10);
 #   get_weather: two pieces of the arguments, then the model's connection
 #   closes)    04 t430-plain (echo+tool, no tools of its own)
 #   11, 12, 13 sessions of 01, 01, 03     14 a session of 04 (a conversation)
+#   15 a session of 01, chatted with the general way
 #   c1 a chat that called two tools, for GET /responses/{id}
 psql(q{
     delete from callhq.chats
@@ -75,7 +76,9 @@ psql(q{
                    ('43000000-0000-4000-8000-000000000013',
                     '43000000-0000-4000-8000-000000000003'),
                    ('43000000-0000-4000-8000-000000000014',
-                    '43000000-0000-4000-8000-000000000004'))
+                    '43000000-0000-4000-8000-000000000004'),
+                   ('43000000-0000-4000-8000-000000000015',
+                    '43000000-0000-4000-8000-000000000001'))
            v(id, assistant_id)
      where k.key_hash = sha256('cq_test_a');
 
@@ -96,7 +99,7 @@ psql(q{
 sub id { sprintf '43000000-0000-4000-8000-0000000000%s', shift }
 
 our ($TOOL, $PAR, $CUT, $PLAIN) = (id('01'), id('02'), id('03'), id('04'));
-our ($S1, $S2, $S3, $CONV) = (id('11'), id('12'), id('13'), id('14'));
+our ($S1, $S2, $S3, $CONV, $S5) = (id('11'), id('12'), id('13'), id('14'), id('15'));
 our $C1 = id('c1');
 
 our $J = JSON::PP->new->canonical;
@@ -283,7 +286,25 @@ __DATA__
 
 
 
-=== TEST 4: /chat: parallel calls, without a session
+=== TEST 4: /chat: the general way (input as messages) records the call as the two statements do
+--- request eval
+["POST /chat\n{\"sessionId\": \"$main::S5\", \"input\": [{\"role\": \"user\", \"content\": \"weather in Paris?\"}]}",
+ "GET /session/$main::S5"]
+--- error_code eval
+[201, 200]
+--- response_body eval
+[main::shape(\&main::chat_out, 'completed [{"content":null,"role":"assistant","tool_calls":[{"function":{"arguments":'
+     . $main::J->encode(main::args('weather in Paris?', 0)) . ',"name":"get_weather"},"id":"call_1_0","type":"function"}]}]'),
+ main::shape(sub {
+         my $here = $main::J->encode($main::J->decode(shift)->{messages});
+         my $fast = $main::J->decode(main::psql(
+             "select callhq.session_body(s) from callhq.sessions s where s.id = '$main::S1'"))->{messages};
+         my $there = $main::J->encode([@$fast[0 .. 1]]);
+         $here eq $there && $here =~ /tool_calls/ ? 'the same' : "$here\n$there" }, 'the same')]
+
+
+
+=== TEST 5: /chat: parallel calls, without a session
 --- request
 POST /chat
 {"assistantId": "43000000-0000-4000-8000-000000000002", "input": "both"}
@@ -295,7 +316,7 @@ main::shape(\&main::chat_out, 'completed [{"content":null,"role":"assistant","to
 
 
 
-=== TEST 5: /chat stream: the call's id, name and arguments as deltas of their paths; recorded whole
+=== TEST 6: /chat stream: the call's id, name and arguments as deltas of their paths; recorded whole
 --- request eval
 ["POST /chat\n{\"sessionId\": \"$main::S2\", \"input\": \"stream it\", \"stream\": true}",
  "GET /chat?sessionId=$main::S2"]
@@ -311,7 +332,7 @@ main::shape(\&main::chat_out, 'completed [{"content":null,"role":"assistant","to
 
 
 
-=== TEST 6: /chat stream cut mid-arguments: what came, recorded as incomplete
+=== TEST 7: /chat stream cut mid-arguments: what came, recorded as incomplete
 --- request eval
 ["POST /chat\n{\"sessionId\": \"$main::S3\", \"input\": \"cut me\", \"stream\": true}",
  "GET /chat?sessionId=$main::S3"]
@@ -330,7 +351,7 @@ main::shape(\&main::chat_out, 'completed [{"content":null,"role":"assistant","to
 
 
 
-=== TEST 7: /chat: a tool message needs its tool_call_id; tool_calls only in an assistant's, well formed
+=== TEST 8: /chat: a tool message needs its tool_call_id; tool_calls only in an assistant's, well formed
 --- request eval
 ["POST /chat\n{\"assistantId\": \"$main::TOOL\", \"input\": [{\"role\": \"tool\", \"content\": \"x\"}]}",
  "POST /chat\n{\"assistantId\": \"$main::TOOL\", \"input\": [{\"role\": \"user\", \"content\": \"x\", \"tool_calls\": []}]}",
@@ -344,7 +365,7 @@ main::shape(\&main::chat_out, 'completed [{"content":null,"role":"assistant","to
 
 
 
-=== TEST 8: Responses: the request's tools, tool_choice, parallel_tool_calls go upstream; a function_call item comes back
+=== TEST 9: Responses: the request's tools, tool_choice, parallel_tool_calls go upstream; a function_call item comes back
 --- request eval
 ["POST /v1/responses\n{\"model\": \"t430-plain\", \"input\": \"where?\", \"tools\": [{\"type\": \"function\", \"name\": \"find\", \"parameters\": {\"type\": \"object\"}}], \"tool_choice\": \"required\", \"parallel_tool_calls\": false}",
  "GET /_mock/requests?n=1"]
@@ -362,7 +383,7 @@ main::shape(\&main::chat_out, 'completed [{"content":null,"role":"assistant","to
 
 
 
-=== TEST 9: Responses: the request's tools after the assistant's, one of the same name in its place
+=== TEST 10: Responses: the request's tools after the assistant's, one of the same name in its place
 --- request eval
 ["POST /v1/responses\n{\"model\": \"t430-par\", \"input\": \"x\", \"store\": false, \"tools\": [{\"type\": \"function\", \"name\": \"get_time\", \"description\": \"now\"}, {\"type\": \"function\", \"name\": \"extra\"}], \"tool_choice\": {\"type\": \"function\", \"name\": \"extra\"}}",
  "GET /_mock/requests?n=1"]
@@ -375,7 +396,7 @@ main::shape(\&main::chat_out, 'completed [{"content":null,"role":"assistant","to
 
 
 
-=== TEST 10: Responses round trip in a conversation: function_call_output after the call, upstream in order
+=== TEST 11: Responses round trip in a conversation: function_call_output after the call, upstream in order
 --- request eval
 ["POST /v1/responses\n{\"model\": \"t430-plain\", \"conversation\": \"conv_$main::CONV\", \"input\": \"weather?\", \"tools\": [{\"type\": \"function\", \"name\": \"get_weather\"}]}",
  "POST /v1/responses\n{\"model\": \"t430-plain\", \"conversation\": \"conv_$main::CONV\", \"input\": [{\"type\": \"function_call_output\", \"call_id\": \"call_1_0\", \"output\": \"rain\"}], \"tools\": [{\"type\": \"function\", \"name\": \"get_weather\"}]}"]
@@ -387,7 +408,7 @@ main::shape(\&main::chat_out, 'completed [{"content":null,"role":"assistant","to
 
 
 
-=== TEST 11: Responses: function_call items replayed in the input go up as the assistant's calls
+=== TEST 12: Responses: function_call items replayed in the input go up as the assistant's calls
 --- request
 POST /v1/responses
 {"model": "t430-plain", "input": [{"role": "user", "content": "hi"}, {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}, {"type": "function_call", "call_id": "c2", "name": "g", "arguments": "[]"}, {"type": "function_call_output", "call_id": "c1", "output": "one"}, {"type": "function_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "two"}]}]}
@@ -397,7 +418,7 @@ main::shape(\&main::response_out, 'completed [message completed [{"role":"user",
 
 
 
-=== TEST 12: Responses stream, parallel calls: each item added, its argument deltas, done, then the next
+=== TEST 13: Responses stream, parallel calls: each item added, its argument deltas, done, then the next
 --- request
 POST /v1/responses
 {"model": "t430-par", "input": "two", "stream": true}
@@ -419,7 +440,7 @@ _EOE_
 
 
 
-=== TEST 13: Responses stream cut mid-arguments: the call as far as it came, incomplete
+=== TEST 14: Responses stream cut mid-arguments: the call as far as it came, incomplete
 --- request
 POST /v1/responses
 {"model": "t430-cut", "input": "cut", "stream": true}
@@ -440,7 +461,7 @@ _EOE_
 
 
 
-=== TEST 14: GET /responses/{id}: a chat's tool calls as function_call items
+=== TEST 15: GET /responses/{id}: a chat's tool calls as function_call items
 --- request eval
 "GET /v1/responses/resp_$main::C1"
 --- error_code: 200
@@ -449,7 +470,7 @@ main::shape(\&main::response_out, 'completed [function_call fc_<r>_0 completed c
 
 
 
-=== TEST 15: Responses: bad tools, tool_choice and tool items are 400 naming the parameter
+=== TEST 16: Responses: bad tools, tool_choice and tool items are 400 naming the parameter
 --- request eval
 ["POST /v1/responses\n{\"model\": \"t430-plain\", \"input\": \"x\", \"tools\": {}}",
  "POST /v1/responses\n{\"model\": \"t430-plain\", \"input\": \"x\", \"tools\": [{\"type\": \"web_search\"}]}",
