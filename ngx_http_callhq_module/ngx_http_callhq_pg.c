@@ -5,7 +5,8 @@
  * libpq is used in non-blocking mode only.  Each connection's socket is
  * wrapped in an ngx_connection_t so that nginx's event loop drives the
  * connect, prepare, query and drain steps; a worker never waits on the
- * database.
+ * database.  The connect itself, a link, is shared with the webhook
+ * listener's LISTEN connection (ngx_http_callhq_webhook_listen.c).
  */
 
 
@@ -26,8 +27,7 @@ typedef enum {
 
 struct ngx_http_callhq_pg_conn_s {
     ngx_queue_t                    queue;      /* in pool->idle or ->busy */
-    PGconn                        *pgconn;
-    ngx_connection_t              *c;
+    ngx_http_callhq_pg_link_t      link;
     ngx_http_callhq_pg_pool_t     *pool;
     ngx_http_callhq_pg_query_t    *query;
     PGresult                      *result;
@@ -57,7 +57,8 @@ struct ngx_http_callhq_pg_pool_s {
 
 static ngx_int_t ngx_http_callhq_pg_params(ngx_http_callhq_pg_pool_t *pool);
 static ngx_int_t ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool);
-static void ngx_http_callhq_pg_connect_poll(ngx_http_callhq_pg_conn_t *pc);
+static void ngx_http_callhq_pg_connected(ngx_http_callhq_pg_link_t *link,
+    ngx_int_t rc);
 static void ngx_http_callhq_pg_event_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_callhq_pg_idle_lost(ngx_http_callhq_pg_conn_t *pc,
     ngx_event_t *ev);
@@ -77,6 +78,8 @@ static void ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_fail_query(ngx_http_callhq_pg_query_t *q,
     ngx_uint_t reason);
 static void ngx_http_callhq_pg_wait_handler(ngx_event_t *ev);
+static void ngx_http_callhq_pg_link_poll(ngx_http_callhq_pg_link_t *link);
+static void ngx_http_callhq_pg_link_event(ngx_event_t *ev);
 static void ngx_http_callhq_pg_notice(void *arg, const char *message);
 
 
@@ -387,7 +390,7 @@ ngx_http_callhq_pg_own(ngx_http_callhq_pg_pool_t *pool, int pid)
     {
         pc = ngx_queue_data(q, ngx_http_callhq_pg_conn_t, queue);
 
-        if (pc->pgconn && PQbackendPID(pc->pgconn) == pid) {
+        if (pc->link.pgconn && PQbackendPID(pc->link.pgconn) == pid) {
             return 1;
         }
     }
@@ -398,7 +401,7 @@ ngx_http_callhq_pg_own(ngx_http_callhq_pg_pool_t *pool, int pid)
     {
         pc = ngx_queue_data(q, ngx_http_callhq_pg_conn_t, queue);
 
-        if (pc->pgconn && PQbackendPID(pc->pgconn) == pid) {
+        if (pc->link.pgconn && PQbackendPID(pc->link.pgconn) == pid) {
             return 1;
         }
     }
@@ -410,10 +413,6 @@ ngx_http_callhq_pg_own(ngx_http_callhq_pg_pool_t *pool, int pid)
 static ngx_int_t
 ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool)
 {
-    int                         fd;
-    PGconn                     *pgconn;
-    ngx_event_t                *rev, *wev;
-    ngx_connection_t           *c;
     ngx_http_callhq_pg_conn_t  *pc;
 
     if (ngx_add_conn == NULL) {
@@ -428,81 +427,35 @@ ngx_http_callhq_pg_connect(ngx_http_callhq_pg_pool_t *pool)
         goto failed;
     }
 
-    pgconn = PQconnectStartParams(pool->keywords, pool->values, 0);
-
-    if (pgconn == NULL || PQstatus(pgconn) == CONNECTION_BAD) {
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "callhq: postgres connection failed: %s",
-                      pgconn ? PQerrorMessage(pgconn) : "out of memory");
-        if (pgconn) {
-            PQfinish(pgconn);
-        }
-        ngx_free(pc);
-        goto failed;
-    }
-
-    if (PQsetnonblocking(pgconn, 1) == -1) {
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "callhq: PQsetnonblocking() failed: %s",
-                      PQerrorMessage(pgconn));
-        PQfinish(pgconn);
-        ngx_free(pc);
-        goto failed;
-    }
-
-    /* server notices go to error_log, not to stderr */
-    PQsetNoticeProcessor(pgconn, ngx_http_callhq_pg_notice, pool);
-
-    fd = PQsocket(pgconn);
-
-    c = ngx_get_connection(fd, pool->log);
-    if (c == NULL) {
-        PQfinish(pgconn);
-        ngx_free(pc);
-        goto failed;
-    }
-
-    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
-    c->data = pc;
-    c->log_error = NGX_ERROR_INFO;
-
-    rev = c->read;
-    wev = c->write;
-    rev->handler = ngx_http_callhq_pg_event_handler;
-    wev->handler = ngx_http_callhq_pg_event_handler;
-    rev->log = pool->log;
-    wev->log = pool->log;
-
-    /* edge-triggered: libpq does the I/O, nginx only says when */
-    if (ngx_add_conn(c) != NGX_OK) {
-        goto conn_failed;
-    }
-
-    pc->pgconn = pgconn;
-    pc->c = c;
     pc->pool = pool;
     pc->state = ngx_http_callhq_pg_connecting;
+    pc->link.log = pool->log;
+    pc->link.data = pc;
+    pc->link.connected = ngx_http_callhq_pg_connected;
+    pc->link.handler = ngx_http_callhq_pg_event_handler;
 
     ngx_queue_insert_tail(&pool->busy, &pc->queue);
     pool->nconns++;
     pool->nbusy++;
     pool->nconnecting++;
 
-    ngx_add_timer(rev, pool->conf->connect_timeout);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "callhq pg: connecting %p", pc);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
-                   "callhq pg: connecting %p fd:%d", pc, fd);
-
-    /* libpq may already have data to send, or the connect may be done */
-    ngx_http_callhq_pg_connect_poll(pc);
+    if (ngx_http_callhq_pg_link_start(&pc->link, pool->keywords,
+                                      pool->values, 0,
+                                      pool->conf->connect_timeout)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "callhq: postgres connection failed: %s",
+                      pc->link.pgconn ? PQerrorMessage(pc->link.pgconn)
+                                      : "out of memory");
+        ngx_http_callhq_pg_close(pc);
+        goto failed;
+    }
 
     return NGX_OK;
-
-conn_failed:
-
-    ngx_free_connection(c);
-    PQfinish(pgconn);
-    ngx_free(pc);
 
 failed:
 
@@ -513,51 +466,34 @@ failed:
 
 
 static void
-ngx_http_callhq_pg_connect_poll(ngx_http_callhq_pg_conn_t *pc)
+ngx_http_callhq_pg_connected(ngx_http_callhq_pg_link_t *link, ngx_int_t rc)
 {
-    ngx_uint_t                 n;
-    PostgresPollingStatusType  rc;
+    ngx_http_callhq_pg_conn_t  *pc;
 
-    /*
-     * With edge-triggered events no new edge may come once the socket is
-     * writable (e.g. after CONNECTION_MADE libpq only wants to write the
-     * startup packet), so poll again while the write side is ready.
-     */
-    for (n = 0; n < 8; n++) {
-        rc = PQconnectPoll(pc->pgconn);
+    pc = link->data;
 
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->pool->log, 0,
-                       "callhq pg: connect poll %p rc:%d", pc, (int) rc);
-
-        switch (rc) {
-
-        case PGRES_POLLING_WRITING:
-            if (pc->c->write->ready) {
-                continue;
-            }
-            return;
-
-        case PGRES_POLLING_READING:
-            return;
-
-        case PGRES_POLLING_OK:
-            ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
-                          "callhq: postgres connection %p established "
-                          "(server %d)", pc, PQserverVersion(pc->pgconn));
-
-            pc->pool->nconnecting--;
-            ngx_http_callhq_pg_set_idle(pc);
-            ngx_http_callhq_pg_dispatch(pc->pool);
-            return;
-
-        default: /* PGRES_POLLING_FAILED */
-            ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
-                          "callhq: postgres connection failed: %s",
-                          PQerrorMessage(pc->pgconn));
-            ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
+    if (rc != NGX_OK) {
+        if (link->timedout) {
+            ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
+                          "callhq: postgres connect timed out");
+            ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_CONNECT_TIMEOUT);
             return;
         }
+
+        ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                      "callhq: postgres connection failed: %s",
+                      PQerrorMessage(link->pgconn));
+        ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
+        return;
     }
+
+    ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
+                  "callhq: postgres connection %p established (server %d)",
+                  pc, PQserverVersion(link->pgconn));
+
+    pc->pool->nconnecting--;
+    ngx_http_callhq_pg_set_idle(pc);
+    ngx_http_callhq_pg_dispatch(pc->pool);
 }
 
 
@@ -566,9 +502,11 @@ ngx_http_callhq_pg_event_handler(ngx_event_t *ev)
 {
     ngx_connection_t           *c;
     ngx_http_callhq_pg_conn_t  *pc;
+    ngx_http_callhq_pg_link_t  *link;
 
     c = ev->data;
-    pc = c->data;
+    link = c->data;
+    pc = link->data;
 
     if (c->close) {
         /* graceful shutdown closes idle connections */
@@ -587,12 +525,6 @@ ngx_http_callhq_pg_event_handler(ngx_event_t *ev)
             ngx_http_callhq_pg_close(pc);
             return;
 
-        case ngx_http_callhq_pg_connecting:
-            ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
-                          "callhq: postgres connect timed out");
-            ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_CONNECT_TIMEOUT);
-            return;
-
         default:
             ngx_log_error(NGX_LOG_ERR, pc->pool->log, NGX_ETIMEDOUT,
                           "callhq: postgres query timed out");
@@ -602,10 +534,6 @@ ngx_http_callhq_pg_event_handler(ngx_event_t *ev)
     }
 
     switch (pc->state) {
-
-    case ngx_http_callhq_pg_connecting:
-        ngx_http_callhq_pg_connect_poll(pc);
-        return;
 
     case ngx_http_callhq_pg_idle:
         if (!ev->write) {
@@ -617,7 +545,7 @@ ngx_http_callhq_pg_event_handler(ngx_event_t *ev)
             if (ngx_http_callhq_pg_idle_lost(pc, ev)) {
                 ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
                               "callhq: idle postgres connection lost: %s",
-                              PQerrorMessage(pc->pgconn));
+                              PQerrorMessage(pc->link.pgconn));
                 ngx_http_callhq_pg_close(pc);
             }
         }
@@ -635,18 +563,18 @@ ngx_http_callhq_pg_idle_lost(ngx_http_callhq_pg_conn_t *pc, ngx_event_t *ev)
 {
     PGresult  *res;
 
-    if (!PQconsumeInput(pc->pgconn)
-        || PQstatus(pc->pgconn) != CONNECTION_OK
+    if (!PQconsumeInput(pc->link.pgconn)
+        || PQstatus(pc->link.pgconn) != CONNECTION_OK
         || ev->pending_eof)
     {
         return 1;
     }
 
-    if (PQisBusy(pc->pgconn)) {
+    if (PQisBusy(pc->link.pgconn)) {
         return 0;
     }
 
-    res = PQgetResult(pc->pgconn);
+    res = PQgetResult(pc->link.pgconn);
     if (res == NULL) {
         return 0;
     }
@@ -670,18 +598,18 @@ ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc)
 
     if (!pc->pool->conf->prepare) {
         /* PgBouncer's transaction pooling keeps no named statement */
-        ok = PQsendQueryParams(pc->pgconn, stmt->sql, stmt->nparams, NULL,
+        ok = PQsendQueryParams(pc->link.pgconn, stmt->sql, stmt->nparams, NULL,
                                q->values, NULL, NULL, 0);
         pc->state = ngx_http_callhq_pg_querying;
 
     } else if (pc->prepared & ((uint64_t) 1 << stmt->index)) {
-        ok = PQsendQueryPrepared(pc->pgconn, stmt->name, stmt->nparams,
+        ok = PQsendQueryPrepared(pc->link.pgconn, stmt->name, stmt->nparams,
                                  q->values, NULL, NULL, 0);
         pc->state = ngx_http_callhq_pg_querying;
 
     } else {
-        ok = PQsendPrepare(pc->pgconn, stmt->name, stmt->sql, stmt->nparams,
-                           NULL);
+        ok = PQsendPrepare(pc->link.pgconn, stmt->name, stmt->sql,
+                           stmt->nparams, NULL);
         pc->state = ngx_http_callhq_pg_preparing;
     }
 
@@ -693,18 +621,18 @@ ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc)
     if (!ok) {
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "callhq: postgres send failed: %s",
-                      PQerrorMessage(pc->pgconn));
+                      PQerrorMessage(pc->link.pgconn));
         ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
         return;
     }
 
-    if (!pc->c->read->timer_set) {
+    if (!pc->link.c->read->timer_set) {
         /* a grace second: the server's statement_timeout comes first */
-        ngx_add_timer(pc->c->read, pc->pool->conf->query_timeout + 1000);
+        ngx_add_timer(pc->link.c->read, pc->pool->conf->query_timeout + 1000);
     }
 
     /* the rest of the work happens on the socket's events */
-    ngx_post_event(pc->c->write, &ngx_posted_events);
+    ngx_post_event(pc->link.c->write, &ngx_posted_events);
 }
 
 
@@ -713,28 +641,28 @@ ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc)
 {
     PGresult  *res;
 
-    if (PQflush(pc->pgconn) == -1) {
+    if (PQflush(pc->link.pgconn) == -1) {
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                       "callhq: postgres send failed: %s",
-                      PQerrorMessage(pc->pgconn));
+                      PQerrorMessage(pc->link.pgconn));
         ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
         return;
     }
 
-    if (!PQconsumeInput(pc->pgconn)) {
+    if (!PQconsumeInput(pc->link.pgconn)) {
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                       "callhq: postgres connection lost: %s",
-                      PQerrorMessage(pc->pgconn));
+                      PQerrorMessage(pc->link.pgconn));
         ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
         return;
     }
 
     for ( ;; ) {
-        if (PQisBusy(pc->pgconn)) {
+        if (PQisBusy(pc->link.pgconn)) {
             return;
         }
 
-        res = PQgetResult(pc->pgconn);
+        res = PQgetResult(pc->link.pgconn);
         if (res == NULL) {
             break;
         }
@@ -748,10 +676,10 @@ ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc)
         }
     }
 
-    if (PQstatus(pc->pgconn) != CONNECTION_OK) {
+    if (PQstatus(pc->link.pgconn) != CONNECTION_OK) {
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                       "callhq: postgres connection lost: %s",
-                      PQerrorMessage(pc->pgconn));
+                      PQerrorMessage(pc->link.pgconn));
         ngx_http_callhq_pg_fail(pc, NGX_HTTP_CALLHQ_PG_UNAVAILABLE);
         return;
     }
@@ -836,8 +764,8 @@ ngx_http_callhq_pg_set_idle(ngx_http_callhq_pg_conn_t *pc)
 
     pool = pc->pool;
 
-    if (pc->c->read->timer_set) {
-        ngx_del_timer(pc->c->read);
+    if (pc->link.c->read->timer_set) {
+        ngx_del_timer(pc->link.c->read);
     }
 
     if (pc->state != ngx_http_callhq_pg_idle) {
@@ -850,9 +778,9 @@ ngx_http_callhq_pg_set_idle(ngx_http_callhq_pg_conn_t *pc)
     pc->query = NULL;
 
     /* idle connections must not hold up a graceful shutdown */
-    pc->c->idle = 1;
-    pc->c->read->cancelable = 1;
-    ngx_add_timer(pc->c->read, pool->conf->idle_timeout);
+    pc->link.c->idle = 1;
+    pc->link.c->read->cancelable = 1;
+    ngx_add_timer(pc->link.c->read, pool->conf->idle_timeout);
 }
 
 
@@ -868,12 +796,12 @@ ngx_http_callhq_pg_assign(ngx_http_callhq_pg_conn_t *pc,
     ngx_queue_insert_tail(&pool->busy, &pc->queue);
     pool->nbusy++;
 
-    if (pc->c->read->timer_set) {
-        ngx_del_timer(pc->c->read);
+    if (pc->link.c->read->timer_set) {
+        ngx_del_timer(pc->link.c->read);
     }
 
-    pc->c->idle = 0;
-    pc->c->read->cancelable = 0;
+    pc->link.c->idle = 0;
+    pc->link.c->read->cancelable = 0;
     pc->query = q;
     pc->orphan = NULL;
     q->conn = pc;
@@ -986,11 +914,9 @@ ngx_http_callhq_pg_fail_waiting(ngx_http_callhq_pg_pool_t *pool,
 static void
 ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc)
 {
-    ngx_connection_t           *c;
     ngx_http_callhq_pg_pool_t  *pool;
 
     pool = pc->pool;
-    c = pc->c;
 
     ngx_queue_remove(&pc->queue);
     pool->nconns--;
@@ -1007,16 +933,166 @@ ngx_http_callhq_pg_close(ngx_http_callhq_pg_conn_t *pc)
         PQclear(pc->result);
     }
 
-    ngx_http_callhq_pg_finish(c, pc->pgconn);
+    ngx_http_callhq_pg_link_close(&pc->link);
     ngx_free(pc);
 }
 
 
-/* closes a libpq connection that nginx's event loop watches */
+ngx_int_t
+ngx_http_callhq_pg_link_start(ngx_http_callhq_pg_link_t *link,
+    const char *const *keywords, const char *const *values,
+    int expand_dbname, ngx_msec_t timeout)
+{
+    int                fd;
+    ngx_connection_t  *c;
+
+    link->c = NULL;
+    link->connecting = 0;
+    link->timedout = 0;
+
+    link->pgconn = PQconnectStartParams(keywords, values, expand_dbname);
+
+    if (link->pgconn == NULL || PQstatus(link->pgconn) == CONNECTION_BAD
+        || PQsetnonblocking(link->pgconn, 1) == -1)
+    {
+        return NGX_ERROR;
+    }
+
+    /* server notices go to error_log, not to stderr */
+    PQsetNoticeProcessor(link->pgconn, ngx_http_callhq_pg_notice, link);
+
+    fd = PQsocket(link->pgconn);
+
+    c = ngx_get_connection(fd, link->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+    c->data = link;
+    c->log_error = NGX_ERROR_INFO;
+    c->read->handler = ngx_http_callhq_pg_link_event;
+    c->write->handler = ngx_http_callhq_pg_link_event;
+    c->read->log = link->log;
+    c->write->log = link->log;
+
+    /* edge-triggered: libpq does the I/O, nginx only says when */
+    if (ngx_add_conn(c) != NGX_OK) {
+        c->fd = (ngx_socket_t) -1;
+        ngx_free_connection(c);
+        return NGX_ERROR;
+    }
+
+    link->c = c;
+    link->connecting = 1;
+
+    if (link->idle) {
+        /* a graceful shutdown closes it and waits for none of its timers */
+        c->idle = 1;
+        c->read->cancelable = 1;
+    }
+
+    ngx_add_timer(c->read, timeout);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, link->log, 0,
+                   "callhq pg: link %p connecting fd:%d", link, fd);
+
+    /* libpq may already have data to send, or the connect may be done */
+    ngx_http_callhq_pg_link_poll(link);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_callhq_pg_link_poll(ngx_http_callhq_pg_link_t *link)
+{
+    ngx_uint_t                 n;
+    PostgresPollingStatusType  rc;
+
+    /*
+     * With edge-triggered events no new edge may come once the socket is
+     * writable (e.g. after CONNECTION_MADE libpq only wants to write the
+     * startup packet), so poll again while the write side is ready.
+     */
+    for (n = 0; n < 8; n++) {
+        rc = PQconnectPoll(link->pgconn);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, link->log, 0,
+                       "callhq pg: link %p connect poll rc:%d", link,
+                       (int) rc);
+
+        switch (rc) {
+
+        case PGRES_POLLING_WRITING:
+            if (link->c->write->ready) {
+                continue;
+            }
+            return;
+
+        case PGRES_POLLING_READING:
+            return;
+
+        case PGRES_POLLING_OK:
+            link->connecting = 0;
+
+            if (link->c->read->timer_set) {
+                ngx_del_timer(link->c->read);
+            }
+
+            link->connected(link, NGX_OK);
+            return;
+
+        default: /* PGRES_POLLING_FAILED */
+            link->connecting = 0;
+            link->connected(link, NGX_ERROR);
+            return;
+        }
+    }
+}
+
+
+/* the link's own events while it connects, then its owner's */
+
+static void
+ngx_http_callhq_pg_link_event(ngx_event_t *ev)
+{
+    ngx_connection_t           *c;
+    ngx_http_callhq_pg_link_t  *link;
+
+    c = ev->data;
+    link = c->data;
+
+    if (!link->connecting || c->close) {
+        link->handler(ev);
+        return;
+    }
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+        link->connecting = 0;
+        link->timedout = 1;
+        link->connected(link, NGX_ERROR);
+        return;
+    }
+
+    ngx_http_callhq_pg_link_poll(link);
+}
+
 
 void
-ngx_http_callhq_pg_finish(ngx_connection_t *c, PGconn *pgconn)
+ngx_http_callhq_pg_link_close(ngx_http_callhq_pg_link_t *link)
 {
+    ngx_connection_t  *c;
+
+    c = link->c;
+    link->c = NULL;
+    link->connecting = 0;
+
+    if (c == NULL) {
+        goto finish;
+    }
+
     if (c->read->timer_set) {
         ngx_del_timer(c->read);
     }
@@ -1050,7 +1126,12 @@ ngx_http_callhq_pg_finish(ngx_connection_t *c, PGconn *pgconn)
     c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
 
-    PQfinish(pgconn);
+finish:
+
+    if (link->pgconn) {
+        PQfinish(link->pgconn);
+        link->pgconn = NULL;
+    }
 }
 
 
@@ -1092,9 +1173,9 @@ ngx_http_callhq_pg_wait_handler(ngx_event_t *ev)
 static void
 ngx_http_callhq_pg_notice(void *arg, const char *message)
 {
-    ngx_http_callhq_pg_pool_t  *pool = arg;
+    ngx_http_callhq_pg_link_t  *link = arg;
 
-    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0, "callhq: postgres: %s",
+    ngx_log_error(NGX_LOG_NOTICE, link->log, 0, "callhq: postgres: %s",
                   message);
 }
 

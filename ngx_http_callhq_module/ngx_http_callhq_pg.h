@@ -21,6 +21,7 @@
 typedef struct ngx_http_callhq_pg_pool_s   ngx_http_callhq_pg_pool_t;
 typedef struct ngx_http_callhq_pg_conn_s   ngx_http_callhq_pg_conn_t;
 typedef struct ngx_http_callhq_pg_query_s  ngx_http_callhq_pg_query_t;
+typedef struct ngx_http_callhq_pg_link_s   ngx_http_callhq_pg_link_t;
 
 /*
  * res is the statement's result (valid only during the call), or NULL
@@ -32,6 +33,30 @@ typedef void (*ngx_http_callhq_pg_handler_pt)(ngx_http_callhq_pg_query_t *q,
 
 /* sees the result of a statement whose caller left before it finished */
 typedef void (*ngx_http_callhq_pg_orphan_pt)(PGresult *res);
+
+/* rc: NGX_OK connected, NGX_ERROR not (link->timedout, or PQerrorMessage) */
+typedef void (*ngx_http_callhq_pg_link_pt)(ngx_http_callhq_pg_link_t *link,
+    ngx_int_t rc);
+
+
+/*
+ * One non-blocking libpq connection whose socket nginx's event loop
+ * watches (the pool's connections and the webhook listener's): the
+ * socket's events drive PQconnectPoll() until connected() is called, then
+ * go to handler.  c->data is the link, data its owner's.
+ */
+struct ngx_http_callhq_pg_link_s {
+    PGconn                        *pgconn;
+    ngx_connection_t              *c;
+    ngx_log_t                     *log;
+    void                          *data;
+    ngx_http_callhq_pg_link_pt     connected;
+    ngx_event_handler_pt           handler;
+
+    unsigned                       idle:1;     /* closed by a graceful exit */
+    unsigned                       connecting:1;
+    unsigned                       timedout:1; /* the connect did */
+};
 
 
 /* why a statement got no result */
@@ -116,8 +141,18 @@ void ngx_http_callhq_pg_keep(ngx_http_callhq_pg_query_t *q);
 /* the caller is gone: its handler is never called */
 void ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q);
 
-/* closes a libpq connection whose socket nginx's event loop watches */
-void ngx_http_callhq_pg_finish(ngx_connection_t *c, PGconn *pgconn);
+/*
+ * Starts link's connect (link->log, ->data, ->connected, ->handler,
+ * ->idle set): NGX_OK, and link->connected() is called once, maybe before
+ * this returns; or NGX_ERROR at once, PQerrorMessage() (or "out of
+ * memory" without link->pgconn) saying why, and the caller closes it.
+ */
+ngx_int_t ngx_http_callhq_pg_link_start(ngx_http_callhq_pg_link_t *link,
+    const char *const *keywords, const char *const *values,
+    int expand_dbname, ngx_msec_t timeout);
+
+/* whatever is open of it; a closed link may start again */
+void ngx_http_callhq_pg_link_close(ngx_http_callhq_pg_link_t *link);
 
 /* statistics for variables and status */
 ngx_uint_t ngx_http_callhq_pg_open(ngx_http_callhq_pg_pool_t *pool);

@@ -14,9 +14,10 @@
  *
  * Claims are leases: SQL hands a row to one dispatcher at a time (SKIP
  * LOCKED) for callhq_webhook_lease, so any number of workers and nodes
- * share the work; a delivery abandoned by an exiting worker is handed
- * back at once if it sent nothing yet, else comes back once its lease
- * ends.  Per-session order is SQL's too, and each org's fair share of the
+ * share the work.  A worker that exits gracefully (a reload) hands back
+ * at once the deliveries that sent nothing yet and waits for the answers
+ * to the others; one that dies leaves its claims to their leases.
+ * Per-session order is SQL's too, and each org's fair share of the
  * worker's slots.
  *
  * This file: the module, its directives, the claims and the status
@@ -897,9 +898,9 @@ ngx_http_callhq_webhook_init_process(ngx_cycle_t *cycle)
 
 
 /*
- * In-flight deliveries are abandoned: those that sent nothing are handed
- * back, the others come back after their leases.  The
- * PostgreSQL pool is gone already (ngx_http_callhq_module exits first and
+ * In-flight deliveries (a fast exit, or worker_shutdown_timeout) are
+ * abandoned: those that sent nothing are handed back, the others come back
+ * after their leases.  The PostgreSQL pool is gone already (ngx_http_callhq_module exits first and
  * calls the handlers of its queries, which free what they own).
  */
 

@@ -135,8 +135,7 @@ struct ngx_http_callhq_webhook_s {
     ngx_uint_t                     failures;
 
     /* the LISTEN connection */
-    PGconn                        *pgconn;
-    ngx_connection_t              *c;
+    ngx_http_callhq_pg_link_t      link;
     ngx_event_t                    reconnect;
     ngx_msec_t                     backoff;
 

@@ -19,22 +19,18 @@
 #include "ngx_http_callhq_webhook.h"
 
 
-static void ngx_http_callhq_webhook_listen_poll(ngx_http_callhq_webhook_t *wh);
+static void ngx_http_callhq_webhook_listen_connected(
+    ngx_http_callhq_pg_link_t *link, ngx_int_t rc);
 static void ngx_http_callhq_webhook_listen_event(ngx_event_t *ev);
 static void ngx_http_callhq_webhook_listen_read(
     ngx_http_callhq_webhook_t *wh);
 static void ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
     const char *reason);
-static void ngx_http_callhq_webhook_notice(void *arg, const char *message);
 
 
 void
 ngx_http_callhq_webhook_listen(ngx_http_callhq_webhook_t *wh)
 {
-    int                fd;
-    PGconn            *pgconn;
-    ngx_connection_t  *c;
-
     /* our own session, named so that operators can find it */
     static const char  *keywords[] = {
         "dbname", "fallback_application_name", NULL
@@ -62,137 +58,80 @@ ngx_http_callhq_webhook_listen(ngx_http_callhq_webhook_t *wh)
     values[1] = "callhq_webhook_listen";
     values[2] = NULL;
 
-    pgconn = PQconnectStartParams(keywords, values, 1);
-
-    if (pgconn == NULL || PQstatus(pgconn) == CONNECTION_BAD) {
-        ngx_log_error(NGX_LOG_WARN, wh->log, 0,
-                      "callhq: webhook listener could not connect: %s",
-                      pgconn ? PQerrorMessage(pgconn) : "out of memory");
-        goto failed;
-    }
-
-    if (PQsetnonblocking(pgconn, 1) == -1) {
-        ngx_log_error(NGX_LOG_WARN, wh->log, 0,
-                      "callhq: PQsetnonblocking() failed: %s",
-                      PQerrorMessage(pgconn));
-        goto failed;
-    }
-
-    PQsetNoticeProcessor(pgconn, ngx_http_callhq_webhook_notice, wh);
-
-    fd = PQsocket(pgconn);
-
-    c = ngx_get_connection(fd, wh->log);
-    if (c == NULL) {
-        goto failed;
-    }
-
-    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
-    c->data = wh;
-    c->log_error = NGX_ERROR_INFO;
-    c->read->handler = ngx_http_callhq_webhook_listen_event;
-    c->write->handler = ngx_http_callhq_webhook_listen_event;
-    c->read->log = wh->log;
-    c->write->log = wh->log;
-
-    /* a graceful shutdown closes it, as an idle keepalive connection */
-    c->idle = 1;
-
-    if (ngx_add_conn(c) != NGX_OK) {
-        c->fd = (ngx_socket_t) -1;
-        ngx_free_connection(c);
-        goto failed;
-    }
-
-    wh->pgconn = pgconn;
-    wh->c = c;
+    wh->link.log = wh->log;
+    wh->link.data = wh;
+    wh->link.connected = ngx_http_callhq_webhook_listen_connected;
+    wh->link.handler = ngx_http_callhq_webhook_listen_event;
+    wh->link.idle = 1;
     wh->listening = 0;
 
-    c->read->cancelable = 1;
-    ngx_add_timer(c->read, wh->mcf->pg.connect_timeout);
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, wh->log, 0,
-                   "callhq webhook: listener connecting fd:%d", fd);
-
-    ngx_http_callhq_webhook_listen_poll(wh);
-
-    return;
-
-failed:
-
-    if (pgconn) {
-        PQfinish(pgconn);
+    /* may have called ngx_http_callhq_webhook_listen_connected() */
+    if (ngx_http_callhq_pg_link_start(&wh->link, keywords, values, 1,
+                                      wh->mcf->pg.connect_timeout)
+        == NGX_OK)
+    {
+        return;
     }
+
+    ngx_log_error(NGX_LOG_WARN, wh->log, 0,
+                  "callhq: webhook listener could not connect: %s",
+                  wh->link.pgconn ? PQerrorMessage(wh->link.pgconn)
+                                  : "out of memory");
+
+    ngx_http_callhq_pg_link_close(&wh->link);
 
     ngx_add_timer(&wh->reconnect, wh->backoff);
 }
 
 
 static void
-ngx_http_callhq_webhook_listen_poll(ngx_http_callhq_webhook_t *wh)
+ngx_http_callhq_webhook_listen_connected(ngx_http_callhq_pg_link_t *link,
+    ngx_int_t rc)
 {
-    ngx_uint_t                 n;
-    PostgresPollingStatusType  rc;
+    ngx_http_callhq_webhook_t  *wh;
 
-    /* edge-triggered: poll again while the socket stays writable */
-    for (n = 0; n < 8; n++) {
-        rc = PQconnectPoll(wh->pgconn);
+    wh = link->data;
 
-        switch (rc) {
-
-        case PGRES_POLLING_WRITING:
-            if (wh->c->write->ready) {
-                continue;
-            }
-
-            return;
-
-        case PGRES_POLLING_READING:
-            return;
-
-        case PGRES_POLLING_OK:
-            if (wh->c->read->timer_set) {
-                ngx_del_timer(wh->c->read);
-            }
-
-            if (!PQsendQuery(wh->pgconn,
-                             "LISTEN " NGX_HTTP_CALLHQ_WEBHOOK_CHANNEL "; "
-                             "LISTEN " NGX_HTTP_CALLHQ_TURN_CHANNEL)
-                || PQflush(wh->pgconn) == -1)
-            {
-                ngx_http_callhq_webhook_listen_lost(wh,
-                                                    PQerrorMessage(wh->pgconn));
-                return;
-            }
-
-            ngx_log_error(NGX_LOG_INFO, wh->log, 0,
-                          "callhq: webhook listener connected");
-
-            wh->listening = 1;
-            wh->backoff = 1000;
-
-            /* whatever was notified while nobody listened */
-            ngx_post_event(&wh->tick, &ngx_posted_events);
-            ngx_http_callhq_wait_wake_all(wh->log);
-            return;
-
-        default: /* PGRES_POLLING_FAILED */
-            ngx_http_callhq_webhook_listen_lost(wh,
-                                                PQerrorMessage(wh->pgconn));
-            return;
-        }
+    if (rc != NGX_OK) {
+        ngx_http_callhq_webhook_listen_lost(wh, link->timedout
+                                            ? "connect timed out"
+                                            : PQerrorMessage(link->pgconn));
+        return;
     }
+
+    if (!PQsendQuery(link->pgconn,
+                     "LISTEN " NGX_HTTP_CALLHQ_WEBHOOK_CHANNEL "; "
+                     "LISTEN " NGX_HTTP_CALLHQ_TURN_CHANNEL)
+        || PQflush(link->pgconn) == -1)
+    {
+        ngx_http_callhq_webhook_listen_lost(wh, PQerrorMessage(link->pgconn));
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, wh->log, 0,
+                  "callhq: webhook listener connected");
+
+    wh->listening = 1;
+    wh->backoff = 1000;
+
+    /* whatever was notified while nobody listened */
+    ngx_post_event(&wh->tick, &ngx_posted_events);
+    ngx_http_callhq_wait_wake_all(wh->log);
 }
 
+
+/* connected (ngx_http_callhq_pg.c's link connects) */
 
 static void
 ngx_http_callhq_webhook_listen_event(ngx_event_t *ev)
 {
     ngx_connection_t           *c;
+    ngx_http_callhq_pg_link_t  *link;
     ngx_http_callhq_webhook_t  *wh;
 
     c = ev->data;
-    wh = c->data;
+    link = c->data;
+    wh = link->data;
 
     if (c->close) {
         /* graceful shutdown */
@@ -201,21 +140,10 @@ ngx_http_callhq_webhook_listen_event(ngx_event_t *ev)
         return;
     }
 
-    if (ev->timedout) {
-        ev->timedout = 0;
-        ngx_http_callhq_webhook_listen_lost(wh, "connect timed out");
-        return;
-    }
-
-    if (!wh->listening) {
-        ngx_http_callhq_webhook_listen_poll(wh);
-        return;
-    }
-
     if (ev->write) {
-        if (PQflush(wh->pgconn) == -1) {
+        if (PQflush(link->pgconn) == -1) {
             ngx_http_callhq_webhook_listen_lost(wh,
-                                                PQerrorMessage(wh->pgconn));
+                                                PQerrorMessage(link->pgconn));
         }
 
         return;
@@ -232,14 +160,15 @@ ngx_http_callhq_webhook_listen_read(ngx_http_callhq_webhook_t *wh)
     PGresult    *res;
     ngx_uint_t   notified;
 
-    if (!PQconsumeInput(wh->pgconn)) {
-        ngx_http_callhq_webhook_listen_lost(wh, PQerrorMessage(wh->pgconn));
+    if (!PQconsumeInput(wh->link.pgconn)) {
+        ngx_http_callhq_webhook_listen_lost(wh,
+                                            PQerrorMessage(wh->link.pgconn));
         return;
     }
 
     /* the LISTEN command's own result */
-    while (!PQisBusy(wh->pgconn)) {
-        res = PQgetResult(wh->pgconn);
+    while (!PQisBusy(wh->link.pgconn)) {
+        res = PQgetResult(wh->link.pgconn);
         if (res == NULL) {
             break;
         }
@@ -255,7 +184,7 @@ ngx_http_callhq_webhook_listen_read(ngx_http_callhq_webhook_t *wh)
 
     notified = 0;
 
-    while ((notify = PQnotifies(wh->pgconn)) != NULL) {
+    while ((notify = PQnotifies(wh->link.pgconn)) != NULL) {
 
         if (ngx_strcmp(notify->relname, NGX_HTTP_CALLHQ_TURN_CHANNEL) == 0) {
             ngx_http_callhq_wait_notified(notify->extra, notify->be_pid);
@@ -274,8 +203,9 @@ ngx_http_callhq_webhook_listen_read(ngx_http_callhq_webhook_t *wh)
         ngx_post_event(&wh->tick, &ngx_posted_events);
     }
 
-    if (PQstatus(wh->pgconn) != CONNECTION_OK) {
-        ngx_http_callhq_webhook_listen_lost(wh, PQerrorMessage(wh->pgconn));
+    if (PQstatus(wh->link.pgconn) != CONNECTION_OK) {
+        ngx_http_callhq_webhook_listen_lost(wh,
+                                            PQerrorMessage(wh->link.pgconn));
         return;
     }
 
@@ -284,7 +214,7 @@ ngx_http_callhq_webhook_listen_read(ngx_http_callhq_webhook_t *wh)
      * come with one edge, and libpq reads the message only, so no other
      * event would ever tell of the end.
      */
-    if (wh->c->read->pending_eof) {
+    if (wh->link.c->read->pending_eof) {
         ngx_http_callhq_webhook_listen_lost(wh, "the server closed the "
                                             "connection");
     }
@@ -319,12 +249,13 @@ ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
 
 
 /*
- * A graceful shutdown abandons the deliveries in flight.  Those that sent
- * nothing yet (resolving, connecting, handshaking) are given back at once
- * rather than after their leases: one statement on the listener's
- * connection, sent as it closes (PostgreSQL runs it before the
- * connection's end).  Those that sent their request may have been
- * received: they come back after their leases, as before.
+ * A graceful shutdown (a reload) gives the deliveries that sent nothing
+ * yet (resolving, connecting, handshaking) back at once rather than after
+ * their leases: one statement on the listener's connection, sent as it
+ * closes (PostgreSQL runs it before the connection's end), and they stop
+ * here, so that the new workers' attempts are the only ones.  Those that
+ * sent their request may have been received: the exiting worker waits for
+ * their answers (or time-outs) and records them.
  */
 
 void
@@ -334,11 +265,11 @@ ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
     u_char                              *p, *last;
     size_t                               len;
     ngx_uint_t                           n, i;
-    ngx_queue_t                         *q;
+    ngx_queue_t                         *q, *next;
     const char                          *values[1];
     ngx_http_callhq_webhook_delivery_t  *d;
 
-    if (wh->pgconn == NULL || !wh->listening) {
+    if (wh->link.pgconn == NULL || !wh->listening) {
         return;
     }
 
@@ -389,14 +320,14 @@ ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
 
     rc = -1;
 
-    if (PQsendQueryParams(wh->pgconn,
+    if (PQsendQueryParams(wh->link.pgconn,
                           "select callhq.webhook_release($1::bigint[])",
                           1, NULL, values, NULL, NULL, 0)
         == 1)
     {
         /* a few bytes on an idle connection: they go at once, or never */
         for (i = 0; i < 8; i++) {
-            rc = PQflush(wh->pgconn);
+            rc = PQflush(wh->link.pgconn);
             if (rc != 1) {
                 break;
             }
@@ -408,24 +339,35 @@ ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
                   (rc == 0) ? "handed" : "could not be handed");
 
     ngx_free(p);
+
+    if (rc != 0) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&wh->deliveries);
+         q != ngx_queue_sentinel(&wh->deliveries);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        d = ngx_queue_data(q, ngx_http_callhq_webhook_delivery_t, queue);
+
+        if (d->state > ngx_http_callhq_webhook_handshaking) {
+            continue;
+        }
+
+        if (d->peer.connection && d->peer.connection->ssl) {
+            d->peer.connection->ssl->no_send_shutdown = 1;
+        }
+
+        ngx_http_callhq_webhook_free(d);
+    }
 }
 
 
 void
 ngx_http_callhq_webhook_listen_close(ngx_http_callhq_webhook_t *wh)
 {
-    ngx_connection_t  *c;
-
-    c = wh->c;
-
-    if (c == NULL) {
-        return;
-    }
-
-    ngx_http_callhq_pg_finish(c, wh->pgconn);
-
-    wh->c = NULL;
-    wh->pgconn = NULL;
+    ngx_http_callhq_pg_link_close(&wh->link);
     wh->listening = 0;
 }
 
@@ -437,19 +379,10 @@ ngx_http_callhq_webhook_reconnect(ngx_event_t *ev)
 
     wh = ev->data;
 
-    if (ngx_http_callhq_webhook_exiting() || wh->c) {
+    if (ngx_http_callhq_webhook_exiting() || wh->link.c) {
         return;
     }
 
     ngx_http_callhq_webhook_listen(wh);
 }
 
-
-static void
-ngx_http_callhq_webhook_notice(void *arg, const char *message)
-{
-    ngx_http_callhq_webhook_t  *wh = arg;
-
-    ngx_log_error(NGX_LOG_NOTICE, wh->log, 0, "callhq: postgres: %s",
-                  message);
-}

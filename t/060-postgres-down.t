@@ -32,8 +32,6 @@ sub err503 {
            . '"message":"' . $message . '"}';
 }
 
-sub pg_running { -f "$ENV{CALLHQ_TEST_PGDIR}/data/postmaster.pid" }
-
 # Sessions of this file are named d060-* and gate-060-*.
 psql(q{delete from callhq.sessions where name like 'd060-%'});
 main::gate_reset(qw(gate-060-busy-1 gate-060-busy-2 gate-060-queue
@@ -41,7 +39,7 @@ main::gate_reset(qw(gate-060-busy-1 gate-060-busy-2 gate-060-queue
 
 END {
     # whatever happened, leave the database running for the next suite
-    pg_start() if !pg_running();
+    pg_start() if !CallHQ::Test::pg_running();
 }
 
 run_tests();

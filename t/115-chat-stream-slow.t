@@ -93,12 +93,7 @@ sub rss_kb {
     return 0;
 }
 
-sub nginx_pid {
-    open my $fh, '<', $Test::Nginx::Util::PidFile or return 0;
-    my $pid = <$fh> // 0;
-    chomp $pid;
-    return $pid;
-}
+*nginx_pid = \&CallHQ::Test::nginx_pid;
 
 # POST $path on the slow server with a 4 kB receive buffer: reads 100
 # bytes at a time, $slow times, noting the worker's largest VmRSS, then the

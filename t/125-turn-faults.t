@@ -127,16 +127,10 @@ sub stop_pg_until {
     main::wait_for_log($re, $from) or die "no log line $re\n";
 }
 
-sub nginx_pid {
-    open my $fh, '<', main::server_root() . '/logs/nginx.pid' or die "pid: $!\n";
-    chomp(my $pid = <$fh>);
-    return $pid;
-}
-
-sub pg_running { -f "$ENV{CALLHQ_TEST_PGDIR}/data/postmaster.pid" }
+*nginx_pid = \&CallHQ::Test::nginx_pid;
 
 END {
-    CallHQ::Test::pg_start() if !pg_running();
+    CallHQ::Test::pg_start() if !CallHQ::Test::pg_running();
 }
 
 our $HTTP = <<'_EOC_';

@@ -6,7 +6,11 @@
 # into the row), and an event whose assistant was deleted goes dead; one
 # org's slow receiver holds at most its share of a worker's delivery
 # slots, and another org's events go out meanwhile; a graceful stop hands
-# the events it claimed and sent nothing of back at once.
+# the events it claimed and sent nothing of back at once, and a graceful
+# reload waits for the answer to one it sent (its receiver holds it past
+# its time-out: the new workers deliver it seconds later, not after the
+# 6-minute lease); the LISTEN connection comes back after PostgreSQL
+# restarts, and a NOTIFY through it wakes the dispatcher again.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -23,6 +27,9 @@ our $SILENT = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1',
                                     LocalPort => 0) or die "udp socket: $!\n";
 our $SILENT_PORT = $SILENT->sockport;
 
+# a master to reload (TEST 10)
+master_on();
+
 # /_b/...: the API as Org B
 ::wh_defaults(config => <<'_EOC_');
 location /_b/ {
@@ -36,7 +43,38 @@ _EOC_
 add_test_cleanup_handler(sub { ::settle_outbox('%/t250/slow%') });
 
 END {
+    CallHQ::Test::pg_start() if !CallHQ::Test::pg_running();
     eval { psql(q{delete from callhq.webhook_outbox where url like '%/t250/%'}) };
+}
+
+# Waits (60 s at most) until the receiver got $n requests to $path, of any
+# kind: a held one counts as it arrives.
+sub receiver_got {
+    my ($path, $n) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $ENV{TEST_NGINX_WH_PORT},
+                                     Proto => 'tcp')
+        or die "receiver: $!\n";
+    print {$sock} "GET /_wait?path=$path&until=$n&count=any&timeout=60"
+                  . " HTTP/1.0\r\n\r\n";
+    local $/;
+    my $answer = <$sock> // '';
+    die "the receiver did not get $n requests to $path:\n$answer"
+        if $answer =~ /timed out/ || $answer !~ /^HTTP\/1\.\d 200 /;
+}
+
+# Waits (60 s at most) until a listener's LISTEN ran; false if none did.
+our $LISTENING = q{select count(*) from pg_stat_activity
+                    where application_name = 'callhq_webhook_listen'
+                      and query like 'LISTEN%' and state = 'idle'};
+
+sub listening {
+    my $deadline = time + 60;
+    while (time < $deadline) {
+        return 1 if psql($LISTENING) > 0;
+        select undef, undef, undef, 0.1;
+    }
+    return 0;
 }
 
 sub id { sprintf '25000000-0000-4000-8000-0000000000%02d', shift }
@@ -45,6 +83,7 @@ sub id { sprintf '25000000-0000-4000-8000-0000000000%02d', shift }
 #   01 w250-size      02 w250-rotate (a wrong secret until TEST 4)
 #   03 w250-deleted   04 w250-slow (hangs)   05 w250-fair (Org B)
 #   06 w250-unsent (its name is never resolved)
+#   07 w250-held (holds the first attempt past its 3 s)   08 w250-listen
 # Sessions: 11 (2 messages) and 12 (300 messages) of 01.
 psql(qq{
     delete from callhq.webhook_outbox where url like '%/t250/%';
@@ -69,7 +108,12 @@ psql(qq{
                    ('cq_test_b', '@{[ id(5) ]}', 'w250-fair',
                     '{"url": "$R/t250/fair", "secret": "$::WH_SECRET"}'),
                    ('cq_test_a', '@{[ id(6) ]}', 'w250-unsent',
-                    '{"url": "http://unsent.test:9/t250/unsent", "timeoutSeconds": 100}'))
+                    '{"url": "http://unsent.test:9/t250/unsent", "timeoutSeconds": 100}'),
+                   ('cq_test_a', '@{[ id(7) ]}', 'w250-held',
+                    '{"url": "$R/t250/held?hang=1", "secret": "$::WH_SECRET",
+                      "timeoutSeconds": 3}'),
+                   ('cq_test_a', '@{[ id(8) ]}', 'w250-listen',
+                    '{"url": "$R/t250/listen", "secret": "$::WH_SECRET"}'))
            v(key, id, name, server)
      where k.key_hash = sha256(convert_to(v.key, 'UTF8'));
 
@@ -258,3 +302,50 @@ keep-pending
                   and next_attempt_at <= now()}, '1')
 --- response_body
 1
+
+
+
+=== TEST 10: a graceful reload while the receiver holds a sent event: the old worker waits out its 3 s, the new workers deliver it, not 6 minutes later
+--- init
+::insert_session('25000000-0000-4000-8000-000000000051',
+                 '25000000-0000-4000-8000-000000000007', 'w250-held');
+main::receiver_got('/t250/held', 1);
+my $from = CallHQ::Test::log_size();
+kill 'HUP', CallHQ::Test::nginx_pid();
+# no request of the block may reach the old worker: it would close it idle
+CallHQ::Test::wait_for_log(qr/gracefully shutting down/, $from)
+    or die "nginx did not reload\n";
+--- request eval
+[::wait_req(path => '/t250/held', until => 1, timeout => 60),
+ ::pgwait_req(q{select state || ' ' || attempts || ' '
+                       || (delivered_at < created_at + interval '1 minute')
+                  from callhq.webhook_outbox where url like '%/t250/held%'},
+              'delivered 1 true', timeout => 30)]
+--- response_body eval
+["session.created hang A valid\nsession.created 200 A valid\n",
+ "delivered 1 true\n"]
+
+
+
+=== TEST 11: PostgreSQL restarts: the listener connects and LISTENs again, and an event's NOTIFY wakes the dispatcher (its interval is 1 h)
+--- http_config eval
+::wh_http(interval => '1h', sweep_interval => 0)
+--- init
+main::listening() or die "the listener did not LISTEN\n";
+my $from = CallHQ::Test::log_size();
+CallHQ::Test::pg_stop();
+CallHQ::Test::wait_for_log(qr/webhook listener lost/, $from)
+    or die "the listener did not notice PostgreSQL going away\n";
+CallHQ::Test::pg_start();
+--- request eval
+[::pgwait_req($main::LISTENING, '1', timeout => 60),
+ "POST /session\n{\"assistantId\": \"25000000-0000-4000-8000-000000000008\", \"name\": \"w250-listen\"}",
+ ::wait_req(path => '/t250/listen', until => 1, fields => 'session.name')]
+--- error_code eval
+[200, 201, 200]
+--- response_body eval
+["1\n", qr/"w250-listen"/,
+ "session.created 200 A valid session.name=\"w250-listen\"\n"]
+--- no_error_log
+[crit]
+[alert]

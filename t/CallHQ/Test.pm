@@ -19,6 +19,7 @@ package CallHQ::Test;
 use strict;
 use warnings;
 use Exporter ();
+use Time::HiRes ();
 
 our @EXPORT = qw(psql pg_stop pg_start callhq_defaults api_location
                  model_locations);
@@ -166,6 +167,40 @@ sub pg_start {
     system('scripts/pg.sh', 'start', $ENV{CALLHQ_TEST_PGDIR},
            $ENV{CALLHQ_TEST_PGPORT}) == 0
         or die "could not start PostgreSQL\n";
+}
+
+sub pg_running { -f "$ENV{CALLHQ_TEST_PGDIR}/data/postmaster.pid" }
+
+# The nginx master's pid (0 before it wrote one): to signal it.
+sub nginx_pid {
+    open my $fh, '<', Test::Nginx::Socket::server_root() . '/logs/nginx.pid'
+        or return 0;
+    my $pid = <$fh> // 0;
+    chomp $pid;
+    return $pid;
+}
+
+# The size of nginx's error log now: where to start wait_for_log.
+sub log_size {
+    return -s (Test::Nginx::Socket::server_root() . '/logs/error.log') // 0;
+}
+
+# Poll nginx's error log (from byte $from on) for a line matching $re;
+# false after $secs seconds.
+sub wait_for_log {
+    my ($re, $from, $secs) = @_;
+    my $file = Test::Nginx::Socket::server_root() . '/logs/error.log';
+    my $deadline = Time::HiRes::time() + ($secs // 60);
+    while (Time::HiRes::time() < $deadline) {
+        if (open my $fh, '<', $file) {
+            seek $fh, $from // 0, 0;
+            while (my $line = <$fh>) {
+                return 1 if $line =~ $re;
+            }
+        }
+        Time::HiRes::sleep(0.05);
+    }
+    return 0;
 }
 
 1;
