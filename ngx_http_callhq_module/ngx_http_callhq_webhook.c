@@ -14,9 +14,9 @@
  *
  * Claims are leases: SQL hands a row to one dispatcher at a time (SKIP
  * LOCKED) for callhq_webhook_lease, so any number of workers and nodes
- * share the work.  A worker that exits gracefully (a reload) hands back
- * at once the deliveries that sent nothing yet and waits for the answers
- * to the others; one that dies leaves its claims to their leases.
+ * share the work.  A worker that exits gracefully (a reload) hands its
+ * deliveries in flight back at once; one that dies leaves its claims to
+ * their leases.
  * Per-session order is SQL's too, and each org's fair share of the
  * worker's slots.
  *
@@ -898,9 +898,8 @@ ngx_http_callhq_webhook_init_process(ngx_cycle_t *cycle)
 
 
 /*
- * In-flight deliveries (a fast exit, or worker_shutdown_timeout) are
- * abandoned: those that sent nothing are handed back, the others come back
- * after their leases.  The PostgreSQL pool is gone already (ngx_http_callhq_module exits first and
+ * In-flight deliveries not handed back as the listener closed (a fast
+ * exit, no listener) are abandoned: they come back after their leases.  The PostgreSQL pool is gone already (ngx_http_callhq_module exits first and
  * calls the handlers of its queries, which free what they own).
  */
 

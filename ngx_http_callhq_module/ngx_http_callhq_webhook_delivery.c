@@ -1069,14 +1069,6 @@ ngx_http_callhq_webhook_send(ngx_http_callhq_webhook_delivery_t *d)
     d->state = ngx_http_callhq_webhook_sending;
     d->log.action = "sending the webhook";
 
-    /*
-     * Sent, it may be received: a graceful exit (a reload) waits for its
-     * answer or time-out and records that, rather than leave the event to
-     * its lease.  An unsent one is handed back at once instead
-     * (ngx_http_callhq_webhook_hand_back()).
-     */
-    d->timer.cancelable = 0;
-
     while (b->pos < b->last) {
         n = c->send(c, b->pos, b->last - b->pos);
 

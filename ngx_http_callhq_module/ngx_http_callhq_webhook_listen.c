@@ -249,13 +249,13 @@ ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
 
 
 /*
- * A graceful shutdown (a reload) gives the deliveries that sent nothing
- * yet (resolving, connecting, handshaking) back at once rather than after
- * their leases: one statement on the listener's connection, sent as it
- * closes (PostgreSQL runs it before the connection's end), and they stop
- * here, so that the new workers' attempts are the only ones.  Those that
- * sent their request may have been received: the exiting worker waits for
- * their answers (or time-outs) and records them.
+ * A graceful shutdown (a reload) gives the deliveries in flight that have
+ * no answer yet back at once rather than after their leases: one
+ * statement on the listener's connection, sent as it closes (PostgreSQL
+ * runs it before the connection's end), and they stop here, so that the
+ * worker exits at once and the new workers' attempts are the only ones.
+ * A receiver that holds a request as the reload comes gets it again, with
+ * the same webhook-id (at least once).  Those being recorded finish.
  */
 
 void
@@ -297,7 +297,7 @@ ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
     {
         d = ngx_queue_data(q, ngx_http_callhq_webhook_delivery_t, queue);
 
-        if (d->state > ngx_http_callhq_webhook_handshaking) {
+        if (d->state == ngx_http_callhq_webhook_recording) {
             continue;
         }
 
@@ -335,7 +335,7 @@ ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
     }
 
     ngx_log_error(NGX_LOG_INFO, wh->log, 0,
-                  "callhq: %ui unsent webhook deliveries %s back", n,
+                  "callhq: %ui webhook deliveries in flight %s back", n,
                   (rc == 0) ? "handed" : "could not be handed");
 
     ngx_free(p);
@@ -351,7 +351,7 @@ ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
         next = ngx_queue_next(q);
         d = ngx_queue_data(q, ngx_http_callhq_webhook_delivery_t, queue);
 
-        if (d->state > ngx_http_callhq_webhook_handshaking) {
+        if (d->state == ngx_http_callhq_webhook_recording) {
             continue;
         }
 

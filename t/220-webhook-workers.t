@@ -1,8 +1,8 @@
 # Webhooks shared by several workers and several nginx instances on one
 # database: no event is delivered twice, and both instances take part.
 # Then a graceful shutdown with a delivery in flight: the worker exits at
-# once, leaves no socket behind, and the event comes back under the same
-# webhook-id when its lease ends.
+# once, leaves no socket behind, and hands the event back (due at once,
+# not when its lease ends): it comes again under the same webhook-id.
 #
 # Test::Nginx's nginx runs with a master and two workers; a second nginx
 # (one worker, then two) is started here from Perl with its own
@@ -179,20 +179,24 @@ ok(defined $took, "$0 - the second nginx stops gracefully at once, "
                   . "the delivery in flight notwithstanding");
 
 my $log = slurp_log();
-like($log, qr/\[info\] .*callhq: worker exits with 1 webhook deliveries in flight, their leases bring them back/,
-     "$0 - the worker says it abandons one delivery");
+like($log, qr/\[info\] .*callhq: 1 webhook deliveries in flight handed back/,
+     "$0 - the worker says it hands one delivery back");
 unlike($log, qr/\[(alert|crit|error)\]/,
        "$0 - no alert (no socket left open), no error");
+is(psql(q{select next_attempt_at <= now() from callhq.webhook_outbox
+           where session_id = '22000000-0000-4000-8000-000000000021'
+             and type = 'session.updated'}),
+   't', "$0 - handed back: due now, not when its 6 s lease ends");
 
 start_second(2, "callhq_webhook_interval 50ms;\n    callhq_webhook_lease 6s;");
 
 is(receiver('/_wait', path => '/t220/inflight', until => 1),
    "session.updated hang A valid\nsession.updated 200 A valid\n",
-   "$0 - after the lease, the same webhook-id is delivered");
+   "$0 - handed back, the same webhook-id is delivered");
 is(psql(q{select attempts || ' ' || state from callhq.webhook_outbox
            where session_id = '22000000-0000-4000-8000-000000000021'
              and type = 'session.updated'}),
-   '0 delivered', "$0 - the abandoned attempt was not counted as a failure");
+   '0 delivered', "$0 - the attempt handed back was not counted as a failure");
 
 __DATA__
 
