@@ -1069,6 +1069,15 @@ ngx_http_callhq_webhook_send(ngx_http_callhq_webhook_delivery_t *d)
     d->state = ngx_http_callhq_webhook_sending;
     d->log.action = "sending the webhook";
 
+    /*
+     * A text sent twice reaches a phone twice: a graceful exit does not
+     * hand it back once it is sent (ngx_http_callhq_webhook_hand_back())
+     * but waits for Twilio's answer, and records it.
+     */
+    if (d->twilio) {
+        d->timer.cancelable = 0;
+    }
+
     while (b->pos < b->last) {
         n = c->send(c, b->pos, b->last - b->pos);
 

@@ -26,6 +26,8 @@ static void ngx_http_callhq_webhook_listen_read(
     ngx_http_callhq_webhook_t *wh);
 static void ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
     const char *reason);
+static ngx_uint_t ngx_http_callhq_webhook_handed(
+    ngx_http_callhq_webhook_delivery_t *d);
 
 
 void
@@ -255,8 +257,20 @@ ngx_http_callhq_webhook_listen_lost(ngx_http_callhq_webhook_t *wh,
  * runs it before the connection's end), and they stop here, so that the
  * worker exits at once and the new workers' attempts are the only ones.
  * A receiver that holds a request as the reload comes gets it again, with
- * the same webhook-id (at least once).  Those being recorded finish.
+ * the same webhook-id (at least once).  Those being recorded finish, and
+ * so do texts already sent to Twilio (a text sent twice is read twice).
  */
+
+static ngx_uint_t
+ngx_http_callhq_webhook_handed(ngx_http_callhq_webhook_delivery_t *d)
+{
+    if (d->state == ngx_http_callhq_webhook_recording) {
+        return 0;
+    }
+
+    return !d->twilio || d->state < ngx_http_callhq_webhook_sending;
+}
+
 
 void
 ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
@@ -297,7 +311,7 @@ ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
     {
         d = ngx_queue_data(q, ngx_http_callhq_webhook_delivery_t, queue);
 
-        if (d->state == ngx_http_callhq_webhook_recording) {
+        if (!ngx_http_callhq_webhook_handed(d)) {
             continue;
         }
 
@@ -351,7 +365,7 @@ ngx_http_callhq_webhook_hand_back(ngx_http_callhq_webhook_t *wh)
         next = ngx_queue_next(q);
         d = ngx_queue_data(q, ngx_http_callhq_webhook_delivery_t, queue);
 
-        if (d->state == ngx_http_callhq_webhook_recording) {
+        if (!ngx_http_callhq_webhook_handed(d)) {
             continue;
         }
 
