@@ -95,7 +95,7 @@ fi
 
 prove "${inc[@]}" ${TESTS:-t/*.t}
 
-# The chat and webhook suites once more through PgBouncer (Debian's, in
+# The chat, webhook and SMS-sending suites once more through PgBouncer (Debian's, in
 # transaction mode: no named statements kept), as many deployments run:
 # callhq_postgres_prepare off, LISTEN on a direct connection. With the
 # whole suite only (TESTS unset), or CALLHQ_PGBOUNCER_TEST=1.
@@ -104,12 +104,12 @@ pgbouncer=${CALLHQ_PGBOUNCER_TEST:-}
 if [ "$pgbouncer" = 1 ]; then
     read -r pgb_port < <(scripts/freeport.pl 1)
     scripts/pgbouncer.sh start "$tmp/pgbouncer" "$pgb_port" "$pg_port"
-    echo "test.sh: chat and webhook suites through PgBouncer"
+    echo "test.sh: chat, webhook and SMS-sending suites through PgBouncer"
     CALLHQ_TEST_PGBOUNCER=1 TEST_NGINX_PG_DIRECT=$conninfo \
     TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=$pgb_port dbname=callhq user=callhq" \
         prove "${inc[@]}" ${CALLHQ_PGBOUNCER_SUITES:-t/100-chat.t \
             t/110-chat-stream.t t/130-chat-turns.t t/160-chat-context.t \
-            t/200-webhooks.t t/260-two-nodes.t}
+            t/200-webhooks.t t/260-two-nodes.t t/320-sms-rest.t}
 fi
 
 if [ "$upgrade" = 1 ]; then
