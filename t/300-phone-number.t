@@ -292,3 +292,58 @@ POST /phone-number
 --- response_body eval
 [::err(400, 'Phone number id "abc" must be a UUID'),
  ::err(404, 'Phone number 30000000-0000-4000-8000-000000000099 not found')]
+
+
+
+=== TEST 17: the SDK's Twilio members the module has not: 400 naming each, nothing written
+--- request eval
+[(map { qq{POST /phone-number\n{"provider": "twilio", "number": "+15559990003",
+          "twilioAccountSid": "AC", "twilioAuthToken": "t", $_}} }
+      '"twilioApiKey": "SK1"', '"twilioApiSecret": "s"',
+      '"fallbackDestination": {"type": "number", "number": "+15550000099"}',
+      '"hooks": []', '"squadId": "30000000-0000-4000-8000-000000000091"',
+      '"workflowId": "30000000-0000-4000-8000-000000000091"',
+      '"server": {"url": "https://example.com/hook"}',
+      '"numberE164CheckEnabled": false'),
+ "PATCH /phone-number/" . main::id(21) . qq{\n{"provider": "twilio", "server": {"url": "https://example.com/hook"}}},
+ qq{POST /phone-number\n{"provider": "byo-phone-number", "number": "+15559990003",
+    "twilioAccountSid": "AC", "twilioAuthToken": "t"}},
+ "GET /phone-number?createdAtGe=2020-01-01T00:00:00Z"]
+--- error_code eval
+[(400) x 10, 200]
+--- response_body eval
+[(map { ::err(400, $_) }
+  'twilioApiKey is not supported: give twilioAuthToken (it keys the webhook signature)',
+  'twilioApiSecret is not supported: give twilioAuthToken (it keys the webhook signature)',
+  'fallbackDestination is not supported (no calls): use fallbackMessage',
+  'hooks is not supported (no calls)',
+  'squadId is not supported: give assistantId',
+  'workflowId is not supported: give assistantId',
+  q{server is not supported on a phone number: give the assistant's server},
+  'property numberE164CheckEnabled should not exist',
+  q{server is not supported on a phone number: give the assistant's server},
+  'provider must be one of twilio'),
+ qr/\A(?!.*5559990003)/s]
+
+
+
+=== TEST 18: the SDK's shape with those members null: 201, as without them; PATCH with provider
+--- request eval
+[qq{POST /phone-number
+{"provider": "twilio", "number": "+4420700000003", "twilioAccountSid": "AC0003",
+ "twilioAuthToken": "$::TOKEN", "name": "pn-sdk", "smsEnabled": true,
+ "twilioApiKey": null, "twilioApiSecret": null, "fallbackDestination": null,
+ "hooks": null, "squadId": null, "workflowId": null, "server": null}},
+ "PATCH /phone-number/" . main::id(11) . qq{
+{"provider": "twilio", "name": "pn-list-1b", "squadId": null, "server": null}}]
+--- error_code eval
+[201, 200]
+--- response_body eval
+[::body(::obj(id => $::UUID, orgId => $::ORG_A, provider => 'twilio',
+    number => '+4420700000003', name => 'pn-sdk', twilioAccountSid => 'AC0003',
+    smsEnabled => \'true', status => 'active',
+    createdAt => $::NEW_TS, updatedAt => $::NEW_TS)),
+ ::body(::obj(id => main::id(11), orgId => $::ORG_A, provider => 'twilio',
+    number => '+15550000011', name => 'pn-list-1b', twilioAccountSid => 'AC0001',
+    smsEnabled => \'true', status => 'active',
+    createdAt => '2003-02-01T00:00:00.000Z', updatedAt => $::NEW_TS))]

@@ -499,3 +499,94 @@ describe("@vapi-ai/server-sdk: the rest of the SDK's fields and parameters", () 
     }
   });
 });
+
+// phoneNumbers: the SDK's Twilio shapes (CreateTwilioPhoneNumberDto,
+// UpdateTwilioPhoneNumberDto, TwilioPhoneNumber); the auth token is
+// write-only, and what the module has not (calls, squads, API keys) is a
+// 400 naming the member.
+describe("@vapi-ai/server-sdk: phone numbers", () => {
+  const TOKEN = "tok_sdk_" + Math.random().toString(36).slice(2);
+  const number = "+1555" + String(Math.floor(Math.random() * 1e7)).padStart(7, "0");
+
+  /** Fails if the auth token is anywhere in an answer. */
+  function noToken(x) {
+    assert.ok(!JSON.stringify(x).includes(TOKEN), "the auth token is never shown");
+  }
+
+  it("create, list, get, update, delete", async () => {
+    const a = await assistant();
+    const p = await client.phoneNumbers.create({
+      provider: "twilio", number, twilioAccountSid: "AC_sdk", twilioAuthToken: TOKEN,
+      assistantId: a.id, name: "sdk number", smsEnabled: true,
+    });
+    try {
+      noToken(p);
+      assert.match(p.id, UUID);
+      assert.match(p.orgId, UUID);
+      assert.equal(p.orgId, a.orgId);
+      assert.equal(p.provider, "twilio");
+      assert.equal(p.number, number);
+      assert.equal(p.twilioAccountSid, "AC_sdk");
+      assert.equal(p.twilioAuthToken, undefined);
+      assert.equal(p.assistantId, a.id);
+      assert.equal(p.name, "sdk number");
+      assert.equal(p.smsEnabled, true);
+      assert.equal(p.status, "active");
+      assert.match(p.createdAt, ISO);
+      assert.match(p.updatedAt, ISO);
+
+      const all = await client.phoneNumbers.list({ limit: 1000, createdAtGe: p.createdAt });
+      assert.ok(Array.isArray(all), "GET /phone-number is a plain array");
+      assert.deepEqual(all.filter((x) => x.id === p.id), [p]);
+      noToken(all);
+
+      assert.deepEqual(await client.phoneNumbers.get({ id: p.id }), p);
+
+      const u = await client.phoneNumbers.update({ id: p.id, body: {
+        provider: "twilio", name: "sdk number 2", smsEnabled: false,
+        twilioAuthToken: TOKEN + "_2",
+      } });
+      noToken(u);
+      assert.equal(u.twilioAuthToken, undefined);
+      assert.equal(u.name, "sdk number 2");
+      assert.equal(u.smsEnabled, false);
+      assert.equal(u.assistantId, a.id, "PATCH keeps what it was not given");
+      assert.equal(u.number, number);
+      assert.equal(u.createdAt, p.createdAt);
+
+      const d = await client.phoneNumbers.delete({ id: p.id });
+      noToken(d);
+      assert.equal(d.id, p.id);
+      assert.equal(d.name, "sdk number 2");
+      assert.equal((await vapiError(client.phoneNumbers.get({ id: p.id }))).statusCode, 404);
+    } finally {
+      await client.phoneNumbers.delete({ id: p.id }).catch(() => {});
+      await client.assistants.delete({ id: a.id });
+    }
+  });
+
+  it("the SDK's members the module has not: 400 naming each", async () => {
+    const base = { provider: "twilio", number, twilioAccountSid: "AC_sdk",
+                   twilioAuthToken: TOKEN };
+    for (const [extra, field] of [
+      [{ twilioApiKey: "SK1", twilioApiSecret: "s" }, "twilioApiKey"],
+      [{ fallbackDestination: { type: "number", number: "+15550000099" } }, "fallbackDestination"],
+      [{ hooks: [] }, "hooks"],
+      [{ squadId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" }, "squadId"],
+      [{ workflowId: "b1c1a4a2-5f1e-4c51-9d58-9d0f0e1b3a10" }, "workflowId"],
+      [{ server: { url: "http://127.0.0.1:9/hook" } }, "server"],
+    ]) {
+      const e = await vapiError(client.phoneNumbers.create({ ...base, ...extra }));
+      assert.equal(e.statusCode, 400, field);
+      assert.match(e.body.message, new RegExp(`^${field} is not supported`));
+    }
+    const e = await vapiError(client.phoneNumbers.create({ ...base, provider: "vapi" }));
+    assert.equal(e.statusCode, 400);
+    assert.equal(e.body.message, "provider must be one of twilio");
+    const t = await vapiError(client.phoneNumbers.create({ provider: "twilio", number,
+                                                           twilioAccountSid: "AC_sdk" }));
+    assert.equal(t.body.message, "twilioAuthToken is required");
+    // none of them was written
+    assert.ok(!(await client.phoneNumbers.list({ limit: 1000 })).some((x) => x.number === number));
+  });
+});

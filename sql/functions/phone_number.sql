@@ -2,9 +2,10 @@
 -- stored (sql/011_phone_numbers.sql).
 --
 -- twilioAuthToken is write-only: it is stored (the SMS webhook's
--- signature and the REST sends are keyed by it) and never shown. Members
--- of the official SDK's CreateTwilioPhoneNumberDto that the module has no
--- use for are accepted and ignored, as for assistants.
+-- signature and the REST sends are keyed by it) and never shown. The
+-- members of the official SDK's Twilio DTOs that the module has no use
+-- for are 400 naming them (the SDK sends them only when its caller sets
+-- them), null being taken as absent.
 --
 -- Re-applied by sql/migrate.sh on every run, after the migrations (see
 -- base.sql).
@@ -41,16 +42,36 @@ as $$
 declare
     v_number  text;
     v_id      uuid;
+    v_why     text;
 begin
+    -- the SDK's members for what the module has not: calls, squads,
+    -- workflows, API key credentials, a number's own webhook server
+    select u.key || ' is not supported' || u.why into v_why
+      from (values ('twilioApiKey', ': give twilioAuthToken (it keys the '
+                                    'webhook signature)'),
+                   ('twilioApiSecret', ': give twilioAuthToken (it keys the '
+                                       'webhook signature)'),
+                   ('fallbackDestination', ' (no calls): use fallbackMessage'),
+                   ('hooks', ' (no calls)'),
+                   ('squadId', ': give assistantId'),
+                   ('workflowId', ': give assistantId'),
+                   ('server', ' on a phone number: give the assistant''s '
+                              'server')) u(key, why)
+     where callhq.jnull(p_body->u.key) is not null
+     limit 1;
+    if v_why is not null then
+        perform callhq.fail(400, v_why);
+    end if;
+
     perform callhq.check_fields(p_body, array['provider', 'number', 'name',
                                               'twilioAccountSid', 'twilioAuthToken',
                                               'assistantId', 'smsEnabled',
                                               'fallbackMessage',
-                                              -- the SDK's, accepted and ignored
+                                              -- the SDK's, null only
                                               'twilioApiKey', 'twilioApiSecret',
                                               'fallbackDestination', 'hooks',
-                                              'workflowId', 'squadId', 'server',
-                                              'numberE164CheckEnabled'], '');
+                                              'workflowId', 'squadId',
+                                              'server'], '');
     perform callhq.check_enum(p_body->'provider', 'provider', array['twilio']);
 
     v_number := callhq.check_string(p_body->'number', 'number', 16, p_create);
