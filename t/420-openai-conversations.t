@@ -30,11 +30,11 @@ sub id { sprintf '42000000-0000-4000-8000-0000000000%s', shift }
 #   03  o420-other (Org A)
 #   12  Org B's conversation   13  an expired one of Org A
 #   14  one of Org A whose turn a chat holds
-#   21..25  made by the blocks, given these ids by rekey() (below)
+#   21..26  made by the blocks, given these ids by rekey() (below)
 #   b1  Org B's response       c1, c2, c4  responses made by the blocks
 our ($ECHO, $B_ASST, $OTHER) = (id('01'), id('02'), id('03'));
 our ($B_CONV, $EXPIRED, $BUSY) = (id('12'), id('13'), id('14'));
-our ($NEW, $FREE, $PAGE, $SESS, $GONE) = map { id($_) } qw(21 22 23 24 25);
+our ($NEW, $FREE, $PAGE, $SESS, $GONE, $TOOLS) = map { id($_) } qw(21 22 23 24 25 26);
 our ($B_RESP, $R_IN, $R_ID, $R_CONV) = (id('b1'), id('c1'), id('c2'), id('c4'));
 
 psql(q{
@@ -578,3 +578,39 @@ Content-Type: application/json
 [qr/\A\{"error":\{"message":"[^"]+","type":"invalid_request_error","param":null,"code":"invalid_api_key"\}\}\z/,
  qr/\A\{"error":\{"message":"[^"]+","type":"invalid_request_error","param":null,"code":"invalid_api_key"\}\}\z/,
  qr/\A\{"error":\{"message":"[^"]+","type":"invalid_request_error","param":null,"code":"invalid_api_key"\}\}\z/]
+
+
+
+=== TEST 26: tool items: a conversation made with a call of two tools and one answer
+--- request
+POST /v1/conversations
+{"items": [{"role": "user", "content": "Weather and time?"}, {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}, {"type": "function_call", "call_id": "call_2", "name": "get_time", "arguments": "{}"}, {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}], "metadata": {"t": "o420-tools"}}
+--- error_code: 200
+
+
+
+=== TEST 27: (the conversation of TEST 26) an assistant message that only calls tools is a function_call item per call; pages end and begin inside it; deleting a call deletes its message
+--- init
+main::rekey('o420-tools', $main::TOOLS);
+--- request eval
+["GET /v1/conversations/conv_$main::TOOLS/items?order=asc",
+ "GET /v1/conversations/conv_$main::TOOLS/items?order=asc&limit=2",
+ "GET /v1/conversations/conv_$main::TOOLS/items?order=asc&limit=2&after=fc_${main::TOOLS}_2_0",
+ "GET /v1/conversations/conv_$main::TOOLS/items?after=fc_${main::TOOLS}_2_1",
+ "GET /v1/conversations/conv_$main::TOOLS/items/fc_${main::TOOLS}_2_1",
+ "GET /v1/conversations/conv_$main::TOOLS/items/fc_${main::TOOLS}_2_2",
+ "GET /v1/conversations/conv_$main::TOOLS/items/msg_${main::TOOLS}_2",
+ "DELETE /v1/conversations/conv_$main::TOOLS/items/fc_${main::TOOLS}_2_0",
+ "GET /v1/conversations/conv_$main::TOOLS/items?order=asc"]
+--- error_code eval
+[200, 200, 200, 200, 200, 404, 404, 200, 200]
+--- response_body eval
+["{\"data\": [{\"id\": \"msg_${main::TOOLS}_1\", \"role\": \"user\", \"type\": \"message\", \"status\": \"completed\", \"content\": [{\"text\": \"Weather and time?\", \"type\": \"input_text\"}]}, {\"id\": \"fc_${main::TOOLS}_2_0\", \"name\": \"get_weather\", \"type\": \"function_call\", \"status\": \"completed\", \"call_id\": \"call_1\", \"arguments\": \"{\\\"city\\\":\\\"Oslo\\\"}\"}, {\"id\": \"fc_${main::TOOLS}_2_1\", \"name\": \"get_time\", \"type\": \"function_call\", \"status\": \"completed\", \"call_id\": \"call_2\", \"arguments\": \"{}\"}, {\"id\": \"fco_${main::TOOLS}_3\", \"type\": \"function_call_output\", \"output\": \"sunny\", \"status\": \"completed\", \"call_id\": \"call_1\"}], \"object\": \"list\", \"last_id\": \"fco_${main::TOOLS}_3\", \"first_id\": \"msg_${main::TOOLS}_1\", \"has_more\": false}",
+ qr/\A\{"data": \[\{"id": "msg_\Q$main::TOOLS\E_1".*\{"id": "fc_\Q$main::TOOLS\E_2_0".*?\}\], "object": "list", "last_id": "fc_\Q$main::TOOLS\E_2_0", "first_id": "msg_\Q$main::TOOLS\E_1", "has_more": true\}\z/,
+ qr/\A\{"data": \[\{"id": "fc_\Q$main::TOOLS\E_2_1".*?\}, \{"id": "fco_\Q$main::TOOLS\E_3".*?\}\], "object": "list", "last_id": "fco_\Q$main::TOOLS\E_3", "first_id": "fc_\Q$main::TOOLS\E_2_1", "has_more": false\}\z/,
+ qr/\A\{"data": \[\{"id": "fc_\Q$main::TOOLS\E_2_0".*?\}, \{"id": "msg_\Q$main::TOOLS\E_1".*\], "object": "list", "last_id": "msg_\Q$main::TOOLS\E_1", "first_id": "fc_\Q$main::TOOLS\E_2_0", "has_more": false\}\z/,
+ "{\"id\": \"fc_${main::TOOLS}_2_1\", \"name\": \"get_time\", \"type\": \"function_call\", \"status\": \"completed\", \"call_id\": \"call_2\", \"arguments\": \"{}\"}",
+ main::bad("Item with id 'fc_${main::TOOLS}_2_2' not found.", 'item_id', undef),
+ main::bad("Item with id 'msg_${main::TOOLS}_2' not found.", 'item_id', undef),
+ qr/\A\{"id": "conv_\Q$main::TOOLS\E", "object": "conversation"/,
+ qr/\A\{"data": \[\{"id": "msg_\Q$main::TOOLS\E_1"[^{}]*\{[^{}]*\}\]\}, \{"id": "fco_\Q$main::TOOLS\E_3"[^{}]*\}\], "object": "list", "last_id": "fco_\Q$main::TOOLS\E_3", "first_id": "msg_\Q$main::TOOLS\E_1", "has_more": false\}\z/]

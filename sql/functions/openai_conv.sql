@@ -172,19 +172,22 @@ end
 $$;
 
 
--- A history message as an OpenAI item: a message (input_text parts, an
--- assistant's output_text), or a tool's answer a function_call_output.
-create or replace function callhq.openai_item(p_id text, p_raw jsonb)
-returns jsonb
+-- A history message as OpenAI's items, in order (pos): a tool's answer a
+-- function_call_output; else a message (input_text parts, an assistant's
+-- output_text), unless it is an assistant's that only calls tools, then
+-- a function_call per tool call.  Ids: <kind>_<owner>_<n>, the calls'
+-- fc_<owner>_<n>_<k> (k from 0, as a Response's output numbers them).
+create or replace function callhq.openai_items(p_owner uuid, p_n bigint, p_raw jsonb)
+returns table (pos int, item jsonb)
 language sql stable
 as $$
-    select case when p_raw->>'role' = 'tool' then
-               jsonb_build_object('id', 'fco_' || p_id, 'type', 'function_call_output',
-                                  'status', 'completed',
+    select 0, case when p_raw->>'role' = 'tool' then
+               jsonb_build_object('id', 'fco_' || p_owner || '_' || p_n,
+                                  'type', 'function_call_output', 'status', 'completed',
                                   'call_id', coalesce(p_raw->>'tool_call_id', ''),
                                   'output', coalesce(p_raw->>'content', ''))
            else
-               jsonb_build_object('id', 'msg_' || p_id, 'type', 'message',
+               jsonb_build_object('id', 'msg_' || p_owner || '_' || p_n, 'type', 'message',
                                   'status', 'completed', 'role', p_raw->>'role',
                                   'content', jsonb_build_array(
                                       case when p_raw->>'role' = 'assistant' then
@@ -199,24 +202,38 @@ as $$
                        when 'string' then p_raw->>'content'
                        when 'null' then ''
                        else coalesce(p_raw->'content', '""')::text end as text) t
+     where p_raw->>'role' = 'tool' or t.text <> ''
+        or jsonb_typeof(p_raw->'tool_calls') is distinct from 'array'
+    union all
+    select c.n::int, jsonb_build_object('id', 'fc_' || p_owner || '_' || p_n || '_' || (c.n - 1),
+                                        'type', 'function_call', 'status', 'completed',
+                                        'call_id', c.call->'id',
+                                        'name', c.call->'function'->'name',
+                                        'arguments', c.call->'function'->'arguments')
+      from jsonb_array_elements(case when jsonb_typeof(p_raw->'tool_calls') = 'array'
+                                     then p_raw->'tool_calls' else '[]' end)
+           with ordinality c(call, n)
 $$;
 
 
--- The place an item id gives in the list of p_owner's items (<kind>_
--- <owner>_<n>); NULL when it is not one of them.
-create or replace function callhq.openai_item_seq(p_id text, p_owner uuid)
-returns int
+-- The place an item id gives among p_owner's items (openai_items's ids):
+-- the message's n and the item's pos in it; NULLs when it is none of them.
+create or replace function callhq.openai_item_pos(p_id text, p_owner uuid,
+                                                  out seq int, out pos int)
 language sql immutable
 as $$
-    select (regexp_match(p_id, '^[a-z]+_' || p_owner || '_([0-9]{1,9})$'))[1]::int
+    select m[1]::int, coalesce(m[2]::int + 1, 0)
+      from (select regexp_match(p_id, '^[a-z]+_' || p_owner
+                                      || '_([0-9]{1,9})(?:_([0-9]{1,4}))?$') m) r
 $$;
 
 
 -- A list's parameters (after, limit, order, include): limit 1 to 100,
 -- 20 by default; order asc or desc, desc by default; after an item of
--- p_owner, as its place.
+-- p_owner, as its place (after_seq, after_pos).
 create or replace function callhq.openai_list_args(p_args jsonb, p_owner uuid,
                                                    out after_seq int,
+                                                   out after_pos int,
                                                    out lim int,
                                                    out descending boolean)
 language plpgsql
@@ -243,7 +260,8 @@ begin
     descending := coalesce(v_args->>'order', 'desc') = 'desc';
 
     if v_args ? 'after' then
-        after_seq := callhq.openai_item_seq(v_args->>'after', p_owner);
+        select p.seq, p.pos into after_seq, after_pos
+          from callhq.openai_item_pos(v_args->>'after', p_owner) p;
         if after_seq is null then
             perform callhq.openai_fail(400, 'Invalid ''after'': ''' || (v_args->>'after')
                                             || ''' is not an item of this list.',
@@ -273,8 +291,35 @@ as $$
 $$;
 
 
--- GET /responses/{id}/input_items: the input of the response, one item
--- per message (a string input is one user message).
+-- A page of p_owner's items as OpenAI's list: the items of p_msgs
+-- ([[n, message], ...], enough of them to fill it) after the place
+-- (after_seq, after_pos) that openai_list_args read, in its order.
+create or replace function callhq.openai_page(p_owner uuid, p_msgs jsonb,
+                                              p_after_seq int, p_after_pos int,
+                                              p_lim int, p_desc boolean)
+returns jsonb
+language plpgsql stable
+as $$
+declare
+    v_sign  int := case when p_desc then -1 else 1 end;
+begin
+    return callhq.openai_list(
+        (select jsonb_agg(x.item order by x.k)
+           from (select i.item, v_sign * ((e.v->>0)::bigint * 10000 + i.pos) as k
+                   from jsonb_array_elements(coalesce(p_msgs, '[]')) e(v),
+                        callhq.openai_items(p_owner, (e.v->>0)::bigint, e.v->1) i
+                  where p_after_seq is null
+                     or v_sign * ((e.v->>0)::bigint * 10000 + i.pos)
+                        > v_sign * (p_after_seq::bigint * 10000 + p_after_pos)
+                  order by 2
+                  limit p_lim + 1) x),
+        p_lim);
+end
+$$;
+
+
+-- GET /responses/{id}/input_items: the input of the response (a string
+-- input is one user message).
 create or replace function callhq.api_openai_input_items(
     p_key bytea, p_id text, p_args jsonb, p_body jsonb, p_opts jsonb)
 returns table (status int, body text)
@@ -284,7 +329,6 @@ declare
     v_c     callhq.chats := callhq.openai_chat(callhq.auth(p_key), p_id);
     v_a     record;
     v_in    jsonb;
-    v_page  jsonb;
 begin
     select * into v_a from callhq.openai_list_args(p_args, v_c.id);
 
@@ -294,18 +338,11 @@ begin
                 when 'array' then v_c.input
                 else '[]' end;
 
-    select jsonb_agg(callhq.openai_item(v_c.id || '_' || e.n, e.m)
-                     order by case when v_a.descending then -e.n else e.n end)
-      into v_page
-      from (select i.m, i.n
-              from jsonb_array_elements(v_in) with ordinality i(m, n)
-             where v_a.after_seq is null
-                or (v_a.descending and i.n < v_a.after_seq)
-                or (not v_a.descending and i.n > v_a.after_seq)
-             order by case when v_a.descending then -i.n else i.n end
-             limit v_a.lim + 1) e;
-
-    return query select 200, callhq.openai_list(v_page, v_a.lim)::text;
+    return query select 200, callhq.openai_page(
+        v_c.id,
+        (select jsonb_agg(jsonb_build_array(i.n, i.m))
+           from jsonb_array_elements(v_in) with ordinality i(m, n)),
+        v_a.after_seq, v_a.after_pos, v_a.lim, v_a.descending)::text;
 end
 $$;
 
@@ -427,12 +464,13 @@ begin
        set next_seq = t.next_seq + v_n, updated_at = callhq.now_ms()
      where t.id = s.id;
 
-    return callhq.openai_list(
-        (select jsonb_agg(callhq.openai_item(s.id || '_' || m.seq, m.raw::jsonb)
-                          order by m.seq)
+    -- all of them: 20 messages of at most 128 tool calls each
+    return callhq.openai_page(
+        s.id,
+        (select jsonb_agg(jsonb_build_array(m.seq, m.raw::jsonb))
            from callhq.messages m
           where m.session_id = s.id and m.seq >= s.next_seq),
-        v_n);
+        null, null, 20 * 129, false);
 end
 $$;
 
@@ -554,29 +592,30 @@ as $$
 declare
     v_s     callhq.sessions := callhq.openai_conv_session(callhq.auth(p_key), p_id, true);
     v_a     record;
-    v_page  jsonb;
+    v_msgs  jsonb;
 begin
     select * into v_a from callhq.openai_list_args(p_args, v_s.id);
 
+    -- the messages from the one after names on: each is an item or more,
+    -- so lim + 2 of them fill the page and tell whether there are more
     if v_a.descending then
-        select jsonb_agg(callhq.openai_item(v_s.id || '_' || m.seq, m.raw::jsonb)
-                         order by m.seq desc)
-          into v_page
+        select jsonb_agg(jsonb_build_array(m.seq, m.raw::jsonb)) into v_msgs
           from (select m.seq, m.raw from callhq.messages m
-                 where m.session_id = v_s.id and m.seq < coalesce(v_a.after_seq, v_s.next_seq)
+                 where m.session_id = v_s.id
+                   and m.seq <= coalesce(v_a.after_seq, v_s.next_seq)
                  order by m.seq desc
-                 limit v_a.lim + 1) m;
+                 limit v_a.lim + 2) m;
     else
-        select jsonb_agg(callhq.openai_item(v_s.id || '_' || m.seq, m.raw::jsonb)
-                         order by m.seq)
-          into v_page
+        select jsonb_agg(jsonb_build_array(m.seq, m.raw::jsonb)) into v_msgs
           from (select m.seq, m.raw from callhq.messages m
-                 where m.session_id = v_s.id and m.seq > coalesce(v_a.after_seq, 0)
+                 where m.session_id = v_s.id and m.seq >= coalesce(v_a.after_seq, 0)
                  order by m.seq
-                 limit v_a.lim + 1) m;
+                 limit v_a.lim + 2) m;
     end if;
 
-    return query select 200, callhq.openai_list(v_page, v_a.lim)::text;
+    return query select 200, callhq.openai_page(v_s.id, v_msgs, v_a.after_seq,
+                                                v_a.after_pos, v_a.lim,
+                                                v_a.descending)::text;
 end
 $$;
 
@@ -607,21 +646,28 @@ end
 $$;
 
 
--- The item {id}/{item} names, of a session; 404 else.
-create or replace function callhq.openai_conv_item(s callhq.sessions, p_item text)
-returns callhq.messages
+-- The item {id}/{item} names, of a session, and its message; 404 else.
+create or replace function callhq.openai_conv_item(s callhq.sessions, p_item text,
+                                                   out msg callhq.messages,
+                                                   out item jsonb)
 language plpgsql stable
 as $$
 declare
-    v_m  callhq.messages;
+    v_seq  int;
+    v_pos  int;
 begin
-    select m.* into v_m from callhq.messages m
-     where m.session_id = s.id and m.seq = callhq.openai_item_seq(p_item, s.id);
-    if v_m.seq is null then
+    select p.seq, p.pos into v_seq, v_pos from callhq.openai_item_pos(p_item, s.id) p;
+    select m.* into msg from callhq.messages m
+     where m.session_id = s.id and m.seq = v_seq;
+    if msg.seq is not null then
+        select i.item into item
+          from callhq.openai_items(s.id, msg.seq, msg.raw::jsonb) i
+         where i.pos = v_pos;
+    end if;
+    if item is null then
         perform callhq.openai_fail(404, 'Item with id ''' || coalesce(p_item, '')
                                         || ''' not found.', 'item_id');
     end if;
-    return v_m;
 end
 $$;
 
@@ -634,19 +680,18 @@ language plpgsql
 as $$
 declare
     v_s  callhq.sessions;
-    v_m  callhq.messages;
 begin
     perform callhq.openai_args(p_args, array['include', 'include[]']);
     v_s := callhq.openai_conv_session(callhq.auth(p_key), split_part(p_id, '/', 1), true);
-    v_m := callhq.openai_conv_item(v_s, split_part(p_id, '/', 2));
-    return query select 200, callhq.openai_item(v_s.id || '_' || v_m.seq,
-                                                v_m.raw::jsonb)::text;
+    return query select 200, (callhq.openai_conv_item(v_s, split_part(p_id, '/', 2))).item::text;
 end
 $$;
 
 
 -- DELETE /conversations/{id}/items/{item}: the message leaves the
--- history, as PATCH /session replaces it: 409 while a chat of the session
+-- history (with its other items: a function_call goes with the message
+-- that made it and that message's other calls), as PATCH /session
+-- replaces it: 409 while a chat of the session
 -- runs, the chats that were sent it keep a copy of their context, and the
 -- history's epoch moves on (a node's cached history is stale).
 create or replace function callhq.api_openai_conv_item_delete(
@@ -661,7 +706,7 @@ begin
     perform callhq.openai_args(p_args, '{}');
     v_s := callhq.openai_conv_session(callhq.auth(p_key), split_part(p_id, '/', 1),
                                       true, true);
-    v_m := callhq.openai_conv_item(v_s, split_part(p_id, '/', 2));
+    v_m := (callhq.openai_conv_item(v_s, split_part(p_id, '/', 2))).msg;
 
     perform callhq.openai_conv_idle(v_s);
 
