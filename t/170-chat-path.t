@@ -808,3 +808,43 @@ client left as its chat began, releasing the session's turn
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 24: callhq.chat_head builds, as text, what jsonb prints for every chat of the database (nulls, escapes, nested metadata, an inline assistant)
+--- init
+CallHQ::Test::psql(q{
+    insert into callhq.chats (id, org_id, assistant, name, input, output, status, usage, metadata)
+    select '17000000-0000-4000-8000-0000000000d1', k.org_id,
+           '{"model": {"model": "m", "messages": [{"role": "system", "content": "caf\u00e9"}]},
+             "server": {"url": "https://example.com/h", "secret": "whsec_abcdefgh1234"}}',
+           E'na"me \\ caf\u00e9 \t x', '[{"role": "user", "content": "a\u0001b \ud83d\ude00 \/"}]',
+           '[{"role": "assistant", "content": "ok"}]', 'incomplete',
+           '{"promptTokens": 1, "completionTokens": 2}',
+           '{"b": [1, 2.50, null], "a": {"z": null, "\u00e9": "x"}, "aa": true}'
+      from callhq.api_keys k where k.key_hash = sha256('cq_test_a')
+    on conflict (id) do nothing});
+Test::More::is(CallHQ::Test::psql(q{
+    select count(*) filter (where callhq.chat_head(c) is distinct from
+        (jsonb_strip_nulls(jsonb_build_object(
+             'id', c.id, 'orgId', c.org_id, 'assistantId', c.assistant_id,
+             'sessionId', c.session_id, 'previousChatId', c.previous_chat_id,
+             'name', c.name, 'status', c.status,
+             'createdAt', callhq.ts(c.created_at), 'updatedAt', callhq.ts(c.updated_at)))
+         || case when jsonb_typeof(c.assistant) <> 'null'
+                 then jsonb_build_object('assistant', callhq.assistant_shown(c.assistant)) else '{}' end
+         || case when jsonb_typeof(c.input) <> 'null'
+                 then jsonb_build_object('input', c.input) else '{}' end
+         || case when jsonb_typeof(c.output) <> 'null'
+                 then jsonb_build_object('output', c.output) else '{}' end
+         || case when jsonb_typeof(c.usage) <> 'null'
+                 then jsonb_build_object('usage', c.usage) else '{}' end
+         || case when jsonb_typeof(c.metadata) <> 'null'
+                 then jsonb_build_object('metadata', c.metadata) else '{}' end)::text)
+           || '/' || (count(*) > 10)::text
+      from callhq.chats c}), '0/true', "$0 - TEST 24: chats whose head differs / more than ten chats");
+--- request eval
+"GET /chat/17000000-0000-4000-8000-0000000000d1"
+--- error_code: 200
+--- response_body_like eval
+qr/^\{"id": "17000000-0000-4000-8000-0000000000d1", "name": "na\\"me [^"]*", "input": \[\{"role": "user", "content": "a\\u0001b [^"]* \/"\}\], "orgId": "[^"]+", "usage": \{"promptTokens": 1, "completionTokens": 2\}, "output": \[\{"role": "assistant", "content": "ok"\}\], "status": "incomplete", "metadata": \{"a": \{"z": null, "[^"]+": "x"\}, "b": \[1, 2.50, null\], "aa": true\}, "assistant": \{/s

@@ -1099,34 +1099,39 @@ as $$
 $$;
 
 
--- A chat without its context: what chat_record answers the C module.
--- Members that are NULL are left out, as strip_nulls would, but in one
--- expression that PostgreSQL inlines (jsonb_strip_nulls only meets the
--- scalar members here: nested nulls in input or metadata stay).
+-- A chat without its context: what chat_record answers the C module, as
+-- the text jsonb would print (members ordered by the length of their name,
+-- then bytewise; ", " and ": " between them; NULL members, and members
+-- that are JSON null, left out; nested values as jsonb prints them), but
+-- built as text in one expression that PostgreSQL inlines: building the
+-- jsonb and printing it cost a fifth of a chat's database time.
 create or replace function callhq.chat_head(c callhq.chats)
-returns jsonb
+returns text
 language sql stable
 as $$
-    select jsonb_strip_nulls(jsonb_build_object(
-               'id',             c.id,
-               'orgId',          c.org_id,
-               'assistantId',    c.assistant_id,
-               'sessionId',      c.session_id,
-               'previousChatId', c.previous_chat_id,
-               'name',           c.name,
-               'status',         c.status,
-               'createdAt',      callhq.ts(c.created_at),
-               'updatedAt',      callhq.ts(c.updated_at)))
-           || case when jsonb_typeof(c.assistant) <> 'null'
-                   then jsonb_build_object('assistant', callhq.assistant_shown(c.assistant)) else '{}' end
+    select '{"id": "' || c.id || '"'
+           || coalesce(', "name": ' || to_json(c.name)::text, '')
            || case when jsonb_typeof(c.input) <> 'null'
-                   then jsonb_build_object('input', c.input) else '{}' end
-           || case when jsonb_typeof(c.output) <> 'null'
-                   then jsonb_build_object('output', c.output) else '{}' end
+                   then ', "input": ' || c.input::text else '' end
+           || ', "orgId": "' || c.org_id || '"'
            || case when jsonb_typeof(c.usage) <> 'null'
-                   then jsonb_build_object('usage', c.usage) else '{}' end
+                   then ', "usage": ' || c.usage::text else '' end
+           || case when jsonb_typeof(c.output) <> 'null'
+                   then ', "output": ' || c.output::text else '' end
+           || coalesce(', "status": ' || to_json(c.status::text)::text, '')
            || case when jsonb_typeof(c.metadata) <> 'null'
-                   then jsonb_build_object('metadata', c.metadata) else '{}' end
+                   then ', "metadata": ' || c.metadata::text else '' end
+           || case when jsonb_typeof(c.assistant) <> 'null'
+                   then ', "assistant": '
+                        || callhq.assistant_shown(c.assistant)::text
+                   else '' end
+           || coalesce(', "createdAt": "' || callhq.ts(c.created_at) || '"', '')
+           || coalesce(', "sessionId": "' || c.session_id || '"', '')
+           || coalesce(', "updatedAt": "' || callhq.ts(c.updated_at) || '"', '')
+           || coalesce(', "assistantId": "' || c.assistant_id || '"', '')
+           || coalesce(', "previousChatId": "' || c.previous_chat_id || '"',
+                       '')
+           || '}'
 $$;
 
 
