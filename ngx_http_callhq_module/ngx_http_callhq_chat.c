@@ -416,7 +416,9 @@ done:
 static void
 ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
 {
+    char                    *state;
     ngx_int_t                rc;
+    ngx_uint_t               level;
     ngx_connection_t        *c;
     ngx_http_request_t      *r;
     ngx_http_callhq_ctx_t   *ctx;
@@ -434,8 +436,13 @@ ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
     }
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "callhq: taking the turn failed: %s",
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        /* CQnnn: the client's error, answered as such (prompts too big) */
+        level = (state && state[0] == 'C' && state[1] == 'Q')
+                ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, c->log, 0, "callhq: taking the turn failed: %s",
                       PQresultErrorMessage(res));
     }
 

@@ -239,6 +239,7 @@ struct ngx_http_callhq_chat_s {
     char                          *lease_z;
     char                          *max_msgs_z;
     char                          *max_bytes_z;
+    char                          *max_prompt_z;
     char                          *cached_z;   /* the version cached */
     char                          *turn_z;     /* the chat's id, taking */
 

@@ -108,7 +108,8 @@ static char *ngx_http_callhq_turn_new_id(ngx_pool_t *pool);
 /*
  * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds,
  * $6 and $7 the version of the history the node has cached (0, 0: none),
- * $8 the chat's id.  One UPDATE either takes the turn (the chat's id in
+ * $8 the chat's id, $9 callhq_max_prompt_size (the session's variables
+ * fill the prompts).  One UPDATE either takes the turn (the chat's id in
  * busy_chat) or, when another chat has it, marks the session as waited
  * for, so that the chat holding it notifies callhq_turn as it gives it
  * back; PostgreSQL checks its conditions again on the row a concurrent
@@ -143,7 +144,8 @@ static char *ngx_http_callhq_turn_new_id(ngx_pool_t *pool);
     " p as ("                                                                 \
     " select case when jsonb_typeof(a.model->'messages') is distinct from"    \
     " 'array' then '[]'::jsonb when a.vars = '{}' then a.model->'messages'"   \
-    " else callhq.fill_messages(a.model->'messages', a.vars) end as filled"   \
+    " else callhq.fill_messages(a.model->'messages', a.vars, $9::bigint)"     \
+    " end as filled"                                                          \
     " from a),"                                                               \
     " h as ("                                                                 \
     history                                                                   \
@@ -172,7 +174,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
         NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
                                 "$5::int",
                                 " and t.took" NGX_HTTP_CALLHQ_UNCACHED)),
-    8
+    9
 };
 
 
@@ -183,7 +185,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_all_stmt = {
         NGX_HTTP_CALLHQ_HISTORY_ALL("t, ", "$2::uuid", "t.next_seq",
                                     " and t.took" NGX_HTTP_CALLHQ_UNCACHED
                                     " and $4::int = 0 and $5::int = 0")),
-    8
+    9
 };
 
 
@@ -547,7 +549,7 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
 
     if (chat->session_z == NULL) {
         chat->session_z = ngx_http_callhq_turn_z(r->pool, &chat->session_arg);
-        p = ngx_pnalloc(r->pool, 3 * (NGX_INT_T_LEN + 1));
+        p = ngx_pnalloc(r->pool, 4 * (NGX_INT_T_LEN + 1));
 
         if (chat->session_z == NULL || p == NULL) {
             return NGX_ERROR;
@@ -563,6 +565,10 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
 
         chat->max_bytes_z = (char *) p;
         p = ngx_sprintf(p, "%uz", lcf->context_bytes);
+        *p++ = '\0';
+
+        chat->max_prompt_z = (char *) p;
+        p = ngx_sprintf(p, "%uz", lcf->max_prompt_size);
         *p = '\0';
     }
 
@@ -581,6 +587,7 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
     q->values[2] = chat->lease_z;
     q->values[3] = chat->max_msgs_z;
     q->values[4] = chat->max_bytes_z;
+    q->values[8] = chat->max_prompt_z;
 
     return NGX_OK;
 }

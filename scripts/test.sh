@@ -83,6 +83,10 @@ export CALLHQ_TEST_TMP=$tmp
 if [ -n "${CALLHQ_VALGRIND:-}" ]; then
     export TEST_NGINX_USE_VALGRIND=1
     export TEST_NGINX_VALGRIND_SUPPRESSIONS=$top/t/valgrind.supp
+    # nginx under valgrind answers a block's first request slowly (a cold
+    # start, new PostgreSQL connections): the blocks that set no time-out
+    # of their own wait longer than the runner's 3 s
+    export TEST_NGINX_TIMEOUT=${TEST_NGINX_TIMEOUT:-30}
 fi
 
 # OpenResty's Test::Nginx when it is installed, our own runner otherwise

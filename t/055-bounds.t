@@ -6,9 +6,10 @@
 # assistantOverrides.variableValues are bounded in number and size
 # (callhq_max_variables, callhq_max_variable_size), filled in once (never
 # again: no value grows the prompts twice), and the prompts they fill by
-# callhq_max_prompt_size, counted before they are built; a page of GET
-# /chat by callhq_max_list_size.  And (item 10) API keys are compared in
-# constant time.
+# callhq_max_prompt_size, counted before they are built (a chat of a
+# session with stored variables, in two statements, too); a page of GET
+# /chat, GET /session and GET /assistant by callhq_max_list_size.  And
+# (item 10) API keys are compared in constant time.
 #
 # Blocks without their own http_config, config, more_headers or
 # no_error_log get the defaults of callhq_defaults (t/CallHQ/Test.pm).
@@ -77,6 +78,18 @@ psql(q{
              '{"provider": "openai", "model": "echo",
                "messages": [{"role": "system", "content": "'
              || repeat('{{a}}', 200) || '"}]}')) v(id, name, model)
+     where k.key_hash = sha256('cq_test_a');
+
+    -- b055-vars: a session of b055-many whose stored variables fill its
+    -- prompts to 1200 bytes
+    insert into callhq.sessions (id, org_id, assistant_id, name,
+                                 assistant_overrides, expiration_seconds,
+                                 expires_at)
+    select '05500000-0000-4000-8000-000000000011', k.org_id,
+           '05500000-0000-4000-8000-000000000002', 'b055-vars',
+           '{"variableValues": {"a": "123456"}}', 86400,
+           now() + interval '1 day'
+      from callhq.api_keys k
      where k.key_hash = sha256('cq_test_a');
 });
 
@@ -316,3 +329,70 @@ GET /chat?assistantId=05500000-0000-4000-8000-000000000002&limit=10
 --- error_code: 200
 --- response_body_like eval
 qr/\A\{"results": \[\{"id": "[0-9a-f-]{36}", .*"content":"(?:ab){200}".*\], "metadata": \{.*"totalItems": 1[,}]/s
+
+
+
+=== TEST 23: a chat of a session with stored variables (two statements) is bounded by callhq_max_prompt_size too
+--- config eval
+CallHQ::Test::api_location('/', 'callhq_max_prompt_size 1000;')
+. CallHQ::Test::model_locations()
+--- request
+POST /chat
+{"sessionId": "05500000-0000-4000-8000-000000000011", "input": "hi"}
+--- error_code: 400
+--- response_body eval
+::err(400, 'assistantOverrides.variableValues would make the system prompts 1200 bytes, more than 1000 (callhq_max_prompt_size)')
+
+
+
+=== TEST 24: ... and within it, the session's variables fill the prompts
+--- request
+POST /chat
+{"sessionId": "05500000-0000-4000-8000-000000000011", "input": "hi"}
+--- error_code: 201
+--- response_body_like eval
+qr/"messages": \[\{"role":"system","content":"(?:123456){200}"\}/
+
+
+
+=== TEST 25: a page of GET /session past callhq_max_list_size: 400 naming limit
+--- config eval
+CallHQ::Test::api_location('/', 'callhq_max_list_size 200;')
+--- request
+GET /session?name=b055-vars&limit=10
+--- error_code: 400
+--- response_body eval
+::err(400, 'limit: this page of sessions is over 200 bytes (callhq_max_list_size) by its session 1; ask for fewer')
+
+
+
+=== TEST 26: ... within it, the page answers
+--- config eval
+CallHQ::Test::api_location('/', 'callhq_max_list_size 2k;')
+--- request
+GET /session?name=b055-vars&limit=10
+--- error_code: 200
+--- response_body_like eval
+qr/\A\{"results": \[\{"id": "05500000-0000-4000-8000-000000000011", .*\], "metadata": \{.*"totalItems": 1[,}]/s
+
+
+
+=== TEST 27: a page of GET /assistant past callhq_max_list_size: 400 naming limit (b055-many's prompt is 1000 bytes)
+--- config eval
+CallHQ::Test::api_location('/', 'callhq_max_list_size 1000;')
+--- request
+GET /assistant?limit=1000
+--- error_code: 400
+--- response_body_like eval
+qr/\A\Q{"statusCode":400,"error":"Bad Request","message":"limit: this page of assistants is over 1000 bytes (callhq_max_list_size) by its assistant \E\d+\Q; ask for fewer"}\E\z/
+
+
+
+=== TEST 28: ... within it, the page answers, newest first
+--- config eval
+CallHQ::Test::api_location('/', 'callhq_max_list_size 8m;')
+--- request
+GET /assistant?limit=1000
+--- error_code: 200
+--- response_body_like eval
+qr/\A\[\{.*"id": "05500000-0000-4000-8000-000000000002", .*"id": "05500000-0000-4000-8000-000000000001", .*\]\z/s

@@ -66,16 +66,12 @@ declare
     v_org   uuid := callhq.auth(p_key);
     v_q     callhq.list_query := callhq.parse_list(
                 p_args, array['limit'] || callhq.time_params());
-    v_rows  jsonb;
 begin
-    select coalesce(jsonb_agg(t.j order by t.created_at desc, t.id desc), '[]')
-      into v_rows
-      from (select callhq.assistant_json(a) j, a.created_at, a.id
-              from callhq.assistants_matching(v_org, v_q) a
-             order by a.created_at desc, a.id desc
-             limit v_q.lim) t;
-
-    return query select 200, v_rows::text;
+    -- bounded by callhq_max_list_size (list_page)
+    return query select 200, '[' || callhq.list_page('assistants', array(
+        select a.id from callhq.assistants_matching(v_org, v_q) a
+         order by a.created_at desc, a.id desc
+         limit v_q.lim), callhq.opt_bigint_or(p_opts, 'maxListSize', 8388608)) || ']';
 end
 $$;
 

@@ -72,15 +72,15 @@ declare
 begin
     select count(*) into v_total from callhq.chats_matching(v_org, v_q);
 
-    -- bounded by callhq_max_list_size (list_chats)
+    -- bounded by callhq_max_list_size (list_page)
     if v_q.sort_asc then
-        v_rows := callhq.list_chats(array(
+        v_rows := callhq.list_page('chats', array(
             select c.id from callhq.chats_matching(v_org, v_q) c
              order by c.created_at, c.id
              limit v_q.lim offset v_offset),
             callhq.opt_bigint_or(p_opts, 'maxListSize', 8388608));
     else
-        v_rows := callhq.list_chats(array(
+        v_rows := callhq.list_page('chats', array(
             select c.id from callhq.chats_matching(v_org, v_q) c
              order by c.created_at desc, c.id desc
              limit v_q.lim offset v_offset),
@@ -687,11 +687,9 @@ begin
     -- the session's variables, and over them the chat's own
     v_vars := coalesce(v_s.assistant_overrides->'variableValues', '{}')
               || coalesce(v_overrides->'variableValues', '{}');
-    -- fill_messages() bounds the prompts it fills by this
-    perform set_config('callhq.max_prompt_size',
-                       callhq.opt_bigint_or(p_opts, 'maxPromptSize', 1048576)::text,
-                       true);
-    v_filled := callhq.fill_messages(v_model->'messages', v_vars);
+    v_filled := callhq.fill_messages(v_model->'messages', v_vars,
+                                     callhq.opt_bigint_or(p_opts, 'maxPromptSize',
+                                                          1048576));
     if jsonb_typeof(v_filled) is distinct from 'array' then
         v_filled := '[]';
     end if;
@@ -1027,17 +1025,18 @@ $$;
 
 -- Messages ({role, content}) with fill_vars applied to each string
 -- content; without variables, the messages as they are. The contents
--- filled are counted first (fill_size): past callhq.max_prompt_size
--- bytes (chat_begin sets it from callhq_max_prompt_size; 1 MiB when
--- unset) nothing is built and the chat answers 400.
-create or replace function callhq.fill_messages(p_msgs jsonb, p_vars jsonb)
+-- filled are counted first (fill_size): past p_max bytes
+-- (callhq_max_prompt_size, both for chat_begin and for a chat of a
+-- session in two statements, ngx_http_callhq_turn.c) nothing is built and
+-- the chat answers 400.
+create or replace function callhq.fill_messages(p_msgs jsonb, p_vars jsonb,
+                                                p_max bigint)
 returns jsonb
 language plpgsql stable
 as $$
 declare
     v_size  bigint;
-    v_max   bigint := coalesce(nullif(current_setting('callhq.max_prompt_size', true),
-                                      '')::bigint, 1048576);
+    v_max   bigint := coalesce(p_max, 1048576);
 begin
     if jsonb_typeof(p_msgs) is distinct from 'array'
        or jsonb_typeof(p_vars) is distinct from 'object' or p_vars = '{}'

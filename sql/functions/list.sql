@@ -306,12 +306,13 @@ as $$
 $$;
 
 
--- A page of GET /chat: the chats of p_ids, in that order, as JSON text
--- joined with ', ', read one at a time; past p_max bytes
--- (callhq_max_list_size) it stops and answers 400 naming limit, before
--- the rest are read (a chat's context can be long: a page of 1000 is
+-- A page of a list (p_kind: 'chats', 'sessions' or 'assistants'): the
+-- rows of p_ids, in that order, as JSON text joined with ', ', read one
+-- at a time; past p_max bytes (callhq_max_list_size) it stops and answers
+-- 400 naming limit, before the rest are read (a chat's context, a
+-- session's or an assistant's prompts can be long: a page of 1000 is
 -- otherwise built whole, whatever its size).
-create or replace function callhq.list_chats(p_ids uuid[], p_max bigint)
+create or replace function callhq.list_page(p_kind text, p_ids uuid[], p_max bigint)
 returns text
 language plpgsql stable
 as $$
@@ -323,15 +324,24 @@ declare
 begin
     foreach v_id in array coalesce(p_ids, '{}')
     loop
-        select callhq.chat_text(x) into v_row from callhq.chats x where x.id = v_id;
+        if p_kind = 'chats' then
+            select callhq.chat_text(x) into v_row
+              from callhq.chats x where x.id = v_id;
+        elsif p_kind = 'sessions' then
+            select callhq.session_json(x)::text into v_row
+              from callhq.sessions x where x.id = v_id;
+        else
+            select callhq.assistant_json(x)::text into v_row
+              from callhq.assistants x where x.id = v_id;
+        end if;
         continue when v_row is null;        -- deleted meanwhile
 
         v_bytes := v_bytes + octet_length(v_row) + 2;
         if v_bytes > p_max then
-            perform callhq.fail(400, 'limit: this page of chats is over ' || p_max
-                                     || ' bytes (callhq_max_list_size) by its chat '
-                                     || (cardinality(v_rows) + 1)
-                                     || '; ask for fewer');
+            perform callhq.fail(400, 'limit: this page of ' || p_kind || ' is over '
+                                     || p_max || ' bytes (callhq_max_list_size) by its '
+                                     || rtrim(p_kind, 's') || ' '
+                                     || (cardinality(v_rows) + 1) || '; ask for fewer');
         end if;
         v_rows := v_rows || v_row;
     end loop;

@@ -158,32 +158,27 @@ declare
                                 'numberE164CheckEnabled', 'assistantOverrides',
                                 'squadOverrides'] || callhq.time_params());
     v_offset  bigint := (v_q.page - 1)::bigint * v_q.lim;
+    v_max     bigint := callhq.opt_bigint_or(p_opts, 'maxListSize', 8388608);
     v_total   bigint;
-    v_rows    jsonb;
+    v_rows    text;
 begin
     select count(*) into v_total from callhq.sessions_matching(v_org, v_q);
 
+    -- bounded by callhq_max_list_size (list_page)
     if v_q.sort_asc then
-        select coalesce(jsonb_agg(callhq.session_json(x) order by t.created_at, t.id), '[]')
-          into v_rows
-          from (select s.id, s.created_at
-                  from callhq.sessions_matching(v_org, v_q) s
-                 order by s.created_at, s.id
-                 limit v_q.lim offset v_offset) t
-          join callhq.sessions x on x.id = t.id;
+        v_rows := callhq.list_page('sessions', array(
+            select s.id from callhq.sessions_matching(v_org, v_q) s
+             order by s.created_at, s.id
+             limit v_q.lim offset v_offset), v_max);
     else
-        select coalesce(jsonb_agg(callhq.session_json(x) order by t.created_at desc, t.id desc), '[]')
-          into v_rows
-          from (select s.id, s.created_at
-                  from callhq.sessions_matching(v_org, v_q) s
-                 order by s.created_at desc, s.id desc
-                 limit v_q.lim offset v_offset) t
-          join callhq.sessions x on x.id = t.id;
+        v_rows := callhq.list_page('sessions', array(
+            select s.id from callhq.sessions_matching(v_org, v_q) s
+             order by s.created_at desc, s.id desc
+             limit v_q.lim offset v_offset), v_max);
     end if;
 
-    return query select 200, jsonb_build_object(
-        'results',  v_rows,
-        'metadata', callhq.list_metadata(v_q, v_total))::text;
+    return query select 200, '{"results": [' || v_rows || '], "metadata": '
+                             || callhq.list_metadata(v_q, v_total)::text || '}';
 end
 $$;
 
