@@ -196,8 +196,8 @@ callhq_chats_total\{surface="responses",status="completed"\} 1
 .*callhq_chat_first_delta_seconds_count 1
 .*callhq_chat_duration_seconds_bucket\{le="\+Inf"\} 5
 .*callhq_chat_duration_seconds_count 5
-.*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_take"\} [4-9]
 .*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_record"\} 3
+.*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_take_all"\} [4-9]
 .*callhq_postgres_errors_total\{reason="unavailable"\} 0
 .*callhq_turn_conflicts_total 0
 .*callhq_sessions_created_total 2
