@@ -1,4 +1,4 @@
--- 020_list_page.sql: one bound for list pages and one for prompts
+-- 022_list_page.sql: one bound for list pages and one for prompts
 -- (issue 14, item 5).
 --
 -- callhq.list_page (sql/functions/list.sql) builds the pages of GET /chat,
