@@ -817,7 +817,7 @@ CallHQ::Test::psql(q{
     insert into callhq.chats (id, org_id, assistant, name, input, output, status, usage, metadata)
     select '17000000-0000-4000-8000-0000000000d1', k.org_id,
            '{"model": {"model": "m", "messages": [{"role": "system", "content": "caf\u00e9"}]},
-             "server": {"url": "https://example.com/h", "secret": "whsec_abcdefgh1234"}}',
+             "server": {"secret": "whsec_abcdefgh1234"}}',
            E'na"me \\ caf\u00e9 \t x', '[{"role": "user", "content": "a\u0001b \ud83d\ude00 \/"}]',
            '[{"role": "assistant", "content": "ok"}]', 'incomplete',
            '{"promptTokens": 1, "completionTokens": 2}',
