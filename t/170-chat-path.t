@@ -300,10 +300,15 @@ sub uni_chat {
 sub post_and_leave {
     my ($sid, $secs) = @_;
     my $body = qq{{"sessionId": "$sid", "input": "leaving"}};
-    my $sock = IO::Socket::INET->new(
-        PeerAddr => '127.0.0.1',
-        PeerPort => Test::Nginx::Util::server_port_for_client(),
-        Timeout => 5) or return 0;
+    my $sock;
+    for (1 .. 200) {    # nginx may still be starting (valgrind)
+        $sock = IO::Socket::INET->new(
+            PeerAddr => '127.0.0.1',
+            PeerPort => Test::Nginx::Util::server_port_for_client(),
+            Timeout => 5) and last;
+        Time::HiRes::sleep(0.1);
+    }
+    return 0 unless $sock;
     print $sock "POST /chat HTTP/1.1\r\nHost: localhost\r\n"
         . "Authorization: Bearer cq_test_a\r\nContent-Type: application/json\r\n"
         . "Content-Length: " . length($body) . "\r\n\r\n$body";
