@@ -97,7 +97,9 @@ else
     inc=(-I "$top/t/lib")
 fi
 
-prove "${inc[@]}" ${TESTS:-t/*.t}
+# every pass runs even when one fails (a long valgrind run reports all)
+failed=0
+prove "${inc[@]}" ${TESTS:-t/*.t} || failed=1
 
 # The chat, webhook and SMS-sending suites once more through PgBouncer (Debian's, in
 # transaction mode: no named statements kept), as many deployments run:
@@ -113,11 +115,12 @@ if [ "$pgbouncer" = 1 ]; then
     TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=$pgb_port dbname=callhq user=callhq" \
         prove "${inc[@]}" ${CALLHQ_PGBOUNCER_SUITES:-t/100-chat.t \
             t/110-chat-stream.t t/130-chat-turns.t t/160-chat-context.t \
-            t/200-webhooks.t t/260-two-nodes.t t/320-sms-rest.t}
+            t/200-webhooks.t t/260-two-nodes.t t/320-sms-rest.t} || failed=1
 fi
 
 if [ "$upgrade" = 1 ]; then
     echo "test.sh: chat suites against the upgraded database"
     TEST_NGINX_PG_CONNINFO=$upgrade_conninfo \
-        prove "${inc[@]}" t/100-chat.t t/160-chat-context.t
+        prove "${inc[@]}" t/100-chat.t t/160-chat-context.t || failed=1
 fi
+exit $failed
