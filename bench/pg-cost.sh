@@ -27,6 +27,8 @@
 #   PGCOST_BEFORE="4895be3 44cbacb"   commits measured as "before" ("": none)
 #   PGCOST_SHORT=6 PGCOST_LONG=24     seconds of the two runs of each row
 #   PGCOST_OUT=file.md                the report (bench/results/<date>-<host>-pg-cost.md)
+#   PGCOST_KEEP=1                     keep the callgrind files (cg/) to read
+#                                     with callgrind_annotate
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,7 +76,7 @@ cleanup() {
     for wt in "${worktrees[@]}"; do
         git -C "$top" worktree remove --force "$wt" 2>/dev/null || true
     done
-    if [ $rc -ne 0 ]; then
+    if [ $rc -ne 0 ] || [ -n "${PGCOST_KEEP:-}" ]; then
         echo "pg-cost: kept $tmp" >&2
     else
         rm -rf "$tmp"

@@ -1212,7 +1212,9 @@ ngx_http_callhq_chat_recorded(ngx_http_callhq_pg_query_t *q, PGresult *res)
     if (rec->fast) {
         rec->fast = 0;
 
-        if (res && ngx_http_callhq_turn_recorded(res, q, &head) == NGX_OK) {
+        if (res && ngx_http_callhq_turn_recorded(res, q, rec->pool, &head)
+            == NGX_OK)
+        {
             goto recorded;
         }
 

@@ -49,6 +49,8 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_TURN_HISTORY = 17,
     NGX_HTTP_CALLHQ_STMT_TURN_RECORD = 18,
     NGX_HTTP_CALLHQ_STMT_TURN_RELEASE = 19,
+    NGX_HTTP_CALLHQ_STMT_TURN_RECORD_HEAD = 30,
+    NGX_HTTP_CALLHQ_STMT_TURN_TAKE_HIT = 31,   /* the node has the history */
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE_ALL = 63,   /* whole histories */
     NGX_HTTP_CALLHQ_STMT_TURN_RENEW = 20,      /* ngx_http_callhq_lease.c */
     NGX_HTTP_CALLHQ_STMT_METRICS_OUTBOX = 21,  /* ngx_http_callhq_metrics.c */
@@ -303,6 +305,7 @@ struct ngx_http_callhq_chat_s {
     unsigned                       fast:1;     /* two statements */
     unsigned                       stale:1;    /* history to read again */
     unsigned                       cacheable:1;
+    unsigned                       take_hit:1; /* took without the history */
     unsigned                       sent_header:1;
     unsigned                       upstream_done:1;
     unsigned                       too_big:1;
@@ -412,7 +415,7 @@ void ngx_http_callhq_turn_context(ngx_http_callhq_chat_t *chat);
 ngx_int_t ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool, ngx_uint_t want_chat);
 ngx_int_t ngx_http_callhq_turn_recorded(PGresult *res,
-    ngx_http_callhq_pg_query_t *q, ngx_str_t *head);
+    ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool, ngx_str_t *head);
 
 /* ngx_http_callhq_history.c */
 ngx_int_t ngx_http_callhq_history_zone(ngx_conf_t *cf, size_t size);

@@ -66,6 +66,10 @@ static void ngx_http_callhq_turn_remember(ngx_http_callhq_chat_t *chat,
     ngx_int_t next, ngx_int_t epoch);
 static void ngx_http_callhq_turn_col(PGresult *res, int col, ngx_str_t *out);
 static char *ngx_http_callhq_turn_new_id(ngx_pool_t *pool);
+static ngx_uint_t ngx_http_callhq_turn_plain(ngx_http_callhq_chat_t *chat);
+static ngx_uint_t ngx_http_callhq_turn_plain_string(u_char *p, size_t len);
+static ngx_int_t ngx_http_callhq_turn_head(ngx_http_callhq_pg_query_t *q,
+    ngx_pool_t *pool, ngx_str_t *head);
 
 
 /*
@@ -189,6 +193,20 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_all_stmt = {
 };
 
 
+/*
+ * The same when the node's history cache has the session: the history is
+ * not read, nor planned for (a tenth of the take's cost); should the
+ * session be at another version, the history statement reads it.
+ */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_hit_stmt = {
+    NGX_HTTP_CALLHQ_STMT_TURN_TAKE_HIT, "callhq_turn_take_hit",
+    NGX_HTTP_CALLHQ_TAKE(
+        "select null::text as history, null::int as hfrom,"
+        " null::int as hto where $4::int = 0 and $5::int = 0"),
+    9
+};
+
+
 /* the history again, in a new snapshot: $1 session, $2 next seq, bounds */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_HISTORY, "callhq_turn_history",
@@ -202,7 +220,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * $1 chat, $2 org, $3 session, $4 assistant, $5 history epoch, $6 name,
  * $7 input (a JSON string), $8 reply (a JSON string), $9 status,
  * $10 and $11 tokens, $12 metadata, $13 prompts, $14 their count,
- * $15 and $16 the history sent, $17 whether the chat is wanted back.
+ * $15 and $16 the history sent; the chat's row gives back what the
+ * answer needs (returned).
  *
  * Nothing is written when the chat is there already (a twin call) or the
  * session's history changed (PATCH) or went: no row comes back, and
@@ -211,64 +230,83 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * Chats waiting for the turn (another worker's, another node's) are
  * notified as it goes back, only if there are any.
  */
+#define NGX_HTTP_CALLHQ_RECORD(returned)                                      \
+    "with w as ("                                                             \
+    " select set_config('callhq.quiet', case when"                            \
+    " coalesce(s.assistant->'server'->>'url', '') <> ''"                      \
+    " or exists (select 1 from callhq.assistants a"                           \
+    " where a.id = s.assistant_id and a.server->>'url' <> '')"                \
+    " then 'off' else 'on' end, true) as quiet, s.assistant"                  \
+    " from callhq.sessions s"                                                 \
+    " where s.id = $3::uuid and s.history_epoch = $5::int),"                  \
+    " c as ("                                                                 \
+    " insert into callhq.chats as c"                                          \
+    " (id, org_id, assistant_id, assistant, session_id, name, input,"         \
+    " messages, output, status, usage, metadata, prompt_count,"               \
+    " history_from, history_to, created_at, updated_at)"                      \
+    " select $1::uuid, $2::uuid,"                                             \
+    " (select a.id from callhq.assistants a where a.id = $4::uuid),"          \
+    " case when $4::uuid is null then w.assistant end,"                       \
+    " $3::uuid, $6::text, $7::jsonb,"                                         \
+    " $13::jsonb || jsonb_build_array(jsonb_build_object('role', 'user',"     \
+    " 'content', $7::jsonb)),"                                                \
+    " jsonb_build_array(jsonb_build_object('role', 'assistant',"              \
+    " 'content', $8::jsonb)),"                                                \
+    " $9::text,"                                                              \
+    " case when $10::int <> 0 or $11::int <> 0 then"                          \
+    " jsonb_build_object('promptTokens', $10::int,"                           \
+    " 'completionTokens', $11::int) end,"                                     \
+    " $12::jsonb, $14::int, $15::int, $16::int,"                              \
+    " callhq.now_ms(), callhq.now_ms()"                                       \
+    " from w"                                                                 \
+    " on conflict (id) do nothing"                                            \
+    " returning " returned ", c.created_at),"                                 \
+    " u as ("                                                                 \
+    " update callhq.sessions s"                                               \
+    " set next_seq = s.next_seq + 2, updated_at = c.created_at,"              \
+    " expires_at = case when s.renew_on_activity"                             \
+    " then c.created_at + make_interval(secs => s.expiration_seconds)"        \
+    " else s.expires_at end,"                                                 \
+    " busy_chat = case when s.busy_chat = $1::uuid then null"                 \
+    " else s.busy_chat end,"                                                  \
+    " busy_until = case when s.busy_chat = $1::uuid then null"                \
+    " else s.busy_until end,"                                                 \
+    " turn_waiters = case when s.busy_chat = $1::uuid and s.turn_waiters"     \
+    " then callhq.turn_notify(s.id) else s.turn_waiters end"                  \
+    " from c where s.id = $3::uuid"                                           \
+    " returning s.next_seq - 2 as seq),"                                      \
+    " m as ("                                                                 \
+    " insert into callhq.messages (session_id, seq, role, content, raw,"      \
+    " tokens)"                                                                \
+    " select $3::uuid, u.seq + v.n, v.role, v.content::jsonb, v.raw,"         \
+    " v.tokens"                                                               \
+    " from u, (values (0, 'user', $7::text,"                                  \
+    " '{\"role\":\"user\",\"content\":' || $7::text || '}', null::int),"      \
+    " (1, 'assistant', $8::text,"                                             \
+    " '{\"role\":\"assistant\",\"content\":' || $8::text || '}',"             \
+    " nullif($11::int, 0))) v(n, role, content, raw, tokens))"                \
+    " select c.returned, u.seq from c, u"
+
+
+/*
+ * The chat's creation time and assistant: its JSON is built here
+ * (ngx_http_callhq_turn_head()), as chat_head would print it; building
+ * it in PostgreSQL, one large expression, was a tenth of a chat's cost.
+ */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_RECORD, "callhq_turn_record",
-    "with w as ("
-    " select set_config('callhq.quiet', case when"
-    " coalesce(s.assistant->'server'->>'url', '') <> ''"
-    " or exists (select 1 from callhq.assistants a"
-    " where a.id = s.assistant_id and a.server->>'url' <> '')"
-    " then 'off' else 'on' end, true) as quiet, s.assistant"
-    " from callhq.sessions s"
-    " where s.id = $3::uuid and s.history_epoch = $5::int),"
-    " c as ("
-    " insert into callhq.chats as c"
-    " (id, org_id, assistant_id, assistant, session_id, name, input,"
-    " messages, output, status, usage, metadata, prompt_count,"
-    " history_from, history_to, created_at, updated_at)"
-    " select $1::uuid, $2::uuid,"
-    " (select a.id from callhq.assistants a where a.id = $4::uuid),"
-    " case when $4::uuid is null then w.assistant end,"
-    " $3::uuid, $6::text, $7::jsonb,"
-    " $13::jsonb || jsonb_build_array(jsonb_build_object('role', 'user',"
-    " 'content', $7::jsonb)),"
-    " jsonb_build_array(jsonb_build_object('role', 'assistant',"
-    " 'content', $8::jsonb)),"
-    " $9::text,"
-    " case when $10::int <> 0 or $11::int <> 0 then"
-    " jsonb_build_object('promptTokens', $10::int,"
-    " 'completionTokens', $11::int) end,"
-    " $12::jsonb, $14::int, $15::int, $16::int,"
-    " callhq.now_ms(), callhq.now_ms()"
-    " from w"
-    " on conflict (id) do nothing"
-    " returning case when $17::bool then callhq.chat_head(c)::text end"
-    " as head, c.created_at),"
-    " u as ("
-    " update callhq.sessions s"
-    " set next_seq = s.next_seq + 2, updated_at = c.created_at,"
-    " expires_at = case when s.renew_on_activity"
-    " then c.created_at + make_interval(secs => s.expiration_seconds)"
-    " else s.expires_at end,"
-    " busy_chat = case when s.busy_chat = $1::uuid then null"
-    " else s.busy_chat end,"
-    " busy_until = case when s.busy_chat = $1::uuid then null"
-    " else s.busy_until end,"
-    " turn_waiters = case when s.busy_chat = $1::uuid and s.turn_waiters"
-    " then callhq.turn_notify(s.id) else s.turn_waiters end"
-    " from c where s.id = $3::uuid"
-    " returning s.next_seq - 2 as seq),"
-    " m as ("
-    " insert into callhq.messages (session_id, seq, role, content, raw,"
-    " tokens)"
-    " select $3::uuid, u.seq + v.n, v.role, v.content::jsonb, v.raw, v.tokens"
-    " from u, (values (0, 'user', $7::text,"
-    " '{\"role\":\"user\",\"content\":' || $7::text || '}', null::int),"
-    " (1, 'assistant', $8::text,"
-    " '{\"role\":\"assistant\",\"content\":' || $8::text || '}',"
-    " nullif($11::int, 0))) v(n, role, content, raw, tokens))"
-    " select c.head, u.seq from c, u",
-    17
+    NGX_HTTP_CALLHQ_RECORD("callhq.ts(c.created_at) || ' '"
+                           " || coalesce(c.assistant_id::text, '')"
+                           " as returned"),
+    16
+};
+
+
+/* the chat's JSON from PostgreSQL: what this file cannot print the same */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_head_stmt = {
+    NGX_HTTP_CALLHQ_STMT_TURN_RECORD_HEAD, "callhq_turn_record_head",
+    NGX_HTTP_CALLHQ_RECORD("callhq.chat_head(c)::text as returned"),
+    16
 };
 
 
@@ -579,8 +617,11 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
         }
     }
 
-    q->stmt = chat->cacheable ? &ngx_http_callhq_turn_take_all_stmt
-                              : &ngx_http_callhq_turn_take_stmt;
+    chat->take_hit = (seq != 0);
+
+    q->stmt = chat->take_hit ? &ngx_http_callhq_turn_take_hit_stmt
+              : chat->cacheable ? &ngx_http_callhq_turn_take_all_stmt
+              : &ngx_http_callhq_turn_take_stmt;
     q->values[7] = chat->turn_z;
     q->values[0] = (char *) key_hash;
     q->values[1] = chat->session_z;
@@ -696,6 +737,12 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
             chat->hto.len = ngx_sprintf(p, "%i", next - 1) - p;
         }
 
+        return NGX_OK;
+    }
+
+    if (chat->take_hit) {
+        /* the node's copy is of another version: read it now */
+        chat->stale = 1;
         return NGX_OK;
     }
 
@@ -853,6 +900,10 @@ ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
                     ? ngx_http_callhq_turn_z(pool, &chat->hto) : NULL;
     q->values[16] = want_chat ? "true" : "false";
 
+    if (want_chat && !ngx_http_callhq_turn_plain(chat)) {
+        q->stmt = &ngx_http_callhq_turn_record_head_stmt;
+    }
+
     if (q->values[0] == NULL || q->values[1] == NULL || q->values[2] == NULL
         || q->values[4] == NULL || q->values[6] == NULL
         || q->values[12] == NULL || q->values[13] == NULL)
@@ -864,11 +915,14 @@ ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
 }
 
 
-/* whether the record statement wrote the chat; *head is its JSON then */
+/*
+ * whether the record statement wrote the chat; *head is its JSON then
+ * (in pool), if it was wanted
+ */
 
 ngx_int_t
 ngx_http_callhq_turn_recorded(PGresult *res, ngx_http_callhq_pg_query_t *q,
-    ngx_str_t *head)
+    ngx_pool_t *pool, ngx_str_t *head)
 {
     ngx_int_t  seq, epoch;
     ngx_str_t  s, session, parts[8];
@@ -881,6 +935,17 @@ ngx_http_callhq_turn_recorded(PGresult *res, ngx_http_callhq_pg_query_t *q,
 
     ngx_http_callhq_turn_col(res, 0, head);
     ngx_http_callhq_turn_col(res, 1, &s);
+
+    if (q->stmt == &ngx_http_callhq_turn_record_stmt) {
+        if (q->values[16][0] == 't') {
+            if (ngx_http_callhq_turn_head(q, pool, head) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+        } else {
+            ngx_str_null(head);
+        }
+    }
 
     /* the node's copy of the history, if it has it, gains the turn */
     seq = ngx_atoi(s.data, s.len);
@@ -908,6 +973,134 @@ ngx_http_callhq_turn_recorded(PGresult *res, ngx_http_callhq_pg_query_t *q,
     }
 
     ngx_http_callhq_history_put(&session, epoch, seq, seq + 2, parts, 6);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Whether the chat's JSON can be printed here exactly as chat_head would
+ * (jsonb's printing): no metadata to normalize, no inline assistant to
+ * show, and strings that jsonb prints as written.
+ */
+
+static ngx_uint_t
+ngx_http_callhq_turn_plain(ngx_http_callhq_chat_t *chat)
+{
+    return chat->metadata.data == NULL && chat->assistant_id.len
+           && ngx_http_callhq_turn_plain_string(chat->input.data,
+                                                chat->input.len)
+           && ngx_http_callhq_turn_plain_string(chat->reply.data,
+                                                chat->reply.len)
+           && (chat->name.data == NULL
+               || ngx_http_callhq_turn_plain_string(chat->name.data,
+                                                    chat->name.len));
+}
+
+
+/*
+ * A JSON string's bytes that jsonb prints unchanged: its escapes are those
+ * jsonb writes (\" \\ \b \f \n \r \t), not \/ or \u, and no raw control
+ * characters, which it would escape.
+ */
+
+static ngx_uint_t
+ngx_http_callhq_turn_plain_string(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    for (last = p + len; p < last; p++) {
+
+        if (*p < 0x20) {
+            return 0;
+        }
+
+        if (*p == '\\') {
+            if (++p == last || *p == '/' || *p == 'u') {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * The chat's JSON as callhq.chat_head prints it (members ordered as jsonb
+ * orders them: by the length of their name, then bytewise), from the
+ * record statement's values and its "createdAt assistantId" result.
+ */
+
+static ngx_int_t
+ngx_http_callhq_turn_head(ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool,
+    ngx_str_t *head)
+{
+    u_char     *p, *sp;
+    size_t      len;
+    ngx_str_t   ts, assistant;
+
+    ts = *head;
+
+    sp = ngx_strlchr(ts.data, ts.data + ts.len, ' ');
+    if (sp == NULL) {
+        return NGX_ERROR;
+    }
+
+    assistant.data = sp + 1;
+    assistant.len = ts.data + ts.len - assistant.data;
+    ts.len = sp - ts.data;
+
+    len = sizeof("{\"id\": \"\", \"name\": \"\", \"input\": , \"orgId\": \"\","
+                 " \"usage\": {\"promptTokens\": , \"completionTokens\": },"
+                 " \"output\": [{\"role\": \"assistant\", \"content\": \"\"}],"
+                 " \"status\": \"\", \"createdAt\": \"\", \"sessionId\": \"\","
+                 " \"updatedAt\": \"\", \"assistantId\": \"\"}")
+          + ngx_strlen(q->values[0]) + ngx_strlen(q->values[1])
+          + ngx_strlen(q->values[2]) + ngx_strlen(q->values[6])
+          + ngx_strlen(q->values[7]) + ngx_strlen(q->values[8])
+          + ngx_strlen(q->values[9]) + ngx_strlen(q->values[10])
+          + (q->values[5] ? ngx_strlen(q->values[5]) : 0)
+          + 2 * ts.len + assistant.len;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    head->data = p;
+
+    p = ngx_sprintf(p, "{\"id\": \"%s\"", q->values[0]);
+
+    if (q->values[5]) {
+        p = ngx_sprintf(p, ", \"name\": \"%s\"", q->values[5]);
+    }
+
+    p = ngx_sprintf(p, ", \"input\": %s, \"orgId\": \"%s\"",
+                    q->values[6], q->values[1]);
+
+    /* tokens: the record statement's condition for a usage */
+    if (ngx_strcmp(q->values[9], "0") != 0
+        || ngx_strcmp(q->values[10], "0") != 0)
+    {
+        p = ngx_sprintf(p, ", \"usage\": {\"promptTokens\": %s,"
+                        " \"completionTokens\": %s}",
+                        q->values[9], q->values[10]);
+    }
+
+    p = ngx_sprintf(p, ", \"output\": [{\"role\": \"assistant\","
+                    " \"content\": %s}], \"status\": \"%s\","
+                    " \"createdAt\": \"%V\", \"sessionId\": \"%s\","
+                    " \"updatedAt\": \"%V\"",
+                    q->values[7], q->values[8], &ts, q->values[2], &ts);
+
+    if (assistant.len) {
+        p = ngx_sprintf(p, ", \"assistantId\": \"%V\"", &assistant);
+    }
+
+    *p++ = '}';
+
+    head->len = p - head->data;
 
     return NGX_OK;
 }

@@ -60,6 +60,7 @@ sub id { sprintf '17000000-0000-4000-8000-0000000000%s', shift }
 #   1a  unicode (03)             1b  webhooks (02)         1c  no webhooks (01)
 #   1d  two chats racing (06)    1e  history written while the turn is taken (01)
 #   1f  model fails (04)         20  model times out (05)  21  HOT (01)
+#   22  a client that leaves (01)  23  the chat's JSON built in C (01)
 #   c1  the fast twin's chat, c2 the general twin's (ids given by TEST 4)
 our %ASST = ('01' => ['cq_test_a', '{"provider": "openai", "model": "echo", "temperature": 0.2, "maxTokens": 64, "messages": [{"role": "system", "content": "SYS-170"}]}', undef],
              '02' => ['cq_test_a', '{"provider": "openai", "model": "echo", "messages": [{"role": "system", "content": "SYS-170"}]}', '{"url": "http://127.0.0.1:9/t170/hook"}'],
@@ -88,7 +89,8 @@ our %SESS = ('11' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
              '1f' => ['cq_test_a', '04', 'active', '2099-01-01', 1],
              '20' => ['cq_test_a', '05', 'active', '2099-01-01', 1],
              '21' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
-             '22' => ['cq_test_a', '01', 'active', '2099-01-01', 0]);
+             '22' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
+             '23' => ['cq_test_a', '01', 'active', '2099-01-01', 0]);
 
 sub q_or_null { defined $_[0] ? "'$_[0]'" : 'null' }
 
@@ -129,8 +131,9 @@ end $$});
 our ($ECHO, $HOOK, $ASCII, $FAILA, $SLOWA, $RACEA, $NOMODEL, $B_ASST)
     = map { id($_) } qw(01 02 03 04 05 06 07 08);
 our ($COUNTED, $FAST, $GENERAL, $ERRS, $COMPLETED, $EXPIRED, $B_SESS, $NOMODEL_S,
-     $NOASST, $UNI, $HOOKED, $UNHOOKED, $RACE, $STALE, $FAIL, $SLOW, $HOT, $LEFT)
-    = map { id($_) } qw(11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f 20 21 22);
+     $NOASST, $UNI, $HOOKED, $UNHOOKED, $RACE, $STALE, $FAIL, $SLOW, $HOT, $LEFT,
+     $HEADS)
+    = map { id($_) } qw(11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f 20 21 22 23);
 our ($FAST_CHAT, $GENERAL_CHAT) = map { id($_) } qw(c1 c2);
 our $MISSING = id('ff');
 
@@ -853,3 +856,26 @@ Test::More::is(CallHQ::Test::psql(q{
 --- error_code: 200
 --- response_body_like eval
 qr/^\{"id": "17000000-0000-4000-8000-0000000000d1", "name": "na\\"me [^"]*", "input": \[\{"role": "user", "content": "a\\u0001b [^"]* \/"\}\], "orgId": "[^"]+", "usage": \{"promptTokens": 1, "completionTokens": 2\}, "output": \[\{"role": "assistant", "content": "ok"\}\], "status": "incomplete", "metadata": \{"a": \{"z": null, "[^"]+": "x"\}, "b": \[1, 2.50, null\], "aa": true\}, "assistant": \{/s
+
+
+
+=== TEST 25: the answer's chat is built in C (not by callhq.chat_head) when nothing in it needs jsonb's printing: a name, escapes jsonb writes as they are, raw UTF-8, usage
+--- request eval
+main::post($main::HEADS, 'q \"x\" back\\\\slash\nnew\ttab caf' . "\xc3\xa9",
+           '"name": "c170 h' . "\xc3\xa9" . 'ad"')
+--- error_code: 201
+--- response_body eval
+::whole(main::echo_chat($main::HEADS,
+        [@main::SYS, [user => "q \"x\" back\\slash\nnew\ttab caf\xc3\xa9"]],
+        name => "c170 h\xc3\xa9ad"))
+
+
+
+=== TEST 26: ... GET /chat (callhq.chat_head in PostgreSQL) lists the same chat, byte for byte
+--- request eval
+"GET /chat?sessionId=$main::HEADS"
+--- error_code: 200
+--- response_body eval
+::chat_list([main::echo_chat($main::HEADS,
+        [@main::SYS, [user => "q \"x\" back\\slash\nnew\ttab caf\xc3\xa9"]],
+        name => "c170 h\xc3\xa9ad")])
