@@ -223,12 +223,16 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * $15 and $16 the history sent; the chat's row gives back what the
  * answer needs (returned).
  *
- * Nothing is written when the chat is there already (a twin call) or the
- * session's history changed (PATCH) or went: no row comes back, and
- * callhq.chat_record sorts it out.  Webhook triggers are told whether
- * anyone listens (callhq.quiet), so that a chat costs them nothing then.
- * Chats waiting for the turn (another worker's, another node's) are
- * notified as it goes back, only if there are any.
+ * The session's row is locked first, only while the chat holds its turn
+ * and its history is the one sent: nothing is written otherwise (a twin
+ * call, a PATCH, a lapsed lease, a deleted session), no row comes back,
+ * and callhq.chat_record sorts it out.  Holding the row, the chat needs no
+ * foreign key to it (a concurrent DELETE waits, then deletes the chat
+ * with the session).  The chat is written before the session, so that
+ * chat.created is queued before session.updated.  Webhook triggers are
+ * told whether anyone listens (callhq.quiet), so that a chat costs them
+ * nothing then.  Chats waiting for the turn (another worker's, another
+ * node's) are notified as it goes back, only if there are any.
  */
 #define NGX_HTTP_CALLHQ_RECORD(returned)                                      \
     "with w as ("                                                             \
@@ -237,8 +241,9 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " or exists (select 1 from callhq.assistants a"                           \
     " where a.id = s.assistant_id and a.server->>'url' <> '')"                \
     " then 'off' else 'on' end, true) as quiet, s.assistant"                  \
-    " from callhq.sessions s"                                                 \
-    " where s.id = $3::uuid and s.history_epoch = $5::int),"                  \
+    " from callhq.sessions s where s.id = $3::uuid"                           \
+    " and s.history_epoch = $5::int and s.busy_chat = $1::uuid"               \
+    " for no key update),"                                                    \
     " c as ("                                                                 \
     " insert into callhq.chats as c"                                          \
     " (id, org_id, assistant_id, assistant, session_id, name, input,"         \
@@ -267,12 +272,9 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " expires_at = case when s.renew_on_activity"                             \
     " then c.created_at + make_interval(secs => s.expiration_seconds)"        \
     " else s.expires_at end,"                                                 \
-    " busy_chat = case when s.busy_chat = $1::uuid then null"                 \
-    " else s.busy_chat end,"                                                  \
-    " busy_until = case when s.busy_chat = $1::uuid then null"                \
-    " else s.busy_until end,"                                                 \
-    " turn_waiters = case when s.busy_chat = $1::uuid and s.turn_waiters"     \
-    " then callhq.turn_notify(s.id) else s.turn_waiters end"                  \
+    " busy_chat = null, busy_until = null,"                                   \
+    " turn_waiters = case when s.turn_waiters"                                \
+    " then callhq.turn_notify(s.id) else false end"                           \
     " from c where s.id = $3::uuid"                                           \
     " returning s.next_seq - 2 as seq),"                                      \
     " m as ("                                                                 \

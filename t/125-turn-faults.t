@@ -17,6 +17,10 @@
 #   7  Lock order: a chat recorded while DELETE /assistant runs (a test
 #      trigger holds the delete for 3s with the assistant locked): no
 #      deadlock, both succeed.
+#   8  A chat recorded while DELETE /session of its session runs (held
+#      3s the same way): the record waits for the session's row, finds it
+#      gone and keeps the chat alone; no chat names a deleted session
+#      (chats have no foreign key to sessions: the lock is what keeps it).
 #
 # Each scenario is one block on one nginx (t/fixtures/gate.pl): children
 # send the concurrent requests, /_test/ starts PostgreSQL again and hands
@@ -34,7 +38,7 @@ sub id { sprintf '12500000-0000-4000-8000-0000000000%s', shift }
 our %ASST = ('01' => 'echo+slow-1500', '02' => 'echo+slow-5000',
              '03' => 'echo+slow-60000', '05' => 'echo', '07' => 'echo+slow-1000');
 our %SESS = ('11' => '01', '12' => '01', '13' => '01', '14' => '02',
-             '15' => '03', '16' => '01');
+             '15' => '03', '16' => '01', '17' => '01');
 
 psql(q{
     delete from callhq.sessions where id::text like '12500000-%'
@@ -54,6 +58,9 @@ psql(q{
     drop trigger if exists callhq_test_slow_delete on callhq.assistants;
     create trigger callhq_test_slow_delete before delete on callhq.assistants
         for each row execute function public.callhq_test_slow_delete();
+    drop trigger if exists callhq_test_slow_delete on callhq.sessions;
+    create trigger callhq_test_slow_delete before delete on callhq.sessions
+        for each row execute function public.callhq_test_slow_delete();
 } . join('', map { qq{
     insert into callhq.assistants (id, org_id, name, model)
     select '@{[ id($_) ]}', k.org_id,
@@ -64,7 +71,8 @@ psql(q{
 } } sort keys %ASST) . join('', map { qq{
     insert into callhq.sessions (id, org_id, assistant_id, name, expiration_seconds,
                                  expires_at, created_at, updated_at)
-    select '@{[ id($_) ]}', k.org_id, '@{[ id($SESS{$_}) ]}', 'c125-$_', 86400,
+    select '@{[ id($_) ]}', k.org_id, '@{[ id($SESS{$_}) ]}',
+           '@{[ $_ eq '17' ? 'slowdel-125' : "c125-$_" ]}', 86400,
            '2099-01-01T00:00:00Z', '2013-02-01T00:00:00Z', '2013-02-01T00:00:00Z'
       from callhq.api_keys k where k.key_hash = sha256('cq_test_a');
 } } sort keys %SESS));
@@ -150,7 +158,7 @@ master_on();
 gate_defaults(http_config => $HTTP, config => config(),
               no_error_log => "[crit]\n[alert]\nits reply is dropped");
 
-our ($S1, $S2, $S3, $S4, $S5, $S6) = map { id($_) } qw(11 12 13 14 15 16);
+our ($S1, $S2, $S3, $S4, $S5, $S6, $S7) = map { id($_) } qw(11 12 13 14 15 16 17);
 our ($A1, $A2, $A3, $A5, $A7) = map { id($_) } qw(01 02 03 05 07);
 
 run_tests();
@@ -297,3 +305,40 @@ main::spawn_request('t7d', 'DELETE', "/assistant/$main::A7");
 [crit]
 [alert]
 deadlock
+
+
+
+=== TEST 8: a chat recorded while DELETE /session of its session holds the row: the chat stays alone, no chat names a deleted session
+--- config eval
+main::config()
+--- init
+main::start_chat('t8', $main::S7, main::post($main::S7, 'deleted under it'));
+main::spawn_request('t8d', 'DELETE', "/session/$main::S7");
+--- request eval
+["GET /_test/child/t8d", "GET /_test/child/t8"]
+--- response_body eval
+[main::raw_response(200, qr/\{"id": "$main::S7", /),
+ main::raw_response(201, qr/\{"id": "[0-9a-f-]{36}", "input": "deleted under it", (?!.*"sessionId")/s)]
+--- no_error_log
+[crit]
+[alert]
+deadlock
+
+
+
+=== TEST 9: ... the chat is there, without its session; its messages went with the session
+--- request eval
+"GET /chat?sessionId=$main::S7"
+--- response_body_like eval
+qr/"totalItems": 0,/
+--- init
+Test::More::is(CallHQ::Test::psql(q{
+    select count(*) filter (where c.session_id is not null
+                              and not exists (select 1 from callhq.sessions s
+                                               where s.id = c.session_id))
+           || '/' || count(*) filter (where c.input = '"deleted under it"'
+                                        and c.session_id is null)
+           || '/' || (select count(*) from callhq.messages m
+                       where m.session_id = '12500000-0000-4000-8000-000000000017')
+      from callhq.chats c}), '0/1/0',
+    "$0 - TEST 9: chats naming a deleted session / the chat kept alone / messages left");

@@ -324,15 +324,18 @@ end
 $$;
 
 
--- A deleted session's messages go with it (ON DELETE CASCADE did this
--- until 018_messages_no_foreign_key): once per statement, so that an org's
--- deletion, which deletes its sessions, deletes their messages in one go.
+-- A deleted session's messages and chats go with it (ON DELETE CASCADE did
+-- this until 018_messages_no_foreign_key and 023_chats_no_session_key):
+-- once per statement, so that an org's deletion, which deletes its
+-- sessions, deletes their messages in one go.  A chat's own delete
+-- triggers (its webhook) fire as they did under the cascade.
 create or replace function callhq.session_messages_delete()
 returns trigger
 language plpgsql
 as $$
 begin
     delete from callhq.messages m using gone g where m.session_id = g.id;
+    delete from callhq.chats c using gone g where c.session_id = g.id;
     return null;
 end
 $$;
