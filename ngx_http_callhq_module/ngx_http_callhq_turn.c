@@ -226,13 +226,15 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * The session's row is locked first, only while the chat holds its turn
  * and its history is the one sent: nothing is written otherwise (a twin
  * call, a PATCH, a lapsed lease, a deleted session), no row comes back,
- * and callhq.chat_record sorts it out.  Holding the row, the chat needs no
- * foreign key to it (a concurrent DELETE waits, then deletes the chat
- * with the session).  The chat is written before the session, so that
- * chat.created is queued before session.updated.  Webhook triggers are
- * told whether anyone listens (callhq.quiet), so that a chat costs them
- * nothing then.  Chats waiting for the turn (another worker's, another
- * node's) are notified as it goes back, only if there are any.
+ * and callhq.chat_record sorts it out.  The input and the reply are
+ * parsed once, there, for the chat and its messages.  Holding the row,
+ * the chat needs no foreign key to it (a concurrent DELETE waits, then
+ * deletes the chat with the session).  The chat is written before the
+ * session, so that chat.created is queued before session.updated.
+ * Webhook triggers are told whether anyone listens (callhq.quiet), so
+ * that a chat costs them nothing then.  Chats waiting for the turn
+ * (another worker's, another node's) are notified as it goes back, only
+ * if there are any.
  */
 #define NGX_HTTP_CALLHQ_RECORD(returned)                                      \
     "with w as ("                                                             \
@@ -240,7 +242,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " coalesce(s.assistant->'server'->>'url', '') <> ''"                      \
     " or exists (select 1 from callhq.assistants a"                           \
     " where a.id = s.assistant_id and a.server->>'url' <> '')"                \
-    " then 'off' else 'on' end, true) as quiet, s.assistant"                  \
+    " then 'off' else 'on' end, true) as quiet, s.assistant,"                 \
+    " $7::jsonb as input, $8::jsonb as reply"                                 \
     " from callhq.sessions s where s.id = $3::uuid"                           \
     " and s.history_epoch = $5::int and s.busy_chat = $1::uuid"               \
     " for no key update),"                                                    \
@@ -252,11 +255,11 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " select $1::uuid, $2::uuid,"                                             \
     " (select a.id from callhq.assistants a where a.id = $4::uuid),"          \
     " case when $4::uuid is null then w.assistant end,"                       \
-    " $3::uuid, $6::text, $7::jsonb,"                                         \
+    " $3::uuid, $6::text, w.input,"                                           \
     " $13::jsonb || jsonb_build_array(jsonb_build_object('role', 'user',"     \
-    " 'content', $7::jsonb)),"                                                \
+    " 'content', w.input)),"                                                  \
     " jsonb_build_array(jsonb_build_object('role', 'assistant',"              \
-    " 'content', $8::jsonb)),"                                                \
+    " 'content', w.reply)),"                                                  \
     " $9::text,"                                                              \
     " case when $10::int <> 0 or $11::int <> 0 then"                          \
     " jsonb_build_object('promptTokens', $10::int,"                           \
@@ -280,11 +283,10 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " m as ("                                                                 \
     " insert into callhq.messages (session_id, seq, role, content, raw,"      \
     " tokens)"                                                                \
-    " select $3::uuid, u.seq + v.n, v.role, v.content::jsonb, v.raw,"         \
-    " v.tokens"                                                               \
-    " from u, (values (0, 'user', $7::text,"                                  \
+    " select $3::uuid, u.seq + v.n, v.role, v.content, v.raw, v.tokens"       \
+    " from u, w, lateral (values (0, 'user', w.input,"                        \
     " '{\"role\":\"user\",\"content\":' || $7::text || '}', null::int),"      \
-    " (1, 'assistant', $8::text,"                                             \
+    " (1, 'assistant', w.reply,"                                              \
     " '{\"role\":\"assistant\",\"content\":' || $8::text || '}',"             \
     " nullif($11::int, 0))) v(n, role, content, raw, tokens))"                \
     " select c.returned, u.seq from c, u"
