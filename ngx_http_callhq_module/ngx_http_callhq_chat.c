@@ -58,6 +58,12 @@ static void ngx_http_callhq_chat_orphan(PGresult *res);
 static void ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 static void ngx_http_callhq_chat_take_orphan(PGresult *res);
+static void ngx_http_callhq_chat_general(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
+static void ngx_http_callhq_chat_setup(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+static void ngx_http_callhq_chat_history(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat);
 static void ngx_http_callhq_chat_reread(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 static void ngx_http_callhq_chat_go(ngx_http_request_t *r,
@@ -465,28 +471,126 @@ ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
     }
 
     if (rc == NGX_DECLINED) {
-        /* the general way says what is wrong, once the turn is back */
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                       "callhq: chat goes the general way");
-
-        if (chat->chat_id.len) {
-            (void) ngx_http_callhq_chat_record(chat, NULL, 1);
-        }
-
-        chat->fast = 0;
-        chat->state = NGX_HTTP_CALLHQ_CHAT_TAKING;
-        ngx_str_null(&chat->chat_id);
-        ngx_str_null(&chat->org_id);
-        ngx_str_null(&chat->session_id);
-        ngx_str_null(&chat->model);
-        ngx_str_null(&chat->params);
-
-        ngx_http_callhq_chat_begin(r);
+        ngx_http_callhq_chat_general(r, chat);
         return;
     }
 
     ngx_http_callhq_pg_keep(q);
     chat->begun = res;
+
+    if (chat->setup) {
+        ngx_http_callhq_setup_query(chat, q);
+        q->handler = ngx_http_callhq_chat_setup;
+        q->orphan = NULL;
+
+        ngx_http_callhq_run_query(r, ctx);
+        return;
+    }
+
+    ngx_http_callhq_chat_history(r, chat);
+    return;
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * The take (or the setup statement) cannot serve this chat: the general
+ * way says what is wrong, once the turn is back.
+ */
+
+static void
+ngx_http_callhq_chat_general(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "callhq: chat goes the general way");
+
+    if (chat->chat_id.len) {
+        (void) ngx_http_callhq_chat_record(chat, NULL, 1);
+    }
+
+    chat->fast = 0;
+    chat->state = NGX_HTTP_CALLHQ_CHAT_TAKING;
+    ngx_str_null(&chat->chat_id);
+    ngx_str_null(&chat->org_id);
+    ngx_str_null(&chat->session_id);
+    ngx_str_null(&chat->model);
+    ngx_str_null(&chat->params);
+
+    ngx_http_callhq_chat_begin(r);
+}
+
+
+/* the model, its parameters and the prompts read (ngx_http_callhq_setup.c) */
+
+static void
+ngx_http_callhq_chat_setup(ngx_http_callhq_pg_query_t *q, PGresult *res)
+{
+    char                    *state;
+    ngx_int_t                rc;
+    ngx_uint_t               level;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_callhq_ctx_t   *ctx;
+    ngx_http_callhq_chat_t  *chat;
+
+    r = q->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    chat = ctx->chat;
+
+    if (res == NULL) {
+        rc = ngx_http_callhq_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "%s", q->error);
+        (void) ngx_http_callhq_chat_record(chat, NULL, 1);
+
+        ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        /* CQnnn: the client's error, answered as such (prompts too big) */
+        level = (state && state[0] == 'C' && state[1] == 'Q')
+                ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, c->log, 0,
+                      "callhq: reading the chat's prompts failed: %s",
+                      PQresultErrorMessage(res));
+    }
+
+    if (ngx_http_callhq_setup_read(chat, res) != NGX_OK) {
+        ngx_http_callhq_chat_general(r, chat);
+        return;
+    }
+
+    ngx_http_callhq_pg_keep(q);
+    chat->setup_res = res;
+
+    ngx_http_callhq_chat_history(r, chat);
+}
+
+
+/* the history read again if the take's was stale, then the model called */
+
+static void
+ngx_http_callhq_chat_history(ngx_http_request_t *r,
+    ngx_http_callhq_chat_t *chat)
+{
+    ngx_int_t                    rc;
+    ngx_connection_t            *c;
+    ngx_http_callhq_ctx_t       *ctx;
+    ngx_http_callhq_pg_query_t  *q;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_callhq_module);
+    q = &ctx->query;
 
     if (chat->stale) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
@@ -509,6 +613,8 @@ ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
     return;
 
 done:
+
+    (void) ngx_http_callhq_chat_record(chat, NULL, 1);
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
@@ -1579,6 +1685,11 @@ ngx_http_callhq_chat_cleanup(void *data)
     if (chat->reread) {
         PQclear(chat->reread);
         chat->reread = NULL;
+    }
+
+    if (chat->setup_res) {
+        PQclear(chat->setup_res);
+        chat->setup_res = NULL;
     }
 }
 

@@ -51,6 +51,7 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_TURN_RELEASE = 19,
     NGX_HTTP_CALLHQ_STMT_TURN_RECORD_HEAD = 30,
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE_HIT = 31,   /* the node has the history */
+    NGX_HTTP_CALLHQ_STMT_TURN_SETUP = 37,      /* ngx_http_callhq_setup.c */
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE_ALL = 63,   /* whole histories */
     NGX_HTTP_CALLHQ_STMT_TURN_RENEW = 20,      /* ngx_http_callhq_lease.c */
     NGX_HTTP_CALLHQ_STMT_METRICS_OUTBOX = 21,  /* ngx_http_callhq_metrics.c */
@@ -248,6 +249,7 @@ struct ngx_http_callhq_chat_s {
     /* from the take statement or callhq.chat_begin(), in their results */
     PGresult                      *begun;
     PGresult                      *reread;     /* the history read again */
+    PGresult                      *setup_res;  /* the model and prompts */
     ngx_str_t                      record;     /* JSON, given back to SQL */
     ngx_str_t                      params;     /* "model":..,"temperature":.. */
     ngx_str_t                      assistant_id;
@@ -306,6 +308,7 @@ struct ngx_http_callhq_chat_s {
     unsigned                       stale:1;    /* history to read again */
     unsigned                       cacheable:1;
     unsigned                       take_hit:1; /* took without the history */
+    unsigned                       setup:1;    /* model and prompts to read */
     unsigned                       sent_header:1;
     unsigned                       upstream_done:1;
     unsigned                       too_big:1;
@@ -416,6 +419,14 @@ ngx_int_t ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool, ngx_uint_t want_chat);
 ngx_int_t ngx_http_callhq_turn_recorded(PGresult *res,
     ngx_http_callhq_pg_query_t *q, ngx_pool_t *pool, ngx_str_t *head);
+
+/* ngx_http_callhq_setup.c */
+ngx_int_t ngx_http_callhq_setup_get(ngx_str_t *assistant, ngx_str_t *version,
+    ngx_http_callhq_chat_t *chat, ngx_pool_t *pool);
+void ngx_http_callhq_setup_query(ngx_http_callhq_chat_t *chat,
+    ngx_http_callhq_pg_query_t *q);
+ngx_int_t ngx_http_callhq_setup_read(ngx_http_callhq_chat_t *chat,
+    PGresult *res);
 
 /* ngx_http_callhq_history.c */
 ngx_int_t ngx_http_callhq_history_zone(ngx_conf_t *cf, size_t size);

@@ -42,17 +42,13 @@ enum {
     NGX_HTTP_CALLHQ_TAKE_CHAT,
     NGX_HTTP_CALLHQ_TAKE_ORG,
     NGX_HTTP_CALLHQ_TAKE_ASSISTANT,
-    NGX_HTTP_CALLHQ_TAKE_INLINE,
+    NGX_HTTP_CALLHQ_TAKE_OWN,
     NGX_HTTP_CALLHQ_TAKE_NEXT_SEQ,
     NGX_HTTP_CALLHQ_TAKE_EPOCH,
     NGX_HTTP_CALLHQ_TAKE_HISTORY,
     NGX_HTTP_CALLHQ_TAKE_HFROM,
     NGX_HTTP_CALLHQ_TAKE_HTO,
-    NGX_HTTP_CALLHQ_TAKE_MODEL,
-    NGX_HTTP_CALLHQ_TAKE_PARAMS,
-    NGX_HTTP_CALLHQ_TAKE_PROMPTS,
-    NGX_HTTP_CALLHQ_TAKE_PROMPTS_JSON,
-    NGX_HTTP_CALLHQ_TAKE_PROMPT_COUNT,
+    NGX_HTTP_CALLHQ_TAKE_VERSION,
     NGX_HTTP_CALLHQ_TAKE_SESSION,
     NGX_HTTP_CALLHQ_TAKE_CACHED,
     NGX_HTTP_CALLHQ_TAKE_COLUMNS
@@ -112,65 +108,45 @@ static ngx_int_t ngx_http_callhq_turn_head(ngx_http_callhq_pg_query_t *q,
 /*
  * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds,
  * $6 and $7 the version of the history the node has cached (0, 0: none),
- * $8 the chat's id, $9 callhq_max_prompt_size (the session's variables
- * fill the prompts).  One UPDATE either takes the turn (the chat's id in
- * busy_chat) or, when another chat has it, marks the session as waited
- * for, so that the chat holding it notifies callhq_turn as it gives it
- * back; PostgreSQL checks its conditions again on the row a concurrent
- * chat leaves behind.  The history is read with the statement's snapshot:
- * its last seq (hto) tells whether it saw all of it (a chat that ended
- * just before this one took the turn may be newer).  Nothing else is read
- * unless the turn was taken.
+ * $8 the chat's id.  One UPDATE either takes the turn
+ * (the chat's id in busy_chat) or, when another chat has it, marks the
+ * session as waited for, so that the chat holding it notifies callhq_turn
+ * as it gives it back; PostgreSQL checks its conditions again on the row
+ * a concurrent chat leaves behind.  The history is read with the
+ * statement's snapshot: its last seq (hto) tells whether it saw all of it
+ * (a chat that ended just before this one took the turn may be newer).
+ * What the model is sent besides (its name, parameters and the prompts)
+ * is the worker's, by the assistant's row version; a session with its own
+ * assistant or variables (own) has it read by the setup statement.
  */
 #define NGX_HTTP_CALLHQ_TAKE(history)                                         \
-    "with k as ("                                                             \
-    " select k.org_id from callhq.api_keys k where k.key_hash = $1::bytea),"  \
-    " t as ("                                                                 \
+    "with t as ("                                                             \
     " update callhq.sessions s"                                               \
     " set busy_chat = case when " NGX_HTTP_CALLHQ_FREE                        \
     " then $8::uuid else s.busy_chat end,"                                    \
     " busy_until = case when " NGX_HTTP_CALLHQ_FREE                           \
     " then now() + make_interval(secs => $3::int) else s.busy_until end,"     \
     " turn_waiters = s.turn_waiters or not (" NGX_HTTP_CALLHQ_FREE ")"        \
-    " from k"                                                                 \
-    " where s.id = $2::uuid and s.org_id = k.org_id"                          \
+    " from callhq.api_keys k"                                                 \
+    " where k.key_hash = $1::bytea and s.id = $2::uuid"                       \
+    " and s.org_id = k.org_id"                                                \
     " and s.status = 'active' and s.expires_at > now()"                       \
-    " returning s.id, s.busy_chat = $8::uuid as took, s.next_seq,"            \
-    " s.history_epoch, s.assistant_id, s.assistant, s.assistant_overrides,"   \
+    " returning s.id, s.org_id, s.busy_chat = $8::uuid as took, s.next_seq,"  \
+    " s.history_epoch, s.assistant_id,"                                       \
+    " s.assistant is not null or coalesce(s.assistant_overrides"              \
+    "->'variableValues', '{}') <> '{}' as own,"                               \
+    " (select a.xmin::text from callhq.assistants a"                          \
+    " where a.id = s.assistant_id) as version,"                               \
     " set_config('synchronous_commit', 'off', true)),"                        \
-    " a as ("                                                                 \
-    " select case when a.id is not null then a.model"                         \
-    " else t.assistant->'model' end as model, a.id,"                          \
-    " case when a.id is null then t.assistant end as inline,"                 \
-    " coalesce(t.assistant_overrides->'variableValues', '{}') as vars"        \
-    " from t left join callhq.assistants a on a.id = t.assistant_id"          \
-    " where t.took),"                                                         \
-    " p as ("                                                                 \
-    " select case when jsonb_typeof(a.model->'messages') is distinct from"    \
-    " 'array' then '[]'::jsonb when a.vars = '{}' then a.model->'messages'"   \
-    " else callhq.fill_messages(a.model->'messages', a.vars, $9::bigint)"     \
-    " end as filled"                                                          \
-    " from a),"                                                               \
     " h as ("                                                                 \
     history                                                                   \
     ")"                                                                       \
     " select case when t.took then 'ok' when t.id is not null then 'busy'"    \
     " else 'other' end,"                                                      \
-    " $8::uuid, k.org_id, a.id, a.inline::text, t.next_seq,"                  \
-    " t.history_epoch, h.history, h.hfrom, h.hto,"                            \
-    " a.model->>'model', callhq.chat_params(a.model),"                        \
-    " (select string_agg('{\"role\":'"                                        \
-    " || to_jsonb(callhq.upstream_role(e.m->>'role'))::text"                  \
-    " || ',\"content\":' || case"                                           \
-    " when jsonb_typeof(e.m->'content') = 'string'"                          \
-    " then (e.m->'content')::text"                                            \
-    " else coalesce(callhq.json_compact(e.m->'content'), 'null') end"         \
-    " || '}', ',' order by e.n)"                                              \
-    " from jsonb_array_elements(p.filled) with ordinality e(m, n)),"          \
-    " p.filled::text, jsonb_array_length(p.filled), t.id,"                    \
+    " $8::uuid, t.org_id, t.assistant_id, t.own, t.next_seq,"                 \
+    " t.history_epoch, h.history, h.hfrom, h.hto, t.version, t.id,"           \
     " not (true" NGX_HTTP_CALLHQ_UNCACHED ")"                                 \
-    " from (select 1) one left join k on true left join t on true"            \
-    " left join a on true left join p on true left join h on true"
+    " from (select 1) one left join t on true left join h on true"
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE, "callhq_turn_take",
@@ -178,7 +154,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
         NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
                                 "$5::int",
                                 " and t.took" NGX_HTTP_CALLHQ_UNCACHED)),
-    9
+    8
 };
 
 
@@ -189,7 +165,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_all_stmt = {
         NGX_HTTP_CALLHQ_HISTORY_ALL("t, ", "$2::uuid", "t.next_seq",
                                     " and t.took" NGX_HTTP_CALLHQ_UNCACHED
                                     " and $4::int = 0 and $5::int = 0")),
-    9
+    8
 };
 
 
@@ -203,7 +179,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_hit_stmt = {
     NGX_HTTP_CALLHQ_TAKE(
         "select null::text as history, null::int as hfrom,"
         " null::int as hto where $4::int = 0 and $5::int = 0"),
-    9
+    8
 };
 
 
@@ -655,7 +631,7 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
 {
     u_char     *p;
     ngx_int_t   next, hto, epoch;
-    ngx_str_t   state, s;
+    ngx_str_t   state, s, version;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1
         || PQnfields(res) != NGX_HTTP_CALLHQ_TAKE_COLUMNS)
@@ -681,8 +657,6 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
     ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_ORG, &chat->org_id);
     ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_ASSISTANT,
                              &chat->assistant_id);
-    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_INLINE,
-                             &chat->assistant_inline);
     ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_NEXT_SEQ,
                              &chat->next_seq);
     ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_EPOCH, &chat->epoch);
@@ -690,27 +664,27 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
                              &chat->history);
     ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_HFROM, &chat->hfrom);
     ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_HTO, &chat->hto);
-    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_MODEL, &chat->model);
-    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_PARAMS, &chat->params);
-    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_PROMPTS,
-                             &chat->prompts);
-    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_PROMPTS_JSON,
-                             &chat->prompts_json);
-    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_PROMPT_COUNT,
-                             &chat->prompt_count);
-
     ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_SESSION,
                              &chat->session_id);
 
-    /* a model to call is needed; else chat_begin names what is missing */
-    if (chat->model.len == 0 || chat->params.len == 0) {
-        return NGX_DECLINED;
+    if (pool == NULL) {
+        /* a client that left: only the turn to give back */
+        return NGX_OK;
     }
+
+    /* the model's name, parameters and prompts: the worker's, or to read */
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_OWN, &s);
+    ngx_http_callhq_turn_col(res, NGX_HTTP_CALLHQ_TAKE_VERSION, &version);
+
+    chat->setup = (s.len != 1 || s.data[0] != 'f'
+                   || ngx_http_callhq_setup_get(&chat->assistant_id, &version,
+                                                chat, pool)
+                      != NGX_OK);
 
     next = ngx_atoi(chat->next_seq.data, chat->next_seq.len);
     epoch = ngx_atoi(chat->epoch.data, chat->epoch.len);
 
-    if (next == NGX_ERROR || epoch == NGX_ERROR || pool == NULL) {
+    if (next == NGX_ERROR || epoch == NGX_ERROR) {
         return NGX_DECLINED;
     }
 

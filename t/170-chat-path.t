@@ -61,6 +61,7 @@ sub id { sprintf '17000000-0000-4000-8000-0000000000%s', shift }
 #   1d  two chats racing (06)    1e  history written while the turn is taken (01)
 #   1f  model fails (04)         20  model times out (05)  21  HOT (01)
 #   22  a client that leaves (01)  23  the chat's JSON built in C (01)
+#   24  prompts changed between two chats (09, the worker keeps them)
 #   c1  the fast twin's chat, c2 the general twin's (ids given by TEST 4)
 our %ASST = ('01' => ['cq_test_a', '{"provider": "openai", "model": "echo", "temperature": 0.2, "maxTokens": 64, "messages": [{"role": "system", "content": "SYS-170"}]}', undef],
              '02' => ['cq_test_a', '{"provider": "openai", "model": "echo", "messages": [{"role": "system", "content": "SYS-170"}]}', '{"url": "http://127.0.0.1:9/t170/hook"}'],
@@ -69,7 +70,8 @@ our %ASST = ('01' => ['cq_test_a', '{"provider": "openai", "model": "echo", "tem
              '05' => ['cq_test_a', '{"provider": "openai", "model": "echo+slow-3000", "messages": [{"role": "system", "content": "SYS-170"}]}', undef],
              '06' => ['cq_test_a', '{"provider": "openai", "model": "echo+slow-1000", "messages": [{"role": "system", "content": "SYS-170"}]}', undef],
              '07' => ['cq_test_a', '{"provider": "openai"}', undef],
-             '08' => ['cq_test_b', '{"provider": "openai", "model": "echo", "messages": [{"role": "system", "content": "SYS-170-B"}]}', undef]);
+             '08' => ['cq_test_b', '{"provider": "openai", "model": "echo", "messages": [{"role": "system", "content": "SYS-170-B"}]}', undef],
+             '09' => ['cq_test_a', '{"provider": "openai", "model": "echo", "messages": [{"role": "system", "content": "SYS-170-OLD"}]}', undef]);
 
 # session => [key, assistant, status, expires_at, seeded]
 our %SESS = ('11' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
@@ -90,7 +92,8 @@ our %SESS = ('11' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
              '20' => ['cq_test_a', '05', 'active', '2099-01-01', 1],
              '21' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
              '22' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
-             '23' => ['cq_test_a', '01', 'active', '2099-01-01', 0]);
+             '23' => ['cq_test_a', '01', 'active', '2099-01-01', 0],
+             '24' => ['cq_test_a', '09', 'active', '2099-01-01', 0]);
 
 sub q_or_null { defined $_[0] ? "'$_[0]'" : 'null' }
 
@@ -132,8 +135,8 @@ our ($ECHO, $HOOK, $ASCII, $FAILA, $SLOWA, $RACEA, $NOMODEL, $B_ASST)
     = map { id($_) } qw(01 02 03 04 05 06 07 08);
 our ($COUNTED, $FAST, $GENERAL, $ERRS, $COMPLETED, $EXPIRED, $B_SESS, $NOMODEL_S,
      $NOASST, $UNI, $HOOKED, $UNHOOKED, $RACE, $STALE, $FAIL, $SLOW, $HOT, $LEFT,
-     $HEADS)
-    = map { id($_) } qw(11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f 20 21 22 23);
+     $HEADS, $EDITED)
+    = map { id($_) } qw(11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f 20 21 22 23 24);
 our ($FAST_CHAT, $GENERAL_CHAT) = map { id($_) } qw(c1 c2);
 our $MISSING = id('ff');
 
@@ -879,3 +882,18 @@ main::post($main::HEADS, 'q \"x\" back\\\\slash\nnew\ttab caf' . "\xc3\xa9",
 ::chat_list([main::echo_chat($main::HEADS,
         [@main::SYS, [user => "q \"x\" back\\slash\nnew\ttab caf\xc3\xa9"]],
         name => "c170 h\xc3\xa9ad")])
+
+
+
+=== TEST 27: the worker keeps an assistant's model and prompts by its row's version: a PATCH between two chats, and the second is sent the new prompt
+--- request eval
+[main::post($main::EDITED, 'before'),
+ "PATCH /assistant/17000000-0000-4000-8000-000000000009\n"
+ . '{"model": {"provider": "openai", "model": "echo", "messages": [{"role": "system", "content": "SYS-170-NEW"}]}}',
+ main::post($main::EDITED, 'after')]
+--- error_code eval
+[201, 200, 201]
+--- response_body_like eval
+[qr/"output": \[\{"role": "assistant", "content": "\[\{\\"role\\":\\"system\\",\\"content\\":\\"SYS-170-OLD\\"\},\{\\"role\\":\\"user\\",\\"content\\":\\"before\\"\}\]"\}\]/,
+ qr/SYS-170-NEW/,
+ qr/"output": \[\{"role": "assistant", "content": "\[\{\\"role\\":\\"system\\",\\"content\\":\\"SYS-170-NEW\\"\},\{\\"role\\":\\"user\\",\\"content\\":\\"before\\"\},.*\\"after\\"\}\]"\}\], .*"messages": \[\{"role":"system","content":"SYS-170-NEW"\},/s]
