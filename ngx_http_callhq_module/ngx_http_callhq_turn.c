@@ -199,18 +199,19 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * $15 and $16 the history sent; the chat's row gives back what the
  * answer needs (returned).
  *
- * The session's row is locked first, only while the chat holds its turn
- * and its history is the one sent: nothing is written otherwise (a twin
- * call, a PATCH, a lapsed lease, a deleted session), no row comes back,
- * and callhq.chat_record sorts it out.  The input and the reply are
- * parsed once, there, for the chat and its messages.  Holding the row,
- * the chat needs no foreign key to it (a concurrent DELETE waits, then
- * deletes the chat with the session).  The chat is written before the
- * session, so that chat.created is queued before session.updated.
- * Webhook triggers are told whether anyone listens (callhq.quiet), so
- * that a chat costs them nothing then.  Chats waiting for the turn
- * (another worker's, another node's) are notified as it goes back, only
- * if there are any.
+ * Nothing is written unless the chat still holds the session's turn and
+ * its history is the one sent: otherwise (a twin call, a PATCH, a lapsed
+ * lease, a deleted session) no row comes back, and callhq.chat_record
+ * sorts it out.  The session is updated after the chat is written, so
+ * that chat.created is queued before session.updated, on the same
+ * conditions, which PostgreSQL checks again on the newest row: should the
+ * row have changed or gone since the statement's snapshot, the statement
+ * fails (callhq.record_lost) and nothing of it stays, the same way; the
+ * chat needs no foreign key to its session.  The input and the reply are
+ * parsed once, for the chat and its messages.  Webhook triggers are told
+ * whether anyone listens (callhq.quiet), so that a chat costs them
+ * nothing then.  Chats waiting for the turn (another worker's, another
+ * node's) are notified as it goes back, only if there are any.
  */
 #define NGX_HTTP_CALLHQ_RECORD(returned)                                      \
     "with w as ("                                                             \
@@ -221,8 +222,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " then 'off' else 'on' end, true) as quiet, s.assistant,"                 \
     " $7::jsonb as input, $8::jsonb as reply"                                 \
     " from callhq.sessions s where s.id = $3::uuid"                           \
-    " and s.history_epoch = $5::int and s.busy_chat = $1::uuid"               \
-    " for no key update),"                                                    \
+    " and s.history_epoch = $5::int and s.busy_chat = $1::uuid),"             \
     " c as ("                                                                 \
     " insert into callhq.chats as c"                                          \
     " (id, org_id, assistant_id, assistant, session_id, name, input,"         \
@@ -254,7 +254,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " busy_chat = null, busy_until = null,"                                   \
     " turn_waiters = case when s.turn_waiters"                                \
     " then callhq.turn_notify(s.id) else false end"                           \
-    " from c where s.id = $3::uuid"                                           \
+    " from c where s.id = $3::uuid and s.history_epoch = $5::int"             \
+    " and s.busy_chat = $1::uuid"                                             \
     " returning s.next_seq - 2 as seq),"                                      \
     " m as ("                                                                 \
     " insert into callhq.messages (session_id, seq, role, content, raw,"      \
@@ -265,7 +266,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " (1, 'assistant', w.reply,"                                              \
     " '{\"role\":\"assistant\",\"content\":' || $8::text || '}',"             \
     " nullif($11::int, 0))) v(n, role, content, raw, tokens))"                \
-    " select c.returned, u.seq from c, u"
+    " select c.returned, coalesce(u.seq, callhq.record_lost($3::uuid))"       \
+    " from c left join u on true"
 
 
 /*

@@ -937,6 +937,21 @@ as $$
 $$;
 
 
+-- A chat's record (ngx_http_callhq_turn.c) wrote the chat but could not
+-- update its session (deleted, its history reset or its turn lost since
+-- the statement's snapshot): the whole statement fails, nothing stays
+-- written, and callhq.chat_record, which locks the session, records it.
+create or replace function callhq.record_lost(p_session uuid)
+returns int
+language plpgsql
+as $$
+begin
+    raise exception 'session % changed as the chat was recorded', p_session
+        using errcode = 'serialization_failure';
+end
+$$;
+
+
 -- The session's turn is back and chats wait for it: they are told, on
 -- channel callhq_turn with the session id as the payload (at commit), and
 -- the mark is cleared: the value is sessions.turn_waiters' new one. Called
