@@ -202,7 +202,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * Nothing is written unless the chat still holds the session's turn and
  * its history is the one sent: otherwise (a twin call, a PATCH, a lapsed
  * lease, a deleted session) no row comes back, and callhq.chat_record
- * sorts it out.  The session is updated after the chat is written, so
+ * sorts it out (a twin sent at the same moment fails on the chat's key
+ * instead, the same way).  The session is updated after the chat is written, so
  * that chat.created is queued before session.updated, on the same
  * conditions, which PostgreSQL checks again on the newest row: should the
  * row have changed or gone since the statement's snapshot, the statement
@@ -243,7 +244,6 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " $12::jsonb, $14::int, $15::int, $16::int,"                              \
     " callhq.now_ms(), callhq.now_ms()"                                       \
     " from w"                                                                 \
-    " on conflict (id) do nothing"                                            \
     " returning " returned ", c.created_at),"                                 \
     " u as ("                                                                 \
     " update callhq.sessions s"                                               \
