@@ -60,6 +60,8 @@ static void ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q,
 static void ngx_http_callhq_chat_take_orphan(PGresult *res);
 static void ngx_http_callhq_chat_general(ngx_http_request_t *r,
     ngx_http_callhq_chat_t *chat);
+static void ngx_http_callhq_chat_log_failed(ngx_log_t *log, PGresult *res,
+    char *what);
 static void ngx_http_callhq_chat_setup(ngx_http_callhq_pg_query_t *q,
     PGresult *res);
 static void ngx_http_callhq_chat_history(ngx_http_request_t *r,
@@ -422,9 +424,7 @@ done:
 static void
 ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
 {
-    char                    *state;
     ngx_int_t                rc;
-    ngx_uint_t               level;
     ngx_connection_t        *c;
     ngx_http_request_t      *r;
     ngx_http_callhq_ctx_t   *ctx;
@@ -441,16 +441,7 @@ ngx_http_callhq_chat_taken(ngx_http_callhq_pg_query_t *q, PGresult *res)
         goto done;
     }
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-        /* CQnnn: the client's error, answered as such (prompts too big) */
-        level = (state && state[0] == 'C' && state[1] == 'Q')
-                ? NGX_LOG_INFO : NGX_LOG_ERR;
-
-        ngx_log_error(level, c->log, 0, "callhq: taking the turn failed: %s",
-                      PQresultErrorMessage(res));
-    }
+    ngx_http_callhq_chat_log_failed(c->log, res, "taking the turn");
 
     rc = ngx_http_callhq_turn_taken(chat, res, r->pool);
 
@@ -525,14 +516,33 @@ ngx_http_callhq_chat_general(ngx_http_request_t *r,
 }
 
 
+/* a fast statement failed: the client's errors (CQnnn) are logged at info */
+
+static void
+ngx_http_callhq_chat_log_failed(ngx_log_t *log, PGresult *res, char *what)
+{
+    char        *state;
+    ngx_uint_t   level;
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        return;
+    }
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    level = (state && state[0] == 'C' && state[1] == 'Q')
+            ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+    ngx_log_error(level, log, 0, "callhq: %s failed: %s", what,
+                  PQresultErrorMessage(res));
+}
+
+
 /* the model, its parameters and the prompts read (ngx_http_callhq_setup.c) */
 
 static void
 ngx_http_callhq_chat_setup(ngx_http_callhq_pg_query_t *q, PGresult *res)
 {
-    char                    *state;
     ngx_int_t                rc;
-    ngx_uint_t               level;
     ngx_connection_t        *c;
     ngx_http_request_t      *r;
     ngx_http_callhq_ctx_t   *ctx;
@@ -553,17 +563,7 @@ ngx_http_callhq_chat_setup(ngx_http_callhq_pg_query_t *q, PGresult *res)
         return;
     }
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-        /* CQnnn: the client's error, answered as such (prompts too big) */
-        level = (state && state[0] == 'C' && state[1] == 'Q')
-                ? NGX_LOG_INFO : NGX_LOG_ERR;
-
-        ngx_log_error(level, c->log, 0,
-                      "callhq: reading the chat's prompts failed: %s",
-                      PQresultErrorMessage(res));
-    }
+    ngx_http_callhq_chat_log_failed(c->log, res, "reading the chat's prompts");
 
     if (ngx_http_callhq_setup_read(chat, res) != NGX_OK) {
         ngx_http_callhq_chat_general(r, chat);
