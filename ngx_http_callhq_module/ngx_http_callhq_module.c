@@ -777,6 +777,7 @@ ngx_http_callhq_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_callhq_lease_exit(cycle->log);
     ngx_http_callhq_metrics_worker_exit();
+    ngx_http_callhq_setup_exit();
 
     ngx_http_callhq_pg_pool_destroy(mcf->pool);
     mcf->pool = NULL;

@@ -427,6 +427,7 @@ void ngx_http_callhq_setup_query(ngx_http_callhq_chat_t *chat,
     ngx_http_callhq_pg_query_t *q);
 ngx_int_t ngx_http_callhq_setup_read(ngx_http_callhq_chat_t *chat,
     PGresult *res);
+void ngx_http_callhq_setup_exit(void);
 
 /* ngx_http_callhq_history.c */
 ngx_int_t ngx_http_callhq_history_zone(ngx_conf_t *cf, size_t size);

@@ -213,6 +213,22 @@ ngx_http_callhq_setup_read(ngx_http_callhq_chat_t *chat, PGresult *res)
 }
 
 
+/* a worker that exits frees its copies (the module may be unloaded next) */
+
+void
+ngx_http_callhq_setup_exit(void)
+{
+    ngx_uint_t  n;
+
+    for (n = 0; n < NGX_HTTP_CALLHQ_SETUPS; n++) {
+        if (ngx_http_callhq_setups[n].pool) {
+            ngx_destroy_pool(ngx_http_callhq_setups[n].pool);
+            ngx_http_callhq_setups[n].pool = NULL;
+        }
+    }
+}
+
+
 /* the chat's member for a column */
 
 static ngx_str_t *
