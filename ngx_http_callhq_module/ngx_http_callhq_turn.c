@@ -203,16 +203,18 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * its history is the one sent: otherwise (a twin call, a PATCH, a lapsed
  * lease, a deleted session) no row comes back, and callhq.chat_record
  * sorts it out (a twin sent at the same moment fails on the chat's key
- * instead, the same way).  The session is updated after the chat is written, so
- * that chat.created is queued before session.updated, on the same
- * conditions, which PostgreSQL checks again on the newest row: should the
- * row have changed or gone since the statement's snapshot, the statement
- * fails (callhq.record_lost) and nothing of it stays, the same way; the
- * chat needs no foreign key to its session.  The input and the reply are
- * parsed once, for the chat and its messages.  Webhook triggers are told
- * whether anyone listens (callhq.quiet), so that a chat costs them
- * nothing then.  Chats waiting for the turn (another worker's, another
- * node's) are notified as it goes back, only if there are any.
+ * instead, the same way).  The messages go at the seq the statement's
+ * snapshot shows (no other chat appends while this one holds the turn).
+ * The session is updated after the chat is written (the main query reads
+ * the chat first), so that chat.created is queued before session.updated,
+ * on the same conditions, which PostgreSQL checks again on the newest
+ * row: should the row have changed or gone since the snapshot, the
+ * statement fails (callhq.record_lost) and nothing of it stays, the same
+ * way; the chat needs no foreign key to its session.  The input and the
+ * reply are parsed once, for the chat and its messages.  Webhook triggers
+ * are told whether anyone listens (callhq.quiet), so that a chat costs
+ * them nothing then.  Chats waiting for the turn (another worker's,
+ * another node's) are notified as it goes back, only if there are any.
  */
 #define NGX_HTTP_CALLHQ_RECORD(returned)                                      \
     "with w as ("                                                             \
@@ -220,7 +222,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " coalesce(s.assistant->'server'->>'url', '') <> ''"                      \
     " or exists (select 1 from callhq.assistants a"                           \
     " where a.id = s.assistant_id and a.server->>'url' <> '')"                \
-    " then 'off' else 'on' end, true) as quiet, s.assistant,"                 \
+    " then 'off' else 'on' end, true) as quiet, s.assistant, s.next_seq,"     \
     " $7::jsonb as input, $8::jsonb as reply"                                 \
     " from callhq.sessions s where s.id = $3::uuid"                           \
     " and s.history_epoch = $5::int and s.busy_chat = $1::uuid),"             \
@@ -244,24 +246,24 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " $12::jsonb, $14::int, $15::int, $16::int,"                              \
     " callhq.now_ms(), callhq.now_ms()"                                       \
     " from w"                                                                 \
-    " returning " returned ", c.created_at),"                                 \
+    " returning " returned "),"                                               \
     " u as ("                                                                 \
     " update callhq.sessions s"                                               \
-    " set next_seq = s.next_seq + 2, updated_at = c.created_at,"              \
+    " set next_seq = s.next_seq + 2, updated_at = callhq.now_ms(),"           \
     " expires_at = case when s.renew_on_activity"                             \
-    " then c.created_at + make_interval(secs => s.expiration_seconds)"        \
+    " then callhq.now_ms() + make_interval(secs => s.expiration_seconds)"     \
     " else s.expires_at end,"                                                 \
     " busy_chat = null, busy_until = null,"                                   \
     " turn_waiters = case when s.turn_waiters"                                \
     " then callhq.turn_notify(s.id) else false end"                           \
-    " from c where s.id = $3::uuid and s.history_epoch = $5::int"             \
+    " where s.id = $3::uuid and s.history_epoch = $5::int"                    \
     " and s.busy_chat = $1::uuid"                                             \
     " returning s.next_seq - 2 as seq),"                                      \
     " m as ("                                                                 \
     " insert into callhq.messages (session_id, seq, role, content, raw,"      \
     " tokens)"                                                                \
-    " select $3::uuid, u.seq + v.n, v.role, v.content, v.raw, v.tokens"       \
-    " from u, w, lateral (values (0, 'user', w.input,"                        \
+    " select $3::uuid, w.next_seq + v.n, v.role, v.content, v.raw, v.tokens"  \
+    " from w, lateral (values (0, 'user', w.input,"                           \
     " '{\"role\":\"user\",\"content\":' || $7::text || '}', null::int),"      \
     " (1, 'assistant', w.reply,"                                              \
     " '{\"role\":\"assistant\",\"content\":' || $8::text || '}',"             \
