@@ -262,6 +262,7 @@ struct ngx_http_callhq_chat_s {
     ngx_str_t                      prompts;
     ngx_str_t                      prompts_json;
     ngx_str_t                      prompt_count;
+    ngx_str_t                      quiet;      /* "on": no webhook wanted */
     ngx_str_t                      context[NGX_HTTP_CALLHQ_CONTEXT_PARTS];
     ngx_uint_t                     ncontext;   /* the JSON array, in parts */
     ngx_str_t                      chat_id;

@@ -15,7 +15,7 @@
 #include <libpq-fe.h>
 
 
-#define NGX_HTTP_CALLHQ_PG_MAX_PARAMS  17
+#define NGX_HTTP_CALLHQ_PG_MAX_PARAMS  18
 
 
 typedef struct ngx_http_callhq_pg_pool_s   ngx_http_callhq_pg_pool_t;

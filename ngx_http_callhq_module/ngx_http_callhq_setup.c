@@ -32,6 +32,7 @@ enum {
     NGX_HTTP_CALLHQ_SETUP_PROMPTS,
     NGX_HTTP_CALLHQ_SETUP_PROMPTS_JSON,
     NGX_HTTP_CALLHQ_SETUP_PROMPT_COUNT,
+    NGX_HTTP_CALLHQ_SETUP_QUIET,
     NGX_HTTP_CALLHQ_SETUP_FIELDS,
     NGX_HTTP_CALLHQ_SETUP_INLINE = NGX_HTTP_CALLHQ_SETUP_FIELDS,
     NGX_HTTP_CALLHQ_SETUP_VERSION,
@@ -70,7 +71,10 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_setup_stmt = {
     " select case when a.id is not null then a.model"
     " else s.assistant->'model' end as model, a.id, a.xmin::text as version,"
     " case when a.id is null then s.assistant end as inline,"
-    " coalesce(s.assistant_overrides->'variableValues', '{}') as vars"
+    " coalesce(s.assistant_overrides->'variableValues', '{}') as vars,"
+    " case when coalesce(s.assistant->'server'->>'url', '') <> ''"
+    " or coalesce(a.server->>'url', '') <> '' then 'off' else 'on' end"
+    " as quiet"
     " from callhq.sessions s"
     " left join callhq.assistants a on a.id = s.assistant_id"
     " where s.id = $1::uuid),"
@@ -89,7 +93,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_setup_stmt = {
     " else coalesce(callhq.json_compact(e.m->'content'), 'null') end"
     " || '}', ',' order by e.n)"
     " from jsonb_array_elements(p.filled) with ordinality e(m, n)),"
-    " p.filled::text, jsonb_array_length(p.filled), a.inline::text,"
+    " p.filled::text, jsonb_array_length(p.filled), a.quiet,"
+    " a.inline::text,"
     " a.version, a.id is not null and a.inline is null and a.vars = '{}',"
     " a.id"
     " from a, p",
@@ -247,6 +252,9 @@ ngx_http_callhq_setup_field(ngx_http_callhq_chat_t *chat, ngx_uint_t i)
 
     case NGX_HTTP_CALLHQ_SETUP_PROMPTS_JSON:
         return &chat->prompts_json;
+
+    case NGX_HTTP_CALLHQ_SETUP_QUIET:
+        return &chat->quiet;
 
     default: /* NGX_HTTP_CALLHQ_SETUP_PROMPT_COUNT */
         return &chat->prompt_count;

@@ -196,8 +196,9 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * $1 chat, $2 org, $3 session, $4 assistant, $5 history epoch, $6 name,
  * $7 input (a JSON string), $8 reply (a JSON string), $9 status,
  * $10 and $11 tokens, $12 metadata, $13 prompts, $14 their count,
- * $15 and $16 the history sent; the chat's row gives back what the
- * answer needs (returned).
+ * $15 and $16 the history sent, $17 whether nobody listens for the
+ * assistant's webhooks ("on", as the chat's setup read it); the chat's
+ * row gives back what the answer needs (returned).
  *
  * Nothing is written unless the chat still holds the session's turn and
  * its history is the one sent: otherwise (a twin call, a PATCH, a lapsed
@@ -213,16 +214,14 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
  * way; the chat needs no foreign key to its session.  The input and the
  * reply are parsed once, for the chat and its messages.  Webhook triggers
  * are told whether anyone listens (callhq.quiet), so that a chat costs
- * them nothing then.  Chats waiting for the turn (another worker's,
- * another node's) are notified as it goes back, only if there are any.
+ * them nothing then (a server.url set while the chat ran counts from the
+ * next chat on).  Chats waiting for the turn (another worker's, another
+ * node's) are notified as it goes back, only if there are any.
  */
 #define NGX_HTTP_CALLHQ_RECORD(returned)                                      \
     "with w as ("                                                             \
-    " select set_config('callhq.quiet', case when"                            \
-    " coalesce(s.assistant->'server'->>'url', '') <> ''"                      \
-    " or exists (select 1 from callhq.assistants a"                           \
-    " where a.id = s.assistant_id and a.server->>'url' <> '')"                \
-    " then 'off' else 'on' end, true) as quiet, s.assistant, s.next_seq,"     \
+    " select set_config('callhq.quiet', $17::text, true) as quiet,"           \
+    " s.assistant, s.next_seq,"                                               \
     " $7::jsonb as input, $8::jsonb as reply"                                 \
     " from callhq.sessions s where s.id = $3::uuid"                           \
     " and s.history_epoch = $5::int and s.busy_chat = $1::uuid),"             \
@@ -282,7 +281,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
     NGX_HTTP_CALLHQ_RECORD("callhq.ts(c.created_at) || ' '"
                            " || coalesce(c.assistant_id::text, '')"
                            " as returned"),
-    16
+    17
 };
 
 
@@ -290,7 +289,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_stmt = {
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_record_head_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_RECORD_HEAD, "callhq_turn_record_head",
     NGX_HTTP_CALLHQ_RECORD("callhq.chat_head(c)::text as returned"),
-    16
+    17
 };
 
 
@@ -880,7 +879,8 @@ ngx_http_callhq_turn_record(ngx_http_callhq_chat_t *chat,
                     ? ngx_http_callhq_turn_z(pool, &chat->hfrom) : NULL;
     q->values[15] = chat->hto.len
                     ? ngx_http_callhq_turn_z(pool, &chat->hto) : NULL;
-    q->values[16] = want_chat ? "true" : "false";
+    q->values[16] = chat->quiet.len ? (char *) chat->quiet.data : "off";
+    q->values[17] = want_chat ? "true" : "false";
 
     if (want_chat && !ngx_http_callhq_turn_plain(chat)) {
         q->stmt = &ngx_http_callhq_turn_record_head_stmt;
@@ -919,7 +919,7 @@ ngx_http_callhq_turn_recorded(PGresult *res, ngx_http_callhq_pg_query_t *q,
     ngx_http_callhq_turn_col(res, 1, &s);
 
     if (q->stmt == &ngx_http_callhq_turn_record_stmt) {
-        if (q->values[16][0] == 't') {
+        if (q->values[17][0] == 't') {
             if (ngx_http_callhq_turn_head(q, pool, head) != NGX_OK) {
                 return NGX_ERROR;
             }
