@@ -108,9 +108,10 @@ static ngx_int_t ngx_http_callhq_turn_head(ngx_http_callhq_pg_query_t *q,
 /*
  * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds,
  * $6 and $7 the version of the history the node has cached (0, 0: none),
- * $8 the chat's id.  One UPDATE either takes the turn
- * (the chat's id in busy_chat) or, when another chat has it, marks the
- * session as waited for, so that the chat holding it notifies callhq_turn
+ * $8 the chat's id.  No row comes back for a key or a session this path
+ * does not serve (callhq.chat_begin says why).  One UPDATE either takes
+ * the turn (the chat's id in busy_chat) or, when another chat has it,
+ * marks the session as waited for, so that the chat holding it notifies callhq_turn
  * as it gives it back; PostgreSQL checks its conditions again on the row
  * a concurrent chat leaves behind.  The history is read with the
  * statement's snapshot: its last seq (hto) tells whether it saw all of it
@@ -119,7 +120,7 @@ static ngx_int_t ngx_http_callhq_turn_head(ngx_http_callhq_pg_query_t *q,
  * is the worker's, by the assistant's row version; a session with its own
  * assistant or variables (own) has it read by the setup statement.
  */
-#define NGX_HTTP_CALLHQ_TAKE(history)                                         \
+#define NGX_HTTP_CALLHQ_TAKE(h, history, from)                                \
     "with t as ("                                                             \
     " update callhq.sessions s"                                               \
     " set busy_chat = case when " NGX_HTTP_CALLHQ_FREE                        \
@@ -137,20 +138,23 @@ static ngx_int_t ngx_http_callhq_turn_head(ngx_http_callhq_pg_query_t *q,
     "->'variableValues', '{}') <> '{}' as own,"                               \
     " (select a.xmin::text from callhq.assistants a"                          \
     " where a.id = s.assistant_id) as version,"                               \
-    " set_config('synchronous_commit', 'off', true)),"                        \
-    " h as ("                                                                 \
-    history                                                                   \
-    ")"                                                                       \
-    " select case when t.took then 'ok' when t.id is not null then 'busy'"    \
-    " else 'other' end,"                                                      \
+    " set_config('synchronous_commit', 'off', true))"                         \
+    h                                                                         \
+    " select case when t.took then 'ok' else 'busy' end,"                     \
     " $8::uuid, t.org_id, t.assistant_id, t.own, t.next_seq,"                 \
-    " t.history_epoch, h.history, h.hfrom, h.hto, t.version, t.id,"           \
+    " t.history_epoch, " history ", t.version, t.id,"                         \
     " not (true" NGX_HTTP_CALLHQ_UNCACHED ")"                                 \
-    " from (select 1) one left join t on true left join h on true"
+    " from " from
+
+
+/* the take that reads the history: its CTE, columns and join */
+#define NGX_HTTP_CALLHQ_TAKE_READ(query)                                      \
+    NGX_HTTP_CALLHQ_TAKE(", h as (" query ")", "h.history, h.hfrom, h.hto",   \
+                         "t left join h on true")
 
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE, "callhq_turn_take",
-    NGX_HTTP_CALLHQ_TAKE(
+    NGX_HTTP_CALLHQ_TAKE_READ(
         NGX_HTTP_CALLHQ_HISTORY("t, ", "$2::uuid", "t.next_seq", "$4::int",
                                 "$5::int",
                                 " and t.took" NGX_HTTP_CALLHQ_UNCACHED)),
@@ -161,7 +165,7 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_stmt = {
 /* the same for a location whose context is the whole history */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_all_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE_ALL, "callhq_turn_take_all",
-    NGX_HTTP_CALLHQ_TAKE(
+    NGX_HTTP_CALLHQ_TAKE_READ(
         NGX_HTTP_CALLHQ_HISTORY_ALL("t, ", "$2::uuid", "t.next_seq",
                                     " and t.took" NGX_HTTP_CALLHQ_UNCACHED
                                     " and $4::int = 0 and $5::int = 0")),
@@ -176,9 +180,9 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_all_stmt = {
  */
 static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_hit_stmt = {
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE_HIT, "callhq_turn_take_hit",
-    NGX_HTTP_CALLHQ_TAKE(
-        "select null::text as history, null::int as hfrom,"
-        " null::int as hto where $4::int = 0 and $5::int = 0"),
+    NGX_HTTP_CALLHQ_TAKE("",
+        "case when $4::int = 0 and $5::int = 0 then null::text end,"
+        " null::int, null::int", "t"),
     8
 };
 
