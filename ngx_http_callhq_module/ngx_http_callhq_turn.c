@@ -615,7 +615,6 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
     q->values[2] = chat->lease_z;
     q->values[3] = chat->max_msgs_z;
     q->values[4] = chat->max_bytes_z;
-    q->values[8] = chat->max_prompt_z;
 
     return NGX_OK;
 }
