@@ -73,6 +73,8 @@
 #   BENCH_PROFILE=auto   auto: profile when a target is missed; 1: always; 0: never
 #   BENCH_PROFILE_REQS=1000  requests sent to the profiled worker (a tenth of
 #                        that with 1000-message histories, half streaming)
+#   BENCH_POOL=n         callhq_postgres_pool_size of the module's nginx
+#                        (unset: the module's default)
 #   BENCH_ONLY=regex     run only the scenarios whose names match (floor C
 #                        is "floorC chat h20 ...", before "before ...", two
 #                        nodes "onenode chat h20" and "twonode chat h20":
@@ -485,6 +487,7 @@ module_server() {
     # pooled backends stay (one that exits mid-run can make PostgreSQL's
     # CPU sample short: two pools, the module's and before's, sit idle in turn)
     callhq_postgres_idle_timeout 3600s;
+    ${BENCH_POOL:+callhq_postgres_pool_size $BENCH_POOL;}
     # contention: chats wait for their session's turn, never 409
     callhq_turn_timeout 120s;
     server {
@@ -1034,6 +1037,7 @@ print(json.dumps({
   "duration": $duration, "repeats": $repeats, "warmup": $warmup, "conc": $conc,
   "workers": "$workers_list", "long": $long, "quick": bool("$quick"),
   "high_conc": "$high_conc", "contention": $contention, "revisit": $revisit, "pg_stats": "$pg_stats" != "0",
+  "pool": "${BENCH_POOL:-}",
   "before": ("commit $before_short (BENCH_BEFORE), sha1 " + sh("sha1sum $before_so")[:12]) if "$before_so" else "",
 }))
 PY
