@@ -74,8 +74,11 @@ psql(q{
         or assistant_id::text like '32000000-%';
     delete from callhq.phone_numbers where id::text like '32000000-%';
     delete from callhq.assistants where id::text like '32000000-%';
-    -- the session.deleted events those deletes queued (a run before this
-    -- one, the PgBouncer pass's, left sessions of the hooked assistant)
+});
+# the session.deleted events those deletes queued at their commit (a run
+# before this one, the PgBouncer pass's, left sessions of the hooked
+# assistant): a transaction of its own, after that commit
+psql(q{
     delete from callhq.webhook_outbox where url like '%/t320/%'
         or phone_number_id::text like '32000000-%';
 } . join('', map { my $org = $_ eq '09' ? 'cq_test_b' : 'cq_test_a';
