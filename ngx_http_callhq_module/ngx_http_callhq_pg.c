@@ -274,6 +274,7 @@ ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
 
     q->pool = pool;
     q->conn = NULL;
+    q->carrier = NULL;
     q->error = NULL;
     q->start = ngx_current_msec;
 
@@ -316,6 +317,11 @@ void
 ngx_http_callhq_pg_cancel(ngx_http_callhq_pg_query_t *q)
 {
     ngx_http_callhq_pg_conn_t  *pc;
+
+    if (q->carrier) {
+        ngx_http_callhq_pg_batch_cancel(q);
+        return;
+    }
 
     if (q->queued) {
         ngx_queue_remove(&q->queue);
@@ -692,7 +698,6 @@ static void
 ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
 {
     PGresult                    *res;
-    ngx_uint_t                   kept;
     ngx_http_callhq_pg_pool_t   *pool;
     ngx_http_callhq_pg_query_t  *q;
 
@@ -719,18 +724,7 @@ ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
         q->conn = NULL;
         ngx_http_callhq_pg_set_idle(pc);
 
-        kept = pool->kept;
-        pool->kept = 0;
-
-        ngx_http_callhq_metrics_query(q, res);
-
-        q->handler(q, res);
-
-        if (!pool->kept) {
-            PQclear(res);
-        }
-
-        pool->kept = kept;
+        ngx_http_callhq_pg_deliver(q, res);
 
         ngx_http_callhq_pg_dispatch(pool);
         return;
@@ -754,6 +748,50 @@ ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc)
     }
 
     ngx_http_callhq_pg_dispatch(pool);
+}
+
+
+void
+ngx_http_callhq_pg_deliver(ngx_http_callhq_pg_query_t *q, PGresult *res)
+{
+    ngx_uint_t                  kept;
+    ngx_http_callhq_pg_pool_t  *pool;
+
+    pool = q->pool;
+
+    kept = pool->kept;
+    pool->kept = 0;
+
+    ngx_http_callhq_metrics_query(q, res);
+
+    q->handler(q, res);
+
+    if (!pool->kept) {
+        PQclear(res);
+    }
+
+    pool->kept = kept;
+}
+
+
+/* a batch failed: its queries run again, one by one, first in line */
+
+void
+ngx_http_callhq_pg_requeue(ngx_http_callhq_pg_pool_t *pool,
+    ngx_http_callhq_pg_query_t *q)
+{
+    q->carrier = NULL;
+    q->batch = NULL;
+
+    ngx_queue_insert_head(&pool->waiting, &q->queue);
+    pool->nwaiting++;
+    q->queued = 1;
+
+    ngx_memzero(&q->wait, sizeof(ngx_event_t));
+    q->wait.handler = ngx_http_callhq_pg_wait_handler;
+    q->wait.data = q;
+    q->wait.log = q->log;
+    ngx_add_timer(&q->wait, pool->conf->queue_timeout);
 }
 
 
@@ -813,6 +851,7 @@ ngx_http_callhq_pg_assign(ngx_http_callhq_pg_conn_t *pc,
 static void
 ngx_http_callhq_pg_dispatch(ngx_http_callhq_pg_pool_t *pool)
 {
+    ngx_uint_t                   taken;
     ngx_queue_t                 *qu;
     ngx_http_callhq_pg_query_t  *q;
 
@@ -828,6 +867,12 @@ ngx_http_callhq_pg_dispatch(ngx_http_callhq_pg_pool_t *pool)
 
         if (q->wait.timer_set) {
             ngx_del_timer(&q->wait);
+        }
+
+        if (q->batch && q->batch->single == q->stmt && pool->nwaiting) {
+            q = ngx_http_callhq_pg_batch(q, &pool->waiting, &taken);
+            pool->nwaiting -= taken;
+            q->pool = pool;
         }
 
         qu = ngx_queue_head(&pool->idle);

@@ -79,6 +79,21 @@ typedef struct {
 } ngx_http_callhq_pg_stmt_t;
 
 
+/*
+ * Queries of the statement single that wait for a connection may run as
+ * one execution of batch (ngx_http_callhq_pg_batch.c): the same
+ * parameters, each an array of the queries' values, but for the shared
+ * one (-1: none), one value that they all have; no two of them with the
+ * same distinct one.
+ */
+typedef struct {
+    ngx_http_callhq_pg_stmt_t     *single;
+    ngx_http_callhq_pg_stmt_t     *batch;
+    int                            shared;
+    int                            distinct;
+} ngx_http_callhq_pg_batch_form_t;
+
+
 typedef struct {
     ngx_str_t                      conninfo;
     ngx_str_t                      listen;     /* LISTEN's own, or empty */
@@ -110,6 +125,11 @@ struct ngx_http_callhq_pg_query_s {
     const char                    *error;      /* set when res is NULL */
     ngx_uint_t                     reason;     /* with error */
     ngx_msec_t                     start;      /* when it was run */
+
+    /* may run in a batch, if its statement is form->single */
+    ngx_http_callhq_pg_batch_form_t  *batch;
+    ngx_http_callhq_pg_query_t    *carrier;    /* the batch it runs in */
+    ngx_uint_t                     slot;       /* in it */
 
     unsigned                       queued:1;
 };
@@ -153,6 +173,20 @@ ngx_int_t ngx_http_callhq_pg_link_start(ngx_http_callhq_pg_link_t *link,
 
 /* whatever is open of it; a closed link may start again */
 void ngx_http_callhq_pg_link_close(ngx_http_callhq_pg_link_t *link);
+
+/*
+ * For ngx_http_callhq_pg_batch.c: q's outcome to its handler (metrics
+ * counted, res freed unless kept); q back at the head of the queue.
+ */
+void ngx_http_callhq_pg_deliver(ngx_http_callhq_pg_query_t *q,
+    PGresult *res);
+void ngx_http_callhq_pg_requeue(ngx_http_callhq_pg_pool_t *pool,
+    ngx_http_callhq_pg_query_t *q);
+
+/* the queries of q's batch taken from the queue: a query to run, or q */
+ngx_http_callhq_pg_query_t *ngx_http_callhq_pg_batch(
+    ngx_http_callhq_pg_query_t *q, ngx_queue_t *waiting, ngx_uint_t *taken);
+void ngx_http_callhq_pg_batch_cancel(ngx_http_callhq_pg_query_t *q);
 
 /* statistics for variables and status */
 ngx_uint_t ngx_http_callhq_pg_open(ngx_http_callhq_pg_pool_t *pool);

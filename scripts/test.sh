@@ -115,7 +115,8 @@ if [ "$pgbouncer" = 1 ]; then
     TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=$pgb_port dbname=callhq user=callhq" \
         prove "${inc[@]}" ${CALLHQ_PGBOUNCER_SUITES:-t/100-chat.t \
             t/110-chat-stream.t t/130-chat-turns.t t/160-chat-context.t \
-            t/200-webhooks.t t/260-two-nodes.t t/320-sms-rest.t} || failed=1
+            t/172-chat-batch.t t/200-webhooks.t t/260-two-nodes.t \
+            t/320-sms-rest.t} || failed=1
 fi
 
 if [ "$upgrade" = 1 ]; then

@@ -1,0 +1,242 @@
+# Chats that queue for a database connection record in one statement
+# (ngx_http_callhq_pg_batch.c): with one pooled connection, six chats
+# whose model answers while that connection is held (another chat's take
+# waits on a row lock taken by psql) queue their records, which then run
+# as one execution of callhq_turn_record_batch.  Each chat gets the answer
+# it would have got alone, byte for byte the chat PostgreSQL stores, and
+# each session its own two messages.  A batch that fails (here: a trigger
+# refuses one chat's row) runs its chats again one by one: the others are
+# recorded, the refused one answers an error and leaves nothing.
+#
+# Chats of an assistant with a server.url (someone listens for webhooks)
+# are never batched: their events keep their order statement by statement.
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't';
+use CallHQ::Test qw(expect chat);
+use IO::Socket::INET ();
+use POSIX ();
+use Time::HiRes ();
+
+our $TMP = $ENV{CALLHQ_TEST_TMP} // '/tmp';
+
+sub id { sprintf '17200000-0000-4000-8000-0000000000%s', shift }
+
+# 01 slow echo (no server.url)   02 fast echo (the held session's)
+# 03 slow echo with a server.url (never delivered: callhq_webhooks off)
+# sessions 11-16 (01) batched; 21 (02) held; 31-35 (01) a failing batch;
+# 41-42 (03) listened to
+psql(q{
+    drop trigger if exists c172_poison on callhq.chats;
+    delete from callhq.webhook_outbox where url like '%/t172/%';
+    delete from callhq.chats
+     where session_id::text like '17200000-0000-4000-8000-%'
+        or assistant_id::text like '17200000-0000-4000-8000-%';
+    delete from callhq.sessions where id::text like '17200000-0000-4000-8000-%';
+    delete from callhq.assistants where id::text like '17200000-0000-4000-8000-%';
+} . join('', map { my ($n, $model, $server) = @$_; qq{
+    insert into callhq.assistants (id, org_id, name, model, server, created_at, updated_at)
+    select '@{[ id($n) ]}', k.org_id, 'c172-$n',
+           '{"provider": "openai", "model": "$model"}', $server,
+           '2017-01-01T00:00:00Z', '2017-01-01T00:00:00Z'
+      from callhq.api_keys k where k.key_hash = sha256('cq_test_a');
+} } ['01', 'echo+slow-1500', 'null'], ['02', 'echo', 'null'],
+    ['03', 'echo+slow-1500', q{'{"url": "http://127.0.0.1:9/t172/hook"}'}])
+. join('', map { my ($n, $a) = @$_; qq{
+    insert into callhq.sessions (id, org_id, assistant_id, name, status, expiration_seconds,
+                                 expires_at, next_seq, created_at, updated_at)
+    select '@{[ id($n) ]}', k.org_id, '@{[ id($a) ]}', 'c172-$n', 'active', 86400,
+           '2099-01-01T00:00:00Z', 1, '2017-02-01T00:00:00Z', '2017-02-01T00:00:00Z'
+      from callhq.api_keys k where k.key_hash = sha256('cq_test_a');
+} } (map { [$_, '01'] } qw(11 12 13 14 15 16 31 32 33 34 35)),
+    ['21', '02'], ['41', '03'], ['42', '03']));
+
+# A chat's body
+sub chat_body {
+    my ($sid, $input, $name) = @_;
+    return '{"sessionId": "' . $sid . '", "input": "' . $input . '"'
+           . ($name ? ', "name": "' . $name . '"' : '') . '}';
+}
+
+# Chats of these sessions in the background, each holding its turn when
+# this returns (their models answer 1.5 s later).
+sub start_chats {
+    my ($tag, @sessions) = @_;
+    for my $n (@sessions) {
+        my $name = $n eq '33' ? 'c172-refused' : undef;
+        ::chat_in_background("$TMP/c172-$n", "id = '@{[ id($n) ]}'",
+                             chat_body(id($n), "question $n", $name));
+    }
+}
+
+# psql locks session 21's row for $secs seconds; then a chat of it, whose
+# take waits for the row on nginx's only connection (the others' records
+# queue behind it).
+my ($holder, $blocked);
+
+sub hold_the_connection {
+    my $secs = shift;
+    my $sid = id('21');
+    $holder = fork // die "fork: $!";
+    if ($holder == 0) {
+        open STDOUT, '>', '/dev/null';
+        { exec 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', $ENV{TEST_NGINX_PG_CONNINFO},
+               '-c', qq{/* c172-holder */ begin;
+                        select 1 from callhq.sessions where id = '$sid' for update;
+                        select pg_sleep($secs); commit;} };
+        POSIX::_exit(127);
+    }
+    for (1 .. 400) {
+        last if psql(q{select count(*) from pg_stat_activity
+                        where query like '%c172-holder%' and wait_event = 'PgSleep'
+                          and pid <> pg_backend_pid()}) == 1;
+        Time::HiRes::sleep(0.025);
+    }
+    my $port = Test::Nginx::Util::server_port_for_client();
+    my $body = chat_body($sid, 'held');
+    $blocked = fork // die "fork: $!";
+    if ($blocked == 0) {
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                          Timeout => 30) or POSIX::_exit(1);
+        print $sock "POST /chat HTTP/1.1\r\nHost: localhost\r\n"
+            . "Authorization: Bearer cq_test_a\r\nContent-Type: application/json\r\n"
+            . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
+        local $/;
+        my $resp = <$sock> // '';
+        POSIX::_exit($resp =~ m{\AHTTP/1\.1 201 } ? 0 : 2);
+    }
+    for (1 .. 400) {
+        return 1 if psql(q{select count(*) from pg_stat_activity
+                            where wait_event_type = 'Lock' and query like '%callhq.sessions%'}) >= 1;
+        Time::HiRes::sleep(0.025);
+    }
+    Test::More::fail("the held session's chat never waited for its row");
+    return 0;
+}
+
+sub released {
+    waitpid $holder, 0;
+    my $h = $?;
+    waitpid $blocked, 0;
+    return "$h " . ($? >> 8);
+}
+
+# The chat's answer is the chat as PostgreSQL stores and prints it.
+sub answered_as_stored {
+    my ($n, $test) = @_;
+    my $resp = ::chat_in_background_done("$TMP/c172-$n");
+    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
+    Test::More::like($head // '', qr{\AHTTP/1\.1 201 }, "$0 - $test: session $n answered 201");
+    my ($chat) = ($body // '') =~ /^\{"id": "([0-9a-f-]{36})"/;
+    my $stored = psql(qq{select callhq.chat_head(c)::text from callhq.chats c
+                          where c.id = '@{[ $chat // '00000000-0000-0000-0000-000000000000' ]}'});
+    # with the context it was sent (no history, no prompts: the input)
+    $stored =~ s/\}\z/, "messages": [{"role":"user","content":"question $n"}]}/;
+    Test::More::is($body, $stored, "$0 - $test: session ${n}'s answer is its stored chat");
+}
+
+# seqs, roles and contents of a session's messages; its turn and next seq
+sub session_state {
+    my $n = shift;
+    return psql(qq{
+        select concat_ws('|', s.next_seq, s.busy_chat is null,
+               (select string_agg(m.seq || ':' || m.role || ':' || (m.content #>> '{}'), ','
+                                  order by m.seq)
+                  from callhq.messages m where m.session_id = s.id),
+               (select count(*) from callhq.chats c where c.session_id = s.id))
+          from callhq.sessions s where s.id = '@{[ id($n) ]}'});
+}
+
+our $HTTP = qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";
+callhq_postgres_pool_size 1;
+callhq_turn_timeout 20s;
+callhq_webhooks off;};
+
+our $CONFIG = api_location('/') . model_locations(read_timeout => '10s')
+              . "location = /metrics {\n    callhq_metrics;\n"
+              . "    callhq_metrics_db_interval 0;\n}\n";
+
+callhq_defaults(http_config => $HTTP, config => $CONFIG, accum_error_log => 1,
+                valgrind_timeout => 30);
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: six chats answered while the only connection is held: their records run in one batch
+--- init
+main::start_chats(1, qw(11 12 13 14 15 16));
+main::hold_the_connection(3);
+Test::More::is(main::released(), '0 0', "$0 - TEST 1: the holder and the held chat ended well");
+main::answered_as_stored($_, 'TEST 1') for qw(11 12 13 14 15 16);
+--- request
+GET /metrics
+--- timeout: 30
+--- response_body_like
+callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_record_batch"\} 1\b
+
+
+
+=== TEST 2: ... each session has its own two messages, its turn back, one chat
+--- init
+for my $n (qw(11 12 13 14 15 16)) {
+    my $e = ::echo([user => "question $n"]);
+    $e =~ s/\\"/"/g;
+    Test::More::is(main::session_state($n), "3|t|1:user:question $n,2:assistant:$e|1",
+                   "$0 - TEST 2: session $n");
+}
+--- request eval
+"GET /session/" . main::id('14')
+--- response_body_like eval
+qr/"messages": \[\{"role":"user","content":"question 14"\}, \{"role":"assistant","content":"\[\{\\"role\\":\\"user\\",\\"content\\":\\"question 14\\"\}\]"\}\]\}\z/
+
+
+
+=== TEST 3: a batch fails (a trigger refuses one chat's row): its chats record one by one, the others are kept
+--- init
+CallHQ::Test::psql(q{
+    create or replace function callhq.c172_poison() returns trigger language plpgsql as $$
+    begin
+        raise exception 'c172: this chat is refused';
+    end $$;
+    create trigger c172_poison before insert on callhq.chats for each row
+        when (new.name = 'c172-refused') execute function callhq.c172_poison();
+});
+main::start_chats(3, qw(31 32 33 34 35));
+main::hold_the_connection(3);
+Test::More::is(main::released(), '0 0', "$0 - TEST 3: the holder and the held chat ended well");
+main::answered_as_stored($_, 'TEST 3') for qw(31 32 34 35);
+my ($head) = split /\r\n\r\n/, ::chat_in_background_done("$main::TMP/c172-33"), 2;
+Test::More::like($head // '', qr{\AHTTP/1\.1 5\d\d }, "$0 - TEST 3: the refused chat answered an error");
+Test::More::is(main::session_state('33'), '1|t|0', "$0 - TEST 3: the refused chat left nothing, its turn back");
+for my $n (qw(31 32 34 35)) {
+    my $e = ::echo([user => "question $n"]);
+    $e =~ s/\\"/"/g;
+    Test::More::is(main::session_state($n), "3|t|1:user:question $n,2:assistant:$e|1",
+                   "$0 - TEST 3: session $n");
+}
+CallHQ::Test::psql(q{drop trigger c172_poison on callhq.chats; drop function callhq.c172_poison()});
+--- request
+GET /metrics
+--- timeout: 30
+--- response_body_like
+callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_record_batch"\} 1\b
+--- error_log
+a batch of 5 "callhq_turn_record_batch" failed, running them one by one: c172: this chat is refused
+--- no_error_log
+[crit]
+[alert]
+
+
+
+=== TEST 4: chats someone listens to (a server.url) are not batched, and are recorded
+--- init
+main::start_chats(4, qw(41 42));
+main::hold_the_connection(3);
+Test::More::is(main::released(), '0 0', "$0 - TEST 4: the holder and the held chat ended well");
+main::answered_as_stored($_, 'TEST 4') for qw(41 42);
+--- request
+GET /metrics
+--- timeout: 30
+--- response_body_like
+\A(?!.*callhq_turn_record_batch).*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_record"\} 3\b
