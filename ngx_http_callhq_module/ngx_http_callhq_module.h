@@ -53,6 +53,7 @@ typedef enum {
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE_HIT = 31,   /* the node has the history */
     NGX_HTTP_CALLHQ_STMT_TURN_SETUP = 37,      /* ngx_http_callhq_setup.c */
     NGX_HTTP_CALLHQ_STMT_TURN_RECORD_BATCH = 38,
+    NGX_HTTP_CALLHQ_STMT_TURN_TAKE_BATCH = 39,
     NGX_HTTP_CALLHQ_STMT_TURN_TAKE_ALL = 63,   /* whole histories */
     NGX_HTTP_CALLHQ_STMT_TURN_RENEW = 20,      /* ngx_http_callhq_lease.c */
     NGX_HTTP_CALLHQ_STMT_METRICS_OUTBOX = 21,  /* ngx_http_callhq_metrics.c */

@@ -36,6 +36,7 @@ typedef struct {
 
 static ngx_uint_t ngx_http_callhq_pg_batch_fits(ngx_http_callhq_pg_batch_t *b,
     ngx_http_callhq_pg_query_t *q);
+static void ngx_http_callhq_pg_batch_sort(ngx_http_callhq_pg_batch_t *b);
 static ngx_int_t ngx_http_callhq_pg_batch_values(
     ngx_http_callhq_pg_batch_t *b);
 static void ngx_http_callhq_pg_batch_done(ngx_http_callhq_pg_query_t *q,
@@ -79,7 +80,14 @@ ngx_http_callhq_pg_batch(ngx_http_callhq_pg_query_t *q, ngx_queue_t *waiting,
         }
     }
 
-    if (b->n == 1 || ngx_http_callhq_pg_batch_values(b) != NGX_OK) {
+    if (b->n == 1) {
+        ngx_http_callhq_pg_batch_free(b);
+        return q;
+    }
+
+    ngx_http_callhq_pg_batch_sort(b);
+
+    if (ngx_http_callhq_pg_batch_values(b) != NGX_OK) {
         ngx_http_callhq_pg_batch_free(b);
         return q;
     }
@@ -87,7 +95,7 @@ ngx_http_callhq_pg_batch(ngx_http_callhq_pg_query_t *q, ngx_queue_t *waiting,
     for (i = 0; i < b->n; i++) {
         m = b->member[i];
 
-        if (i > 0) {
+        if (m != q) {
             ngx_queue_remove(&m->queue);
             m->queued = 0;
 
@@ -158,6 +166,38 @@ ngx_http_callhq_pg_batch_fits(ngx_http_callhq_pg_batch_t *b,
     }
 
     return 1;
+}
+
+
+/*
+ * In the order of the distinct values (the sessions): batches of both
+ * statements then lock their sessions' rows in one order (PostgreSQL's
+ * plan joins the sessions to the arrays in their order), so that they do
+ * not wait for each other in a circle; should they all the same, its
+ * deadlock check fails one, whose chats run again one by one.
+ */
+
+static void
+ngx_http_callhq_pg_batch_sort(ngx_http_callhq_pg_batch_t *b)
+{
+    int                          d;
+    ngx_uint_t                   i, j;
+    ngx_http_callhq_pg_query_t  *m;
+
+    d = b->member[0]->batch->distinct;
+
+    for (i = 1; i < b->n; i++) {
+        m = b->member[i];
+
+        for (j = i;
+             j > 0 && ngx_strcmp(b->member[j - 1]->values[d], m->values[d]) > 0;
+             j--)
+        {
+            b->member[j] = b->member[j - 1];
+        }
+
+        b->member[j] = m;
+    }
 }
 
 

@@ -106,39 +106,50 @@ static ngx_int_t ngx_http_callhq_turn_head(ngx_http_callhq_pg_query_t *q,
 
 
 /*
- * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds,
- * $6 and $7 the version of the history the node has cached (0, 0: none),
- * $8 the chat's id.  No row comes back for a key or a session this path
- * does not serve (callhq.chat_begin says why).  One UPDATE either takes
+ * The take's UPDATE, as CTE t: the chat (its id), the lease's seconds,
+ * the key's hash and the session, as parameters or a batch's columns (the
+ * batch's p, in from, and its more columns returned).  It either takes
  * the turn (the chat's id in busy_chat) or, when another chat has it,
- * marks the session as waited for, so that the chat holding it notifies callhq_turn
- * as it gives it back; PostgreSQL checks its conditions again on the row
- * a concurrent chat leaves behind.  The history is read with the
- * statement's snapshot: its last seq (hto) tells whether it saw all of it
- * (a chat that ended just before this one took the turn may be newer).
- * What the model is sent besides (its name, parameters and the prompts)
- * is the worker's, by the assistant's row version; a session with its own
+ * marks the session as waited for, so that the chat holding it notifies
+ * callhq_turn as it gives it back; PostgreSQL checks its conditions again
+ * on the row a concurrent chat leaves behind.  What the model is sent
+ * besides the history (its name, parameters and the prompts) is the
+ * worker's, by the assistant's row version; a session with its own
  * assistant or variables (own) has it read by the setup statement.
  */
-#define NGX_HTTP_CALLHQ_TAKE(h, history, from)                                \
-    "with t as ("                                                             \
+#define NGX_HTTP_CALLHQ_TAKE_T(chat, lease, key, session, from, more)        \
+    "t as ("                                                                  \
     " update callhq.sessions s"                                               \
     " set busy_chat = case when " NGX_HTTP_CALLHQ_FREE                        \
-    " then $8::uuid else s.busy_chat end,"                                    \
+    " then " chat " else s.busy_chat end,"                                    \
     " busy_until = case when " NGX_HTTP_CALLHQ_FREE                           \
-    " then now() + make_interval(secs => $3::int) else s.busy_until end,"     \
+    " then now() + make_interval(secs => " lease ") else s.busy_until end,"   \
     " turn_waiters = s.turn_waiters or not (" NGX_HTTP_CALLHQ_FREE ")"        \
-    " from callhq.api_keys k"                                                 \
-    " where k.key_hash = $1::bytea and s.id = $2::uuid"                       \
+    " from " from "callhq.api_keys k"                                         \
+    " where k.key_hash = " key " and s.id = " session                         \
     " and s.org_id = k.org_id"                                                \
     " and s.status = 'active' and s.expires_at > now()"                       \
-    " returning s.id, s.org_id, s.busy_chat = $8::uuid as took, s.next_seq,"  \
-    " s.history_epoch, s.assistant_id,"                                       \
+    " returning " more "s.id, s.org_id, s.busy_chat = " chat " as took,"      \
+    " s.next_seq, s.history_epoch, s.assistant_id,"                           \
     " s.assistant is not null or coalesce(s.assistant_overrides"              \
     "->'variableValues', '{}') <> '{}' as own,"                               \
     " (select a.xmin::text from callhq.assistants a"                          \
     " where a.id = s.assistant_id) as version,"                               \
-    " set_config('synchronous_commit', 'off', true))"                         \
+    " set_config('synchronous_commit', 'off', true))"
+
+
+/*
+ * $1 key hash, $2 session, $3 lease seconds, $4 and $5 the context bounds,
+ * $6 and $7 the version of the history the node has cached (0, 0: none),
+ * $8 the chat's id.  No row comes back for a key or a session this path
+ * does not serve (callhq.chat_begin says why).  The history is read with
+ * the statement's snapshot: its last seq (hto) tells whether it saw all
+ * of it (a chat that ended just before this one took the turn may be
+ * newer).
+ */
+#define NGX_HTTP_CALLHQ_TAKE(h, history, from)                                \
+    "with " NGX_HTTP_CALLHQ_TAKE_T("$8::uuid", "$3::int", "$1::bytea",        \
+                                   "$2::uuid", "", "")                        \
     h                                                                         \
     " select case when t.took then 'ok' else 'busy' end,"                     \
     " $8::uuid, t.org_id, t.assistant_id, t.own, t.next_seq,"                 \
@@ -184,6 +195,39 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_hit_stmt = {
         "case when $4::int = 0 and $5::int = 0 then null::text end,"
         " null::int, null::int", "t"),
     8
+};
+
+
+/*
+ * The takes of chats that queued for a connection, when the node has
+ * their histories (ngx_http_callhq_pg_batch.c): each parameter an array,
+ * one element a chat, the sessions all different; the last column names
+ * the chat a row is for.  The arrays go through a subquery that is not
+ * pulled up, as the record's batch's do.
+ */
+static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_take_batch_stmt = {
+    NGX_HTTP_CALLHQ_STMT_TURN_TAKE_BATCH, "callhq_turn_take_batch",
+    "with p as (select p.* from (select $1::bytea[] a1, $2::uuid[] a2,"
+    " $3::int[] a3, $4::int[] a4, $5::int[] a5, $6::int[] a6,"
+    " $7::int[] a7, $8::uuid[] a8 offset 0) a,"
+    " unnest(a1, a2, a3, a4, a5, a6, a7, a8) with ordinality"
+    " as p(key, session, lease, m, b, cseq, cepoch, chat, ord)), "
+    NGX_HTTP_CALLHQ_TAKE_T("p.chat", "p.lease", "p.key", "p.session", "p, ",
+                           "p.ord, p.chat, p.m, p.b, p.cseq, p.cepoch, ")
+    " select case when t.took then 'ok' else 'busy' end,"
+    " t.chat, t.org_id, t.assistant_id, t.own, t.next_seq,"
+    " t.history_epoch, case when t.m = 0 and t.b = 0 then null::text end,"
+    " null::int, null::int, t.version, t.id,"
+    " not (t.next_seq <> t.cseq or t.history_epoch <> t.cepoch), t.ord"
+    " from t",
+    8
+};
+
+
+/* takes queued for a connection: a session never twice in one */
+static ngx_http_callhq_pg_batch_form_t  ngx_http_callhq_turn_take_form = {
+    &ngx_http_callhq_turn_take_hit_stmt,
+    &ngx_http_callhq_turn_take_batch_stmt, -1, 1
 };
 
 
@@ -700,6 +744,7 @@ ngx_http_callhq_turn_take(ngx_http_request_t *r, ngx_http_callhq_chat_t *chat,
     q->stmt = chat->take_hit ? &ngx_http_callhq_turn_take_hit_stmt
               : chat->cacheable ? &ngx_http_callhq_turn_take_all_stmt
               : &ngx_http_callhq_turn_take_stmt;
+    q->batch = &ngx_http_callhq_turn_take_form;
     q->values[7] = chat->turn_z;
     q->values[0] = (char *) key_hash;
     q->values[1] = chat->session_z;

@@ -10,6 +10,11 @@
 #
 # Chats of an assistant with a server.url (someone listens for webhooks)
 # are never batched: their events keep their order statement by statement.
+#
+# The takes of chats whose sessions' histories the node has (a chat of
+# each went before) queue the same way, behind the held connection, and
+# run as one callhq_turn_take_batch: each chat gets its own turn and its
+# own history.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -25,7 +30,7 @@ sub id { sprintf '17200000-0000-4000-8000-0000000000%s', shift }
 # 01 slow echo (no server.url)   02 fast echo (the held session's)
 # 03 slow echo with a server.url (never delivered: callhq_webhooks off)
 # sessions 11-16 (01) batched; 21 (02) held; 31-35 (01) a failing batch;
-# 41-42 (03) listened to
+# 41-42 (03) listened to; 51-54 (02) takes batched
 psql(q{
     drop trigger if exists c172_poison on callhq.chats;
     delete from callhq.webhook_outbox where url like '%/t172/%';
@@ -49,7 +54,16 @@ psql(q{
            '2099-01-01T00:00:00Z', 1, '2017-02-01T00:00:00Z', '2017-02-01T00:00:00Z'
       from callhq.api_keys k where k.key_hash = sha256('cq_test_a');
 } } (map { [$_, '01'] } qw(11 12 13 14 15 16 31 32 33 34 35)),
-    ['21', '02'], ['41', '03'], ['42', '03']));
+    (map { [$_, '02'] } qw(21 51 52 53 54)), ['41', '03'], ['42', '03']));
+
+# sessions 51-54 have a turn already: the node caches a history from its
+# second turn on (a first turn's is empty)
+psql(join('', map { qq{
+    update callhq.sessions set next_seq = 3 where id = '@{[ id($_) ]}';
+    select callhq.messages_insert('@{[ id($_) ]}',
+        '[{"role": "user", "content": "seed question"},
+          {"role": "assistant", "content": "seed answer"}]', 1);
+} } qw(51 52 53 54)));
 
 # A chat's body
 sub chat_body {
@@ -147,6 +161,62 @@ sub session_state {
           from callhq.sessions s where s.id = '@{[ id($n) ]}'});
 }
 
+# POST /chat of session $n, now (the answer), or from a child process
+# (post_later: the answer in a file, read by post_answer)
+my %later;
+
+sub post_raw {
+    my ($body) = @_;
+    my $port = Test::Nginx::Util::server_port_for_client();
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Timeout => 30) or return '';
+    print $sock "POST /chat HTTP/1.1\r\nHost: localhost\r\n"
+        . "Authorization: Bearer cq_test_a\r\nContent-Type: application/json\r\n"
+        . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
+    local $/;
+    return <$sock> // '';
+}
+
+sub post_later {
+    my ($n, $input) = @_;
+    my $file = "$TMP/c172-later-$n";
+    unlink $file;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my $resp = post_raw(chat_body(id($n), $input));
+        open my $out, '>', $file or POSIX::_exit(1);
+        print $out $resp;
+        close $out;
+        POSIX::_exit(0);
+    }
+    $later{$n} = [$pid, $file];
+}
+
+sub post_answer {
+    my $n = shift;
+    my ($pid, $file) = @{ delete $later{$n} };
+    waitpid $pid, 0;
+    open my $in, '<', $file or return '';
+    local $/;
+    return scalar <$in>;
+}
+
+# what GET /metrics says of a metric's line (the value), or ''
+sub metric {
+    my $re = shift;
+    my ($v) = post_metrics() =~ /^\Q$re\E (\S+)$/m;
+    return $v // '';
+}
+
+sub post_metrics {
+    my $port = Test::Nginx::Util::server_port_for_client();
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Timeout => 10) or return '';
+    print $sock "GET /metrics/cached HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    local $/;
+    return <$sock> // '';
+}
+
 our $HTTP = qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";
 callhq_postgres_pool_size 1;
 callhq_turn_timeout 20s;
@@ -154,7 +224,10 @@ callhq_webhooks off;};
 
 our $CONFIG = api_location('/') . model_locations(read_timeout => '10s')
               . "location = /metrics {\n    callhq_metrics;\n"
-              . "    callhq_metrics_db_interval 0;\n}\n";
+              . "    callhq_metrics_db_interval 0;\n}\n"
+              # read while the connection is held: no database read then
+              . "location = /metrics/cached {\n    callhq_metrics;\n"
+              . "    callhq_metrics_db_interval 1h;\n}\n";
 
 callhq_defaults(http_config => $HTTP, config => $CONFIG, accum_error_log => 1,
                 valgrind_timeout => 30);
@@ -240,3 +313,43 @@ GET /metrics
 --- timeout: 30
 --- response_body_like
 \A(?!.*callhq_turn_record_batch).*callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_record"\} 3\b
+
+
+
+=== TEST 5: the takes of chats whose histories the node has, queued while the only connection is held, run in one batch: each chat its own turn and history
+--- init
+for my $n (qw(51 52 53 54)) {
+    Test::More::like(main::post_raw(main::chat_body(main::id($n), "first $n")),
+                     qr{\AHTTP/1\.1 201 }, "$0 - TEST 5: the first chat of session $n");
+}
+main::post_metrics();    # the outbox read now, not while held
+main::hold_the_connection(3);
+main::post_later($_, "second $_") for qw(51 52 53 54);
+my $waiting = '';
+for (1 .. 400) {
+    $waiting = main::metric('callhq_postgres_waiting_queries{worker="0"}');
+    last if $waiting eq '4';
+    Time::HiRes::sleep(0.025);
+}
+Test::More::is($waiting, '4', "$0 - TEST 5: the four takes wait for the connection");
+Test::More::is(main::released(), '0 0', "$0 - TEST 5: the holder and the held chat ended well");
+for my $n (qw(51 52 53 54)) {
+    my ($head, $body) = split /\r\n\r\n/, main::post_answer($n), 2;
+    Test::More::like($head // '', qr{\AHTTP/1\.1 201 }, "$0 - TEST 5: session $n answered 201");
+    Test::More::like($body // '', qr{"messages": \[\{"role":"user","content":"seed question"\},\{"role":"assistant","content":"seed answer"\},\{"role":"user","content":"first $n"\},\{"role":"assistant","content":"[^"\\]*(?:\\.[^"\\]*)*"\},\{"role":"user","content":"second $n"\}\]\}\z},
+                     "$0 - TEST 5: session ${n}'s second chat was sent its history");
+    Test::More::is(CallHQ::Test::psql(qq{
+        select concat_ws('|', s.next_seq, s.busy_chat is null,
+               (select string_agg(m.seq || ':' || m.role, ',' order by m.seq)
+                  from callhq.messages m where m.session_id = s.id),
+               (select m.content #>> '{}' from callhq.messages m
+                 where m.session_id = s.id and m.seq = 5))
+          from callhq.sessions s where s.id = '@{[ main::id($n) ]}'}),
+        "7|t|1:user,2:assistant,3:user,4:assistant,5:user,6:assistant|second $n",
+        "$0 - TEST 5: session $n");
+}
+--- request
+GET /metrics
+--- timeout: 30
+--- response_body_like
+callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_take_batch"\} 1\b
