@@ -106,17 +106,9 @@ sub hold_the_connection {
                           and pid <> pg_backend_pid()}) == 1;
         Time::HiRes::sleep(0.025);
     }
-    my $port = Test::Nginx::Util::server_port_for_client();
-    my $body = chat_body($sid, 'held');
     $blocked = fork // die "fork: $!";
     if ($blocked == 0) {
-        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                          Timeout => 30) or POSIX::_exit(1);
-        print $sock "POST /chat HTTP/1.1\r\nHost: localhost\r\n"
-            . "Authorization: Bearer cq_test_a\r\nContent-Type: application/json\r\n"
-            . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
-        local $/;
-        my $resp = <$sock> // '';
+        my $resp = post_raw(chat_body($sid, 'held'));
         POSIX::_exit($resp =~ m{\AHTTP/1\.1 201 } ? 0 : 2);
     }
     for (1 .. 400) {
@@ -168,8 +160,13 @@ my %later;
 sub post_raw {
     my ($body) = @_;
     my $port = Test::Nginx::Util::server_port_for_client();
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                      Timeout => 30) or return '';
+    my $sock;
+    for (1 .. 200) {    # nginx may still be starting (valgrind)
+        $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Timeout => 30) and last;
+        Time::HiRes::sleep(0.1);
+    }
+    return '' unless $sock;
     print $sock "POST /chat HTTP/1.1\r\nHost: localhost\r\n"
         . "Authorization: Bearer cq_test_a\r\nContent-Type: application/json\r\n"
         . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
