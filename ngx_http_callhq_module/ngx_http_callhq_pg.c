@@ -65,6 +65,8 @@ static ngx_int_t ngx_http_callhq_pg_idle_lost(ngx_http_callhq_pg_conn_t *pc,
 static void ngx_http_callhq_pg_send(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_read(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_done(ngx_http_callhq_pg_conn_t *pc);
+static void ngx_http_callhq_pg_enqueue(ngx_http_callhq_pg_pool_t *pool,
+    ngx_http_callhq_pg_query_t *q, ngx_uint_t first);
 static void ngx_http_callhq_pg_set_idle(ngx_http_callhq_pg_conn_t *pc);
 static void ngx_http_callhq_pg_assign(ngx_http_callhq_pg_conn_t *pc,
     ngx_http_callhq_pg_query_t *q);
@@ -299,15 +301,7 @@ ngx_http_callhq_pg_run(ngx_http_callhq_pg_pool_t *pool,
         return;
     }
 
-    ngx_queue_insert_tail(&pool->waiting, &q->queue);
-    pool->nwaiting++;
-    q->queued = 1;
-
-    ngx_memzero(&q->wait, sizeof(ngx_event_t));
-    q->wait.handler = ngx_http_callhq_pg_wait_handler;
-    q->wait.data = q;
-    q->wait.log = q->log;
-    ngx_add_timer(&q->wait, pool->conf->queue_timeout);
+    ngx_http_callhq_pg_enqueue(pool, q, 0);
 
     ngx_http_callhq_pg_grow(pool);
 }
@@ -783,7 +777,23 @@ ngx_http_callhq_pg_requeue(ngx_http_callhq_pg_pool_t *pool,
     q->carrier = NULL;
     q->batch = NULL;
 
-    ngx_queue_insert_head(&pool->waiting, &q->queue);
+    ngx_http_callhq_pg_enqueue(pool, q, 1);
+}
+
+
+/* q waits for a connection, first or last in line, for queue_timeout */
+
+static void
+ngx_http_callhq_pg_enqueue(ngx_http_callhq_pg_pool_t *pool,
+    ngx_http_callhq_pg_query_t *q, ngx_uint_t first)
+{
+    if (first) {
+        ngx_queue_insert_head(&pool->waiting, &q->queue);
+
+    } else {
+        ngx_queue_insert_tail(&pool->waiting, &q->queue);
+    }
+
     pool->nwaiting++;
     q->queued = 1;
 

@@ -113,7 +113,7 @@ ngx_http_callhq_pg_batch(ngx_http_callhq_pg_query_t *q, ngx_queue_t *waiting,
     b->q.stmt = q->batch->batch;
     b->q.handler = ngx_http_callhq_pg_batch_done;
     b->q.data = b;
-    b->q.log = q->log;
+    b->q.log = ngx_cycle->log;     /* outlives any one request */
     b->q.start = ngx_current_msec;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, q->log, 0,

@@ -241,6 +241,27 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
 
 
 /*
+ * The record's session UPDATE: the next seq past the turn's two
+ * messages, the turn given back (its waiters notified, if any), on the
+ * conditions that the chat still holds the turn and the history is the
+ * one it was sent (a session, epoch and chat, as parameters or a batch's
+ * columns from its p).
+ */
+#define NGX_HTTP_CALLHQ_RECORD_U(from, session, epoch, chat, more)          \
+    " update callhq.sessions s"                                               \
+    " set next_seq = s.next_seq + 2, updated_at = callhq.now_ms(),"           \
+    " expires_at = case when s.renew_on_activity"                             \
+    " then callhq.now_ms() + make_interval(secs => s.expiration_seconds)"     \
+    " else s.expires_at end,"                                                 \
+    " busy_chat = null, busy_until = null,"                                   \
+    " turn_waiters = case when s.turn_waiters"                                \
+    " then callhq.turn_notify(s.id) else false end"                           \
+    from " where s.id = " session " and s.history_epoch = " epoch             \
+    " and s.busy_chat = " chat                                                \
+    " returning " more "s.next_seq - 2 as seq"
+
+
+/*
  * $1 chat, $2 org, $3 session, $4 assistant, $5 history epoch, $6 name,
  * $7 input (a JSON string), $8 reply (a JSON string), $9 status,
  * $10 and $11 tokens, $12 metadata, $13 prompts, $14 their count,
@@ -294,18 +315,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " callhq.now_ms(), callhq.now_ms()"                                       \
     " from w"                                                                 \
     " returning " returned "),"                                               \
-    " u as ("                                                                 \
-    " update callhq.sessions s"                                               \
-    " set next_seq = s.next_seq + 2, updated_at = callhq.now_ms(),"           \
-    " expires_at = case when s.renew_on_activity"                             \
-    " then callhq.now_ms() + make_interval(secs => s.expiration_seconds)"     \
-    " else s.expires_at end,"                                                 \
-    " busy_chat = null, busy_until = null,"                                   \
-    " turn_waiters = case when s.turn_waiters"                                \
-    " then callhq.turn_notify(s.id) else false end"                           \
-    " where s.id = $3::uuid and s.history_epoch = $5::int"                    \
-    " and s.busy_chat = $1::uuid"                                             \
-    " returning s.next_seq - 2 as seq),"                                      \
+    " u as (" NGX_HTTP_CALLHQ_RECORD_U("", "$3::uuid", "$5::int",             \
+                                       "$1::uuid", "") "),"                   \
     " m as ("                                                                 \
     " insert into callhq.messages (session_id, seq, role, content, raw,"      \
     " tokens)"                                                                \
@@ -374,18 +385,8 @@ static ngx_http_callhq_pg_stmt_t  ngx_http_callhq_turn_history_stmt = {
     " callhq.now_ms(), callhq.now_ms()"                                       \
     " from w"                                                                 \
     " returning c.id, " NGX_HTTP_CALLHQ_RECORD_RETURNED "),"                  \
-    " u as ("                                                                 \
-    " update callhq.sessions s"                                               \
-    " set next_seq = s.next_seq + 2, updated_at = callhq.now_ms(),"           \
-    " expires_at = case when s.renew_on_activity"                             \
-    " then callhq.now_ms() + make_interval(secs => s.expiration_seconds)"     \
-    " else s.expires_at end,"                                                 \
-    " busy_chat = null, busy_until = null,"                                   \
-    " turn_waiters = case when s.turn_waiters"                                \
-    " then callhq.turn_notify(s.id) else false end"                           \
-    " from p where s.id = p.session and s.history_epoch = p.epoch"            \
-    " and s.busy_chat = p.chat"                                               \
-    " returning s.id, s.next_seq - 2 as seq),"                                \
+    " u as (" NGX_HTTP_CALLHQ_RECORD_U(" from p", "p.session", "p.epoch",     \
+                                       "p.chat", "s.id, ") "),"               \
     " m as ("                                                                 \
     " insert into callhq.messages (session_id, seq, role, content, raw,"      \
     " tokens)"                                                                \
