@@ -66,6 +66,10 @@
 #   BENCH_BEFORE=4895be3 the commit measured as "before" (0: skip)
 #   BENCH_PG_STATS=1     pg_stat_statements and track_functions = all
 #                        (0: neither, as runs before 2026-12-06 had)
+#   BENCH_STATS_FOR=regex  the scenarios of the last BENCH_WORKERS whose
+#                        database profile is taken, instead of module and
+#                        before chat h20 and module chat h20 revisit (floor
+#                        C's stays; each profiled nginx scenario waits 10 s)
 #   BENCH_WORKERS="1 2"  nginx worker_processes to measure with
 #   BENCH_LONG=100000    chats (at least) in the RSS stability run (0: skip);
 #                        it runs on the last BENCH_WORKERS, on fresh workers
@@ -117,6 +121,7 @@ revisit_conc=${BENCH_REVISIT_CONC-32}
 two_nodes=${BENCH_TWO_NODES:-1}
 before=${BENCH_BEFORE:-4895be3}
 pg_stats=${BENCH_PG_STATS:-1}
+stats_regex=${BENCH_STATS_FOR:-}
 stats_wait=${stats_wait:-10.5}
 workers_list=${workers_list:-${BENCH_WORKERS:-"1 2"}}
 profile=${profile:-${BENCH_PROFILE:-auto}}
@@ -280,11 +285,28 @@ cpu_of() {
     awk -v t="$t" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }'
 }
 
-# RSS in kB of each pid, space separated
+# RSS in kB of each pid, space separated, each "VmRSS,RssAnon,RssShmem":
+# the shared zones' pages a worker touches count in its VmRSS (RssShmem),
+# a leak is in its private memory (RssAnon); RssFile is the rest
 rss_of() {
-    local pid out=""
+    local pid r out=""
     for pid in "$@"; do
-        out="$out $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)"
+        r=$(awk '/^VmRSS:/ {v = $2} /^RssAnon:/ {a = $2} /^RssShmem:/ {s = $2}
+                 END {print v + 0 "," a + 0 "," s + 0}' "/proc/$pid/status" 2>/dev/null) || true
+        out="$out ${r:-0,0,0}"
+    done
+    echo $out
+}
+
+# kB of shared writable mappings of each pid (nginx's shared zones: what
+# RssShmem is bounded by), space separated
+shm_size_of() {
+    local pid r out=""
+    for pid in "$@"; do
+        r=$(awk '$2 ~ /^[r-][w-][x-]s$/ {s = 1; next}
+                 /^Size:/ {if (s) t += $2; s = 0}
+                 END {print t + 0}' "/proc/$pid/smaps" 2>/dev/null) || true
+        out="$out ${r:-0}"
     done
     echo $out
 }
@@ -591,6 +613,12 @@ b0, b1 = sys.argv[3].split(), sys.argv[4].split()
 if len(b0) == 2 and len(b1) == 2:
     r.update(pg_blks_hit=int(b1[0]) - int(b0[0]), pg_blks_read=int(b1[1]) - int(b0[1]))
 wall = $t1 - $t0
+# per worker "VmRSS,RssAnon,RssShmem" kB; rss_before/after stay VmRSS
+def rss(v):
+    t = [[int(x) for x in p.split(",")] for p in v.split()]
+    return [[x[i] for x in t] for i in range(3)]
+vm0, anon0, shm0 = rss("$rss0")
+vm1, anon1, shm1 = rss("$rss1")
 ours = ($cpu1 - $cpu0) + ($pg1 - $pg0) + ($can1 - $can0) + ($gen1 - $gen0)
 r.update(name="$name", kind="$kind", conc=$c, hist="$hist", repeat=$rep,
          workers=${cur_workers:-0}, sent=json.loads(sys.argv[2]),
@@ -599,8 +627,9 @@ r.update(name="$name", kind="$kind", conc=$c, hist="$hist", repeat=$rep,
          machine_busy_s=round($busy1 - $busy0, 2),
          other_cpu_s=round(max(0.0, ($busy1 - $busy0) - ours), 2),
          loadavg=$load,
-         rss_before=[int(x) for x in "$rss0".split()],
-         rss_after=[int(x) for x in "$rss1".split()],
+         rss_before=vm0, rss_after=vm1,
+         rss_anon_before=anon0, rss_anon_after=anon1,
+         rss_shmem_before=shm0, rss_shmem_after=shm1,
          wall_s=round(wall, 2))
 print(json.dumps(r))
 PY
@@ -873,9 +902,11 @@ for w in $workers_list; do
     start_nginx module
     [ -n "$before_so" ] && start_nginx before
     log "worker_processes $w: plain proxy on :$proxy_port, module on :$module_port${before_so:+, before ($before_short) on :$before_port}"
-    # the database profile of module (and before) chat h20: last workers only
+    # the database profile of module (and before) chat h20, or of
+    # BENCH_STATS_FOR's scenarios: last workers only
     stats_for=""
-    [ "$w" = "$(echo $workers_list | awk '{print $NF}')" ] && stats_for='^(module|before) chat h20$'
+    [ "$w" = "$(echo $workers_list | awk '{print $NF}')" ] &&
+        stats_for=${stats_regex:-'^(module|before) chat h20$'}
 
     port=$proxy_port master=$master_proxy
     for len in "${lengths[@]}"; do
@@ -898,7 +929,7 @@ for w in $workers_list; do
                 POST /chat "$chat_body" "$tmp/ids-$len"
         fi
     done
-    stats_for=""
+    [ -n "$stats_regex" ] || stats_for=""
     for c in $high_conc; do
         pair "chat h20 c$c" wrk "$c" 20 1 wrk_run POST /chat "$chat_body" "$tmp/ids-20" "$c"
     done
@@ -921,7 +952,7 @@ for w in $workers_list; do
             head -n $(( c * revisit )) "$tmp/ids-20" > "$tmp/ids-revisit-$c"
             [ "$(wc -l < "$tmp/ids-revisit-$c")" -eq $(( c * revisit )) ] ||
                 log "revisit: only ${counts[1]} sessions of 20 messages for $c × $revisit"
-            stats_for='^module chat h20 revisit$'
+            [ -n "$stats_regex" ] || stats_for='^module chat h20 revisit$'
             # before at BENCH_CONC only (a full run's time)
             if [ "$c" = "$conc" ]; then
                 pair "chat h20 revisit" wrk "$c" 20 1 wrk_run POST /chat "$chat_body" \
@@ -934,7 +965,7 @@ for w in $workers_list; do
             scenario "nocache chat h20 revisit$sfx" wrk "$c" 20 1 wrk_run POST /chat \
                 "$chat_body" "$tmp/ids-revisit-$c" "$c"
             port=$module_port master=$master_module
-            stats_for=""
+            [ -n "$stats_regex" ] || stats_for=""
         done
         stop_nginx "$master_nocache"
     fi
@@ -982,9 +1013,10 @@ print(v[len(v)//2] if v else 500)")
         reset_db
         wrk_run "$warm" POST /chat "{\"sessionId\":\"%ID%\",\"input\":$input_json}" \
             "$tmp/ids-20" >/dev/null 2>&1 || true
-        log "long run: $long chats or more (${secs}s, more if short) after a ${warm} s warm-up, sampling worker RSS"
+        log "long run: $long chats or more (${secs}s, more if short) after a ${warm} s warm-up, sampling worker RSS (VmRSS, RssAnon, RssShmem)"
         reset_db
         read -r -a wpids <<< "$(workers_of "$master")"
+        shm_size_of "${wpids[@]}" > "$tmp/shm-long-w$w.txt"
         ( while :; do
               echo "$(date +%s.%N) $(rss_of "${wpids[@]}")"
               sleep 1
