@@ -14,7 +14,10 @@
  *
  * Entries are found by session id (its 36 characters, lower case) in a
  * red-black tree, and the least recently used go first when the zone is
- * full.  The zone's mutex is held only to copy an entry in or out.
+ * full.  An entry's text is kept in chunks of at most a page, so that a
+ * long history needs no run of free pages (in a zone that small entries
+ * fragment, there may be none) and a turn appends its messages without
+ * copying the rest.  The zone's mutex is held only to copy text in or out.
  */
 
 
@@ -28,14 +31,26 @@
 #define NGX_HTTP_CALLHQ_ID_LEN  36
 
 
+typedef struct ngx_http_callhq_history_chunk_s
+    ngx_http_callhq_history_chunk_t;
+
+struct ngx_http_callhq_history_chunk_s {
+    ngx_http_callhq_history_chunk_t   *next;
+    size_t                             len;
+    size_t                             size;       /* room in data */
+    u_char                             data[1];
+};
+
+
 typedef struct {
-    ngx_rbtree_node_t              node;       /* key: crc32 of the id */
-    ngx_queue_t                    lru;
-    u_char                         id[NGX_HTTP_CALLHQ_ID_LEN];
-    ngx_int_t                      next_seq;
-    ngx_int_t                      epoch;
-    size_t                         len;
-    u_char                         data[1];
+    ngx_rbtree_node_t                  node;       /* key: crc32 of the id */
+    ngx_queue_t                        lru;
+    u_char                             id[NGX_HTTP_CALLHQ_ID_LEN];
+    ngx_int_t                          next_seq;
+    ngx_int_t                          epoch;
+    size_t                             len;
+    ngx_http_callhq_history_chunk_t   *first;
+    ngx_http_callhq_history_chunk_t   *last;
 } ngx_http_callhq_history_node_t;
 
 
@@ -59,8 +74,11 @@ static ngx_int_t ngx_http_callhq_history_key(ngx_str_t *session,
     u_char *id, uint32_t *hash);
 static ngx_http_callhq_history_node_t *ngx_http_callhq_history_find(
     ngx_http_callhq_history_t *cache, u_char *id, uint32_t hash);
-static ngx_http_callhq_history_node_t *ngx_http_callhq_history_alloc(
-    ngx_http_callhq_history_t *cache, size_t len);
+static void *ngx_http_callhq_history_alloc(ngx_http_callhq_history_t *cache,
+    ngx_http_callhq_history_node_t *keep, size_t size);
+static ngx_int_t ngx_http_callhq_history_append(
+    ngx_http_callhq_history_t *cache, ngx_http_callhq_history_node_t *hn,
+    u_char *data, size_t len);
 static void ngx_http_callhq_history_free(ngx_http_callhq_history_t *cache,
     ngx_http_callhq_history_node_t *hn);
 static void ngx_http_callhq_history_insert_value(ngx_rbtree_node_t *temp,
@@ -152,6 +170,13 @@ ngx_http_callhq_history_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
+ngx_uint_t
+ngx_http_callhq_history_enabled(void)
+{
+    return ngx_http_callhq_history_cache() != NULL;
+}
+
+
 /*
  * The version of a session's history this node has: NGX_OK with *next_seq
  * and *epoch, or NGX_DECLINED.
@@ -195,12 +220,13 @@ ngx_int_t
 ngx_http_callhq_history_get(ngx_str_t *session, ngx_int_t next_seq,
     ngx_int_t epoch, ngx_pool_t *pool, ngx_str_t *out)
 {
-    u_char                          *p;
-    uint32_t                         hash;
-    ngx_int_t                        rc;
-    ngx_http_callhq_history_t       *cache;
-    ngx_http_callhq_history_node_t  *hn;
-    u_char                           id[NGX_HTTP_CALLHQ_ID_LEN];
+    u_char                           *p;
+    uint32_t                          hash;
+    ngx_int_t                         rc;
+    ngx_http_callhq_history_t        *cache;
+    ngx_http_callhq_history_node_t   *hn;
+    ngx_http_callhq_history_chunk_t  *c;
+    u_char                            id[NGX_HTTP_CALLHQ_ID_LEN];
 
     cache = ngx_http_callhq_history_cache();
 
@@ -224,10 +250,14 @@ ngx_http_callhq_history_get(ngx_str_t *session, ngx_int_t next_seq,
             rc = NGX_ERROR;
 
         } else {
-            ngx_memcpy(p, hn->data, hn->len);
-            p[hn->len] = '\0';
             out->data = p;
             out->len = hn->len;
+
+            for (c = hn->first; c; c = c->next) {
+                p = ngx_cpymem(p, c->data, c->len);
+            }
+
+            *p = '\0';
 
             ngx_queue_remove(&hn->lru);
             ngx_queue_insert_head(&cache->sh->lru, &hn->lru);
@@ -252,12 +282,10 @@ void
 ngx_http_callhq_history_put(ngx_str_t *session, ngx_int_t epoch,
     ngx_int_t from, ngx_int_t next_seq, ngx_str_t *parts, ngx_uint_t n)
 {
-    u_char                          *p;
-    size_t                           len, old;
     uint32_t                         hash;
     ngx_uint_t                       i;
     ngx_http_callhq_history_t       *cache;
-    ngx_http_callhq_history_node_t  *hn, *nn;
+    ngx_http_callhq_history_node_t  *hn;
     u_char                           id[NGX_HTTP_CALLHQ_ID_LEN];
 
     cache = ngx_http_callhq_history_cache();
@@ -268,66 +296,53 @@ ngx_http_callhq_history_put(ngx_str_t *session, ngx_int_t epoch,
         return;
     }
 
-    len = 0;
-
-    for (i = 0; i < n; i++) {
-        len += parts[i].len;
-    }
-
     ngx_shmtx_lock(&cache->shpool->mutex);
 
     hn = ngx_http_callhq_history_find(cache, id, hash);
-    old = 0;
 
     if (from) {
         if (hn == NULL || hn->epoch != epoch || hn->next_seq != from) {
             goto forget;
         }
 
-        old = hn->len;
-    }
-
-    /* the old entry stays in the tree while the new one is made */
-    if (hn) {
+        /* the newest entry: what room it needs is taken from others */
         ngx_queue_remove(&hn->lru);
+        ngx_queue_insert_head(&cache->sh->lru, &hn->lru);
+
+    } else {
+        if (hn) {
+            ngx_http_callhq_history_free(cache, hn);
+        }
+
+        hn = ngx_http_callhq_history_alloc(cache, NULL,
+                                     sizeof(ngx_http_callhq_history_node_t));
+        if (hn == NULL) {
+            goto unlock;
+        }
+
+        ngx_memcpy(hn->id, id, NGX_HTTP_CALLHQ_ID_LEN);
+        hn->node.key = hash;
+        hn->next_seq = 0;
+        hn->epoch = 0;
+        hn->len = 0;
+        hn->first = NULL;
+        hn->last = NULL;
+
+        ngx_rbtree_insert(&cache->sh->rbtree, &hn->node);
         ngx_queue_insert_head(&cache->sh->lru, &hn->lru);
     }
 
-    nn = ngx_http_callhq_history_alloc(cache, old + len);
-    if (nn == NULL) {
-        goto forget;
-    }
-
-    /* allocating may have evicted it */
-    hn = ngx_http_callhq_history_find(cache, id, hash);
-
-    if (old && hn == NULL) {
-        ngx_slab_free_locked(cache->shpool, nn);
-        goto unlock;
-    }
-
-    ngx_memcpy(nn->id, id, NGX_HTTP_CALLHQ_ID_LEN);
-    nn->node.key = hash;
-    nn->next_seq = next_seq;
-    nn->epoch = epoch;
-    nn->len = old + len;
-
-    p = nn->data;
-
-    if (old) {
-        p = ngx_cpymem(p, hn->data, old);
-    }
-
     for (i = 0; i < n; i++) {
-        p = ngx_cpymem(p, parts[i].data, parts[i].len);
+        if (ngx_http_callhq_history_append(cache, hn, parts[i].data,
+                                           parts[i].len)
+            != NGX_OK)
+        {
+            goto forget;
+        }
     }
 
-    if (hn) {
-        ngx_http_callhq_history_free(cache, hn);
-    }
-
-    ngx_rbtree_insert(&cache->sh->rbtree, &nn->node);
-    ngx_queue_insert_head(&cache->sh->lru, &nn->lru);
+    hn->next_seq = next_seq;
+    hn->epoch = epoch;
 
     goto unlock;
 
@@ -413,22 +428,25 @@ ngx_http_callhq_history_find(ngx_http_callhq_history_t *cache, u_char *id,
 }
 
 
-/* room for an entry, the least recently used going first if need be */
+/*
+ * Size bytes of the zone, the least recently used entries going first if
+ * need be, but never keep (the entry being appended to).
+ */
 
-static ngx_http_callhq_history_node_t *
-ngx_http_callhq_history_alloc(ngx_http_callhq_history_t *cache, size_t len)
+static void *
+ngx_http_callhq_history_alloc(ngx_http_callhq_history_t *cache,
+    ngx_http_callhq_history_node_t *keep, size_t size)
 {
+    void                            *p;
     ngx_uint_t                       i;
     ngx_queue_t                     *q;
     ngx_http_callhq_history_node_t  *hn;
 
-    len += offsetof(ngx_http_callhq_history_node_t, data);
-
     for (i = 0; i < 64; i++) {
-        hn = ngx_slab_alloc_locked(cache->shpool, len);
+        p = ngx_slab_alloc_locked(cache->shpool, size);
 
-        if (hn) {
-            return hn;
+        if (p) {
+            return p;
         }
 
         if (ngx_queue_empty(&cache->sh->lru)) {
@@ -438,10 +456,78 @@ ngx_http_callhq_history_alloc(ngx_http_callhq_history_t *cache, size_t len)
         q = ngx_queue_last(&cache->sh->lru);
         hn = ngx_queue_data(q, ngx_http_callhq_history_node_t, lru);
 
+        if (hn == keep) {
+            return NULL;
+        }
+
         ngx_http_callhq_history_free(cache, hn);
+        ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_HISTORY_EVICTED);
     }
 
     return NULL;
+}
+
+
+/*
+ * Appends len bytes to the entry: into the room its last chunk has left,
+ * then into a new chunk as large as the text so far (so that a history
+ * has few chunks), a page at most (so that no run of pages is needed).
+ */
+
+static ngx_int_t
+ngx_http_callhq_history_append(ngx_http_callhq_history_t *cache,
+    ngx_http_callhq_history_node_t *hn, u_char *data, size_t len)
+{
+    size_t                            n, size, head;
+    ngx_http_callhq_history_chunk_t  *c;
+
+    head = offsetof(ngx_http_callhq_history_chunk_t, data);
+
+    while (len) {
+        c = hn->last;
+
+        if (c == NULL || c->len == c->size) {
+            size = ngx_max(len, hn->len) + head;
+
+            if (size > ngx_pagesize / 2) {
+                size = ngx_pagesize;
+
+            } else {
+                /* the slab rounds a small size up to a power of two */
+                for (n = 64; n < size; n <<= 1) { /* void */ }
+                size = n;
+            }
+
+            c = ngx_http_callhq_history_alloc(cache, hn, size);
+            if (c == NULL) {
+                return NGX_ERROR;
+            }
+
+            c->next = NULL;
+            c->len = 0;
+            c->size = size - head;
+
+            if (hn->last) {
+                hn->last->next = c;
+
+            } else {
+                hn->first = c;
+            }
+
+            hn->last = c;
+        }
+
+        n = ngx_min(len, c->size - c->len);
+
+        ngx_memcpy(c->data + c->len, data, n);
+
+        c->len += n;
+        hn->len += n;
+        data += n;
+        len -= n;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -449,6 +535,13 @@ static void
 ngx_http_callhq_history_free(ngx_http_callhq_history_t *cache,
     ngx_http_callhq_history_node_t *hn)
 {
+    ngx_http_callhq_history_chunk_t  *c, *next;
+
+    for (c = hn->first; c; c = next) {
+        next = c->next;
+        ngx_slab_free_locked(cache->shpool, c);
+    }
+
     ngx_queue_remove(&hn->lru);
     ngx_rbtree_delete(&cache->sh->rbtree, &hn->node);
     ngx_slab_free_locked(cache->shpool, hn);

@@ -147,7 +147,14 @@ static const char  *ngx_http_callhq_m_events[][3] = {
       "Texts received by callhq_sms_twilio, signed, for a known number." },
     { "callhq_sms_sent_total", "result=\"sent\"",
       "Texts sent with Twilio's REST API: attempts by result." },
-    { "callhq_sms_sent_total", "result=\"failed\"", NULL }
+    { "callhq_sms_sent_total", "result=\"failed\"", NULL },
+    { "callhq_history_cache_total", "result=\"hit\"",
+      "Chats that took their session's turn, by whether the history was "
+      "in the node's cache (callhq_history_cache)." },
+    { "callhq_history_cache_total", "result=\"miss\"", NULL },
+    { "callhq_history_cache_evictions_total", NULL,
+      "Histories the cache let go, least recently used first, to make "
+      "room." }
 };
 
 

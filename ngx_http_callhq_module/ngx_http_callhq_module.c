@@ -347,7 +347,7 @@ ngx_http_callhq_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_callhq_main_conf_t  *mcf = conf;
 
-    ngx_conf_init_uint_value(mcf->pg.size, 4);
+    ngx_conf_init_uint_value(mcf->pg.size, 2);
     ngx_conf_init_uint_value(mcf->pg.queue, 1024);
     ngx_conf_init_msec_value(mcf->pg.connect_timeout, 5000);
     ngx_conf_init_msec_value(mcf->pg.query_timeout, 30000);

@@ -434,6 +434,7 @@ void ngx_http_callhq_setup_exit(void);
 
 /* ngx_http_callhq_history.c */
 ngx_int_t ngx_http_callhq_history_zone(ngx_conf_t *cf, size_t size);
+ngx_uint_t ngx_http_callhq_history_enabled(void);
 ngx_int_t ngx_http_callhq_history_peek(ngx_str_t *session,
     ngx_int_t *next_seq, ngx_int_t *epoch);
 ngx_int_t ngx_http_callhq_history_get(ngx_str_t *session,
@@ -478,6 +479,9 @@ enum {
     NGX_HTTP_CALLHQ_M_SMS_RECEIVED,
     NGX_HTTP_CALLHQ_M_SMS_SENT,
     NGX_HTTP_CALLHQ_M_SMS_FAILED,
+    NGX_HTTP_CALLHQ_M_HISTORY_HITS,
+    NGX_HTTP_CALLHQ_M_HISTORY_MISSES,
+    NGX_HTTP_CALLHQ_M_HISTORY_EVICTED,
     NGX_HTTP_CALLHQ_M_EVENTS
 };
 

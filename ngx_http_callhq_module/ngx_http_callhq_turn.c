@@ -840,9 +840,12 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
                                         &chat->history)
             != NGX_OK)
         {
+            ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_HISTORY_MISSES);
             chat->stale = 1;
             return NGX_OK;
         }
+
+        ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_HISTORY_HITS);
 
         ngx_str_null(&chat->hfrom);
         ngx_str_null(&chat->hto);
@@ -859,6 +862,10 @@ ngx_http_callhq_turn_taken(ngx_http_callhq_chat_t *chat, PGresult *res,
         }
 
         return NGX_OK;
+    }
+
+    if (chat->cacheable && ngx_http_callhq_history_enabled()) {
+        ngx_http_callhq_metrics_event(NGX_HTTP_CALLHQ_M_HISTORY_MISSES);
     }
 
     if (chat->take_hit) {
