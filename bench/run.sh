@@ -78,6 +78,12 @@
 #   BENCH_PROFILE_REQS=1000  requests sent to the profiled worker (a tenth of
 #                        that with 1000-message histories, half streaming)
 #   BENCH_POOL=n         callhq_postgres_pool_size of the module's nginx
+#   BENCH_HISTORY_CACHE=64m  callhq_history_cache of the module measured (the
+#                        default 32m is too small for a full run's 300
+#                        sessions of 1000 messages)
+#   BENCH_MODULE_HTTP="directive value;"  more http lines for the module
+#                        measured (not before's), e.g.
+#                        "callhq_postgres_queue 4096;"
 #                        (unset: the module's default)
 #   BENCH_ONLY=regex     run only the scenarios whose names match (floor C
 #                        is "floorC chat h20 ...", before "before ...", two
@@ -113,6 +119,10 @@ else
     profile_reqs=${BENCH_PROFILE_REQS:-1000}
     counts=(6000 6000 2000 300)
 fi
+# the history cache holds the 1000-message sessions that chat (about 130 KB
+# each, 300 of them in a full run: 40 MB, more than the default 32m, which
+# a cycle through them would empty ahead of each chat)
+cache_size="callhq_history_cache ${BENCH_HISTORY_CACHE:-64m};"
 conc=${BENCH_CONC:-16}
 high_conc=${BENCH_HIGH_CONC-"32 64"}
 contention=${BENCH_CONTENTION:-4}
@@ -544,7 +554,9 @@ write_confs() {   # $1 worker_processes
     }" "$upstream_block" ""
 
     write_nginx_conf module "$1" "$(module_server "$module_port" "$conninfo")" \
-        "$upstream_block" "load_module $module;"
+        "$upstream_block
+    $cache_size
+    ${BENCH_MODULE_HTTP:-}" "load_module $module;"
     if [ -n "$before_so" ]; then
         write_nginx_conf before "$1" "$(module_server "$before_port" "$before_conninfo")" \
             "$upstream_block" "load_module $before_so;"
@@ -552,10 +564,13 @@ write_confs() {   # $1 worker_processes
     # the module without its history cache (revisit scenarios)
     write_nginx_conf nocache "$1" "$(module_server "$nocache_port" "$conninfo")" \
         "$upstream_block
+    ${BENCH_MODULE_HTTP:-}
     callhq_history_cache off;" "load_module $module;"
     # a second node of the module on the same database (two nodes)
     write_nginx_conf node2 "$1" "$(module_server "$node2_port" "$conninfo")" \
-        "$upstream_block" "load_module $module;"
+        "$upstream_block
+    $cache_size
+    ${BENCH_MODULE_HTTP:-}" "load_module $module;"
 }
 
 log "canned model on 127.0.0.1:$canned_port"
@@ -1070,6 +1085,8 @@ print(json.dumps({
   "workers": "$workers_list", "long": $long, "quick": bool("$quick"),
   "high_conc": "$high_conc", "contention": $contention, "revisit": $revisit, "pg_stats": "$pg_stats" != "0",
   "pool": "${BENCH_POOL:-}",
+  "module_http": """${BENCH_MODULE_HTTP:-}""".strip(),
+  "history_cache": "${BENCH_HISTORY_CACHE:-64m}",
   "before": ("commit $before_short (BENCH_BEFORE), sha1 " + sh("sha1sum $before_so")[:12]) if "$before_so" else "",
 }))
 PY

@@ -14,10 +14,10 @@
  *
  * Entries are found by session id (its 36 characters, lower case) in a
  * red-black tree, and the least recently used go first when the zone is
- * full.  An entry's text is kept in chunks of at most a page, so that a
- * long history needs no run of free pages (in a zone that small entries
- * fragment, there may be none) and a turn appends its messages without
- * copying the rest.  The zone's mutex is held only to copy text in or out.
+ * full.  An entry's text is kept in pages of the zone, chained: a long
+ * history needs no run of free pages (in a zone that entries come and go
+ * in, there may be none), letting an entry go frees whole pages, and a
+ * turn appends its messages without copying the rest.  The zone's mutex is held only to copy text in or out.
  */
 
 
@@ -470,42 +470,31 @@ ngx_http_callhq_history_alloc(ngx_http_callhq_history_t *cache,
 
 /*
  * Appends len bytes to the entry: into the room its last chunk has left,
- * then into a new chunk as large as the text so far (so that a history
- * has few chunks), a page at most (so that no run of pages is needed).
+ * then into new chunks.  A chunk is a page, never a part of one: a page
+ * shared by several entries comes back only when all of them go, so that
+ * in a full zone letting the least recently used go might free no page.
  */
 
 static ngx_int_t
 ngx_http_callhq_history_append(ngx_http_callhq_history_t *cache,
     ngx_http_callhq_history_node_t *hn, u_char *data, size_t len)
 {
-    size_t                            n, size, head;
+    size_t                            n;
     ngx_http_callhq_history_chunk_t  *c;
-
-    head = offsetof(ngx_http_callhq_history_chunk_t, data);
 
     while (len) {
         c = hn->last;
 
         if (c == NULL || c->len == c->size) {
-            size = ngx_max(len, hn->len) + head;
-
-            if (size > ngx_pagesize / 2) {
-                size = ngx_pagesize;
-
-            } else {
-                /* the slab rounds a small size up to a power of two */
-                for (n = 64; n < size; n <<= 1) { /* void */ }
-                size = n;
-            }
-
-            c = ngx_http_callhq_history_alloc(cache, hn, size);
+            c = ngx_http_callhq_history_alloc(cache, hn, ngx_pagesize);
             if (c == NULL) {
                 return NGX_ERROR;
             }
 
             c->next = NULL;
             c->len = 0;
-            c->size = size - head;
+            c->size = ngx_pagesize
+                      - offsetof(ngx_http_callhq_history_chunk_t, data);
 
             if (hn->last) {
                 hn->last->next = c;

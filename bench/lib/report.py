@@ -132,9 +132,12 @@ w("| module | %s, %s |" % (m["module"], m.get("module_so", "")))
 if m.get("before"):
     w("| before | %s, built in a git worktree, its own database migrated by that commit's sql/ |"
       % m["before"])
-w("| run | %s s × %s repeats per scenario (after %s s warm-up), %s connections, worker_processes %s, callhq_postgres_pool_size %s%s |"
+w("| run | %s s × %s repeats per scenario (after %s s warm-up), %s connections, worker_processes %s, callhq_postgres_pool_size %s, callhq_history_cache %s%s%s |"
   % (m["duration"], m["repeats"], m["warmup"], m["conc"], m["workers"],
      m.get("pool") or "of each module's default (BENCH_POOL unset)",
+     m.get("history_cache") or "32m (the default)",
+     ", the module's http also has `%s` (BENCH_MODULE_HTTP)" % m["module_http"]
+     if m.get("module_http") else "",
      ", **BENCH_QUICK smoke run**" if m["quick"] else ""))
 w("")
 w("Everything (load generator, nginx, canned model, PostgreSQL) shares the "
