@@ -438,13 +438,16 @@ for wk in workers:
             d = ms["p50_med"] - fs["p50_med"]
             fb1 = groups.get((0, "floorB chat h20" + sfx)) or []
             begin = med([r["chat_begin_avg_ms"] for r in fb1 if r.get("chat_begin_avg_ms")])
-            target("streaming first delta p50 ≤ plain proxy + 1 ms (%s)" % label,
+            # issue 13: +1 ms at 1 connection, +2 ms at 16 (a saturated
+            # database adds its queue to the take)
+            limit = 1.0 if sfx else 2.0
+            target("streaming first delta p50 ≤ plain proxy + %.0f ms (%s)" % (limit, label),
                    "%.3f vs %.3f ms: +%.3f ms%s" % (
                        ms["p50_med"], fs["p50_med"], d,
                        "; chat_begin alone (pgbench, %s): %.3f ms avg" % (
                            "1 client" if sfx else "%s clients" % m["conc"], begin)
                        if begin else ""),
-                   d <= 1.0, "stream_first_delta" + sfx.replace(" ", "_"))
+                   d <= limit, "stream_first_delta" + sfx.replace(" ", "_"))
     for c in [conc_of(k[1]) for k in groups
               if k[0] == 0 and k[1].startswith("floorC") and conc_of(k[1])]:
         mc, fc = get(wk, "module chat h20 c%d" % c), get(0, "floorC chat h20 c%d" % c)
