@@ -14,7 +14,10 @@
 # The takes of chats whose sessions' histories the node has (a chat of
 # each went before) queue the same way, behind the held connection, and
 # run as one callhq_turn_take_batch: each chat gets its own turn and its
-# own history.
+# own history.  A chat with another org's key on one of those sessions,
+# in the same batch, finds no row there and gets the general way's 404,
+# leaving the session as it was; the others are served as if it were not
+# there.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't';
@@ -30,7 +33,8 @@ sub id { sprintf '17200000-0000-4000-8000-0000000000%s', shift }
 # 01 slow echo (no server.url)   02 fast echo (the held session's)
 # 03 slow echo with a server.url (never delivered: callhq_webhooks off)
 # sessions 11-16 (01) batched; 21 (02) held; 31-35 (01) a failing batch;
-# 41-42 (03) listened to; 51-54 (02) takes batched
+# 41-42 (03) listened to; 51-54 (02) takes batched; 55-58 (02) takes
+# batched with another org's key among them
 psql(q{
     drop trigger if exists c172_poison on callhq.chats;
     delete from callhq.webhook_outbox where url like '%/t172/%';
@@ -54,16 +58,16 @@ psql(q{
            '2099-01-01T00:00:00Z', 1, '2017-02-01T00:00:00Z', '2017-02-01T00:00:00Z'
       from callhq.api_keys k where k.key_hash = sha256('cq_test_a');
 } } (map { [$_, '01'] } qw(11 12 13 14 15 16 31 32 33 34 35)),
-    (map { [$_, '02'] } qw(21 51 52 53 54)), ['41', '03'], ['42', '03']));
+    (map { [$_, '02'] } qw(21 51 52 53 54 55 56 57 58)), ['41', '03'], ['42', '03']));
 
-# sessions 51-54 have a turn already: the node caches a history from its
+# sessions 51-58 have a turn already: the node caches a history from its
 # second turn on (a first turn's is empty)
 psql(join('', map { qq{
     update callhq.sessions set next_seq = 3 where id = '@{[ id($_) ]}';
     select callhq.messages_insert('@{[ id($_) ]}',
         '[{"role": "user", "content": "seed question"},
           {"role": "assistant", "content": "seed answer"}]', 1);
-} } qw(51 52 53 54)));
+} } qw(51 52 53 54 55 56 57 58)));
 
 # the events of sessions 41-42's chats are never delivered: the suites
 # after this one, whose dispatchers would try, must not see them
@@ -163,15 +167,15 @@ sub session_state {
 # (post_later: the answer in a file, read by post_answer)
 my %later;
 
-sub post_raw { return ::post_chat(shift) }
+sub post_raw { return ::post_chat($_[0], undef, undef, $_[1]) }
 
 sub post_later {
-    my ($n, $input) = @_;
+    my ($n, $input, $key) = @_;
     my $file = "$TMP/c172-later-$n";
     unlink $file;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        my $resp = post_raw(chat_body(id($n), $input));
+        my $resp = post_raw(chat_body(id($n), $input), $key);
         open my $out, '>', $file or POSIX::_exit(1);
         print $out $resp;
         close $out;
@@ -336,6 +340,50 @@ for my $n (qw(51 52 53 54)) {
         "7|t|1:user,2:assistant,3:user,4:assistant,5:user,6:assistant|second $n",
         "$0 - TEST 5: session $n");
 }
+--- request
+GET /metrics
+--- timeout: 30
+--- response_body_like
+callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_take_batch"\} 1\b
+
+
+
+=== TEST 6: another org's key in a batch of takes: 404 for it, the session untouched, the others served
+--- init
+for my $n (qw(55 56 57 58)) {
+    Test::More::like(main::post_raw(main::chat_body(main::id($n), "first $n")),
+                     qr{\AHTTP/1\.1 201 }, "$0 - TEST 6: the first chat of session $n");
+}
+main::post_metrics();    # the outbox read now, not while held
+main::hold_the_connection(3);
+main::post_later($_, "second $_") for qw(55 56 57);
+main::post_later('58', 'second 58', 'cq_test_b');
+my $waiting = '';
+for (1 .. 400) {
+    $waiting = main::metric('callhq_postgres_waiting_queries{worker="0"}');
+    last if $waiting eq '4';
+    Time::HiRes::sleep(0.025);
+}
+Test::More::is($waiting, '4', "$0 - TEST 6: the four takes wait for the connection");
+Test::More::is(main::released(), '0 0', "$0 - TEST 6: the holder and the held chat ended well");
+for my $n (qw(55 56 57)) {
+    my ($head, $body) = split /\r\n\r\n/, main::post_answer($n), 2;
+    Test::More::like($head // '', qr{\AHTTP/1\.1 201 }, "$0 - TEST 6: session $n answered 201");
+    Test::More::like($body // '', qr{"messages": \[\{"role":"user","content":"seed question"\},\{"role":"assistant","content":"seed answer"\},\{"role":"user","content":"first $n"\},\{"role":"assistant","content":"[^"\\]*(?:\\.[^"\\]*)*"\},\{"role":"user","content":"second $n"\}\]\}\z},
+                     "$0 - TEST 6: session ${n}'s second chat was sent its history");
+}
+my ($head, $body) = split /\r\n\r\n/, main::post_answer('58'), 2;
+Test::More::like($head // '', qr{\AHTTP/1\.1 404 }, "$0 - TEST 6: another org's chat answered 404");
+Test::More::is($body // '', '{"statusCode":404,"error":"Not Found","message":"Session '
+                 . main::id('58') . ' not found"}', "$0 - TEST 6: ... the session not found");
+Test::More::is(CallHQ::Test::psql(qq{
+    select concat_ws('|', s.next_seq, s.busy_chat is null,
+           (select string_agg(m.seq || ':' || m.role, ',' order by m.seq)
+              from callhq.messages m where m.session_id = s.id),
+           (select count(*) from callhq.chats c where c.session_id = s.id))
+      from callhq.sessions s where s.id = '@{[ main::id('58') ]}'}),
+    "5|t|1:user,2:assistant,3:user,4:assistant|1",
+    "$0 - TEST 6: session 58 as its first chat left it");
 --- request
 GET /metrics
 --- timeout: 30
