@@ -193,6 +193,37 @@ sub post_answer {
     return scalar <$in>;
 }
 
+# A first chat of each session; then the connection held and a second
+# chat of each (keys: another API key for some) queued behind it; the
+# holder released once all of them wait.
+sub takes_queued {
+    my ($test, $keys, @sessions) = @_;
+    for my $n (@sessions) {
+        Test::More::like(post_raw(chat_body(id($n), "first $n")),
+                         qr{\AHTTP/1\.1 201 }, "$0 - $test: the first chat of session $n");
+    }
+    post_metrics();    # the outbox read now, not while held
+    hold_the_connection(3);
+    post_later($_, "second $_", $keys->{$_}) for @sessions;
+    my $waiting = '';
+    for (1 .. 400) {
+        $waiting = metric('callhq_postgres_waiting_queries{worker="0"}');
+        last if $waiting eq scalar @sessions;
+        Time::HiRes::sleep(0.025);
+    }
+    Test::More::is($waiting, scalar @sessions, "$0 - $test: the takes wait for the connection");
+    Test::More::is(released(), '0 0', "$0 - $test: the holder and the held chat ended well");
+}
+
+# The second chat of session $n answered 201, sent its whole history.
+sub second_sent_history {
+    my ($test, $n) = @_;
+    my ($head, $body) = split /\r\n\r\n/, post_answer($n), 2;
+    Test::More::like($head // '', qr{\AHTTP/1\.1 201 }, "$0 - $test: session $n answered 201");
+    Test::More::like($body // '', qr{"messages": \[\{"role":"user","content":"seed question"\},\{"role":"assistant","content":"seed answer"\},\{"role":"user","content":"first $n"\},\{"role":"assistant","content":"[^"\\]*(?:\\.[^"\\]*)*"\},\{"role":"user","content":"second $n"\}\]\}\z},
+                     "$0 - $test: session ${n}'s second chat was sent its history");
+}
+
 # what GET /metrics says of a metric's line (the value), or ''
 sub metric {
     my $re = shift;
@@ -310,26 +341,9 @@ GET /metrics
 
 === TEST 5: the takes of chats whose histories the node has, queued while the only connection is held, run in one batch: each chat its own turn and history
 --- init
+main::takes_queued('TEST 5', {}, qw(51 52 53 54));
 for my $n (qw(51 52 53 54)) {
-    Test::More::like(main::post_raw(main::chat_body(main::id($n), "first $n")),
-                     qr{\AHTTP/1\.1 201 }, "$0 - TEST 5: the first chat of session $n");
-}
-main::post_metrics();    # the outbox read now, not while held
-main::hold_the_connection(3);
-main::post_later($_, "second $_") for qw(51 52 53 54);
-my $waiting = '';
-for (1 .. 400) {
-    $waiting = main::metric('callhq_postgres_waiting_queries{worker="0"}');
-    last if $waiting eq '4';
-    Time::HiRes::sleep(0.025);
-}
-Test::More::is($waiting, '4', "$0 - TEST 5: the four takes wait for the connection");
-Test::More::is(main::released(), '0 0', "$0 - TEST 5: the holder and the held chat ended well");
-for my $n (qw(51 52 53 54)) {
-    my ($head, $body) = split /\r\n\r\n/, main::post_answer($n), 2;
-    Test::More::like($head // '', qr{\AHTTP/1\.1 201 }, "$0 - TEST 5: session $n answered 201");
-    Test::More::like($body // '', qr{"messages": \[\{"role":"user","content":"seed question"\},\{"role":"assistant","content":"seed answer"\},\{"role":"user","content":"first $n"\},\{"role":"assistant","content":"[^"\\]*(?:\\.[^"\\]*)*"\},\{"role":"user","content":"second $n"\}\]\}\z},
-                     "$0 - TEST 5: session ${n}'s second chat was sent its history");
+    main::second_sent_history('TEST 5', $n);
     Test::More::is(CallHQ::Test::psql(qq{
         select concat_ws('|', s.next_seq, s.busy_chat is null,
                (select string_agg(m.seq || ':' || m.role, ',' order by m.seq)
@@ -350,28 +364,8 @@ callhq_postgres_query_duration_seconds_count\{statement="callhq_turn_take_batch"
 
 === TEST 6: another org's key in a batch of takes: 404 for it, the session untouched, the others served
 --- init
-for my $n (qw(55 56 57 58)) {
-    Test::More::like(main::post_raw(main::chat_body(main::id($n), "first $n")),
-                     qr{\AHTTP/1\.1 201 }, "$0 - TEST 6: the first chat of session $n");
-}
-main::post_metrics();    # the outbox read now, not while held
-main::hold_the_connection(3);
-main::post_later($_, "second $_") for qw(55 56 57);
-main::post_later('58', 'second 58', 'cq_test_b');
-my $waiting = '';
-for (1 .. 400) {
-    $waiting = main::metric('callhq_postgres_waiting_queries{worker="0"}');
-    last if $waiting eq '4';
-    Time::HiRes::sleep(0.025);
-}
-Test::More::is($waiting, '4', "$0 - TEST 6: the four takes wait for the connection");
-Test::More::is(main::released(), '0 0', "$0 - TEST 6: the holder and the held chat ended well");
-for my $n (qw(55 56 57)) {
-    my ($head, $body) = split /\r\n\r\n/, main::post_answer($n), 2;
-    Test::More::like($head // '', qr{\AHTTP/1\.1 201 }, "$0 - TEST 6: session $n answered 201");
-    Test::More::like($body // '', qr{"messages": \[\{"role":"user","content":"seed question"\},\{"role":"assistant","content":"seed answer"\},\{"role":"user","content":"first $n"\},\{"role":"assistant","content":"[^"\\]*(?:\\.[^"\\]*)*"\},\{"role":"user","content":"second $n"\}\]\}\z},
-                     "$0 - TEST 6: session ${n}'s second chat was sent its history");
-}
+main::takes_queued('TEST 6', {58 => 'cq_test_b'}, qw(55 56 57 58));
+main::second_sent_history('TEST 6', $_) for qw(55 56 57);
 my ($head, $body) = split /\r\n\r\n/, main::post_answer('58'), 2;
 Test::More::like($head // '', qr{\AHTTP/1\.1 404 }, "$0 - TEST 6: another org's chat answered 404");
 Test::More::is($body // '', '{"statusCode":404,"error":"Not Found","message":"Session '
