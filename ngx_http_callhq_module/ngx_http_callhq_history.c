@@ -348,8 +348,7 @@ ngx_http_callhq_history_put(ngx_str_t *session, ngx_int_t epoch,
 
 forget:
 
-    hn = ngx_http_callhq_history_find(cache, id, hash);
-
+    /* hn: the entry found, or the one being appended to (never evicted) */
     if (hn) {
         ngx_http_callhq_history_free(cache, hn);
     }

@@ -84,6 +84,18 @@ sub chat_reply {
     return ($code // 0, $chat->{output}[0]{content} // '');
 }
 
+# The long session's next chat: 201, sent the context (to which its
+# input and the reply are added).
+sub long_turn {
+    my ($test, $context, $input) = @_;
+    push @$context, [user => $input];
+    my ($code, $reply) = chat_reply($LONG, $input);
+    Test::More::is($code, 201, "$0 - $test: the chat '$input' answered 201");
+    Test::More::is($reply, ::digest(@$context),
+                   "$0 - $test: the chat '$input' was sent the whole context");
+    push @$context, [assistant => $reply];
+}
+
 our $HTTP = qq{callhq_postgres "\$TEST_NGINX_PG_CONNINFO";
 callhq_history_cache 64k;
 callhq_webhooks off;};
@@ -115,16 +127,11 @@ Test::More::cmp_ok(main::counter('callhq_history_cache_evictions_total'), '>', 0
 my @context = @main::SEED;
 my $hits = main::counter('callhq_history_cache_total{result="hit"}');
 for my $turn (1 .. 3) {
-    push @context, [user => "long $turn"];
-    my ($code, $reply) = main::chat_reply($main::LONG, "long $turn");
-    Test::More::is($code, 201, "$0 - TEST 1: the long session's chat $turn answered 201");
-    Test::More::is($reply, ::digest(@context),
-                   "$0 - TEST 1: the long session's chat $turn was sent the whole context");
+    main::long_turn('TEST 1', \@context, "long $turn");
     Test::More::is(main::counter('callhq_history_cache_total{result="hit"}') - $hits,
                    $turn == 1 ? 0 : $turn - 1,
                    "$0 - TEST 1: the long session's chat $turn "
                    . ($turn == 1 ? 'read its history' : 'found its history in the cache'));
-    push @context, [assistant => $reply];
 }
 --- request
 GET /metrics
@@ -141,14 +148,7 @@ my ($head) = split /\r\n\r\n/, ::api_request('PATCH', '/session/' . main::id($ma
     . '{"role": "assistant", "content": "new answer"}]}'), 2;
 Test::More::like($head // '', qr{\AHTTP/1\.1 200 }, "$0 - TEST 2: the messages replaced");
 my $hits = main::counter('callhq_history_cache_total{result="hit"}');
-for my $turn (1 .. 2) {
-    push @context, [user => "after $turn"];
-    my ($code, $reply) = main::chat_reply($main::LONG, "after $turn");
-    Test::More::is($code, 201, "$0 - TEST 2: chat $turn after the PATCH answered 201");
-    Test::More::is($reply, ::digest(@context),
-                   "$0 - TEST 2: chat $turn after the PATCH was sent the new history");
-    push @context, [assistant => $reply];
-}
+main::long_turn('TEST 2', \@context, "after $_") for 1 .. 2;
 Test::More::is(main::counter('callhq_history_cache_total{result="hit"}') - $hits, 1,
                "$0 - TEST 2: the first chat after the PATCH read, the second hit");
 --- request
